@@ -1,0 +1,1 @@
+"""Photo I/O, face/object detection, crop recipes, CropTransform and paste-back (not built yet)."""

@@ -1,0 +1,145 @@
+"""NVIDIA network pickles (stylegan2-ada-pytorch, the stylegan3 repository's StyleGAN2,
+DragGAN's models) -> our Generator, rebuilt from the pickled constructor keywords and state.
+"""
+
+from typing import Any, Dict, Mapping
+
+import torch
+
+from stylegan.errors import BadCheckpointError
+from stylegan.networks import MAPPING_DEFAULTS, SYNTHESIS_DEFAULTS, Generator
+
+from .restricted import PersistentObject, finite_or_raise, module_tensors
+
+_GENERATOR_ARGS = ('z_dim', 'c_dim', 'w_dim', 'img_resolution', 'img_channels', 'mapping_kwargs', 'synthesis_kwargs')
+
+
+def find_generator(data: Any, source: str) -> PersistentObject:
+    """The generator to use from a loaded pickle: G_ema (the weights NVIDIA samples from),
+    or a bare pickled Generator."""
+    if isinstance(data, PersistentObject):
+        candidate, where = data, 'the pickle'
+    elif isinstance(data, Mapping):
+        if 'G_ema' not in data:
+            raise BadCheckpointError(f'{source} holds no generator: it has {sorted(map(str, data))}, '
+                                     'and photodrag needs G_ema')
+        candidate, where = data['G_ema'], 'G_ema'
+    else:
+        raise BadCheckpointError(f'{source} is a pickle of {type(data).__name__}, not a network pickle')
+    if not isinstance(candidate, PersistentObject):
+        raise BadCheckpointError(f'{where} in {source} is {type(candidate).__name__}, not a network')
+    if candidate.class_name != 'Generator':
+        raise BadCheckpointError(f'{where} in {source} is a {candidate.class_name}, not a Generator')
+    children = candidate.children
+    synthesis = children.get('synthesis')
+    if 'mapping' not in children or not isinstance(synthesis, PersistentObject):
+        raise BadCheckpointError(f'{where} in {source} lacks a mapping or synthesis network')
+    if synthesis.class_name != 'SynthesisNetwork' or 'input' in synthesis.children:
+        raise BadCheckpointError(f'{source} holds a StyleGAN3 (alias-free) generator; photodrag needs a '
+                                 'StyleGAN2 generator')
+    return candidate
+
+
+def _first_layer_attr(net: PersistentObject, attr: str):
+    for block_name in sorted(net.children, key=lambda n: int(n[1:]) if n[1:].isdigit() else 0):
+        block = net.children[block_name]
+        for layer_name in ('conv0', 'conv1'):
+            layer = block.children.get(layer_name) if isinstance(block, PersistentObject) else None
+            if isinstance(layer, PersistentObject) and attr in layer.state:
+                return True, layer.state[attr]
+    return False, None
+
+
+def generator_kwargs(G: PersistentObject) -> Dict[str, Any]:
+    """Our Generator's keywords for a pickled NVIDIA Generator.
+
+    Explicit pickled keywords win; what the pickle leaves to its code's defaults (which
+    differ between the two NVIDIA generations: conv_clamp, num_fp16_res) is read from the
+    attributes the constructed modules stored in their state.
+    """
+    args = G.init_args
+    if len(args) > len(_GENERATOR_ARGS):
+        raise BadCheckpointError(f'Generator was built with {len(args)} positional arguments; expected at most 7')
+    kwargs = dict(zip(_GENERATOR_ARGS, args))
+    kwargs.update(G.init_kwargs)
+    mapping = dict(kwargs.pop('mapping_kwargs', None) or {})
+    synthesis = dict(kwargs.pop('synthesis_kwargs', None) or {})
+    for key in list(kwargs):
+        if key in SYNTHESIS_DEFAULTS or key == 'fused_modconv_default':
+            synthesis[key] = kwargs.pop(key)
+    kwargs.pop('epochs', None)  # a training counter some forks add
+    for key in ('z_dim', 'c_dim', 'w_dim', 'img_resolution', 'img_channels'):
+        if key not in kwargs and key in G.state:
+            kwargs[key] = G.state[key]
+    missing = [k for k in ('z_dim', 'c_dim', 'w_dim', 'img_resolution', 'img_channels') if k not in kwargs]
+    if missing:
+        raise BadCheckpointError(f'the pickled Generator does not record {missing}')
+
+    net = G.children['synthesis']
+    if 'conv_clamp' not in synthesis:
+        found, value = _first_layer_attr(net, 'conv_clamp')
+        if found:
+            synthesis['conv_clamp'] = value
+    if 'num_fp16_res' not in synthesis:
+        blocks = [b for b in net.children.values() if isinstance(b, PersistentObject)]
+        synthesis['num_fp16_res'] = sum(bool(b.state.get('use_fp16')) for b in blocks)
+    if 'architecture' not in synthesis:
+        b4 = net.children.get('b4')
+        if isinstance(b4, PersistentObject) and 'architecture' in b4.state:
+            synthesis['architecture'] = b4.state['architecture']
+    mapping_net = G.children['mapping']
+    if isinstance(mapping_net, PersistentObject):
+        for key in ('num_layers', 'w_avg_beta'):
+            if key not in mapping and key in mapping_net.state:
+                mapping[key] = mapping_net.state[key]
+        fc0 = mapping_net.children.get('fc0')
+        if isinstance(fc0, PersistentObject):
+            if 'lr_multiplier' not in mapping and 'bias_gain' in fc0.state:
+                mapping['lr_multiplier'] = float(fc0.state['bias_gain'])
+            if 'activation' not in mapping and 'activation' in fc0.state:
+                mapping['activation'] = fc0.state['activation']
+    unknown = sorted(set(synthesis) - set(SYNTHESIS_DEFAULTS) - {'fused_modconv_default'})
+    unknown += sorted(set(mapping) - set(MAPPING_DEFAULTS) - {'freeze_layers', 'freeze_embed'})
+    if unknown:
+        raise BadCheckpointError(f'the pickled Generator uses options photodrag does not implement: {unknown}')
+    kwargs['mapping_kwargs'] = mapping
+    kwargs['synthesis_kwargs'] = synthesis
+    return kwargs
+
+
+def build_generator(G: PersistentObject, source: str) -> Generator:
+    """Construct our Generator from a pickled one and copy its parameters and buffers."""
+    kwargs = generator_kwargs(G)
+    try:
+        ours = Generator(**kwargs)
+    except (TypeError, ValueError) as e:
+        raise BadCheckpointError(f'{source}: cannot build a generator from its settings: {e}') from None
+    load_state_strict(ours, module_tensors(G), source)
+    return ours
+
+
+def load_state_strict(G: Generator, tensors: Mapping[str, torch.Tensor], source: str) -> None:
+    """Copy `tensors` into G; every name and shape must match exactly."""
+    finite_or_raise(tensors, source)
+    own = G.state_dict()
+    missing = sorted(set(own) - set(tensors))
+    unexpected = sorted(set(tensors) - set(own))
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f'missing {_some(missing)}')
+        if unexpected:
+            parts.append(f'unexpected {_some(unexpected)}')
+        raise BadCheckpointError(f'{source}: weights do not fit a StyleGAN2 generator: ' + '; '.join(parts))
+    for name, value in tensors.items():
+        if tuple(value.shape) != tuple(own[name].shape):
+            raise BadCheckpointError(f'{source}: {name} has shape {tuple(value.shape)}, expected '
+                                     f'{tuple(own[name].shape)}')
+    with torch.no_grad():
+        for name, value in G.state_dict(keep_vars=True).items():
+            value.copy_(tensors[name].to(value.dtype))
+
+
+def _some(names, limit=6):
+    shown = ', '.join(names[:limit])
+    return shown + (f' and {len(names) - limit} more' if len(names) > limit else '')

@@ -1,0 +1,80 @@
+"""Known checkpoints: the generators DragGAN published, with what a user needs to know.
+
+sha256 is filled in where it is known; for the others the first verified download records
+the hash locally (see `checkpoints.cache`) and later downloads are held to it.
+"""
+
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Tuple
+
+from stylegan.errors import CheckpointNotFoundError
+
+NVIDIA_NC = 'NVIDIA Source Code License-NC (non-commercial research use only)'
+SELF_DISTILLED = 'Self-Distilled StyleGAN release (research use; check its terms before other uses)'
+_SD = 'https://storage.googleapis.com/self-distilled-stylegan'
+_SD_MIRROR = 'https://huggingface.co/aaronb/StyleGAN2-pkl/resolve/main/self_distill'
+_NGC = 'https://api.ngc.nvidia.com/v2/models/nvidia/research/stylegan2/versions/1/files'
+_TF = 'http://d36zk2xti64re0.cloudfront.net/stylegan2/networks'
+
+
+@dataclass(frozen=True)
+class CheckpointEntry:
+    name: str                       # what users type: `--checkpoint NAME`
+    url: str                        # primary download address
+    filename: str                   # file name in the cache
+    resolution: int                 # generator output size (px)
+    domain: str                     # what it draws
+    alignment: str                  # crop recipe real photos need: 'ffhq', 'afhq', 'car', 'none'
+    licence: str
+    format: str                     # 'nvidia-pickle' or 'tf-pickle'
+    sha256: Optional[str] = None    # known digest, None = recorded on first download
+    mirrors: Tuple[str, ...] = ()   # other addresses serving the same file
+    supported: bool = True          # False: listed for completeness, not loadable yet
+    notes: str = ''
+
+
+_ENTRIES: List[CheckpointEntry] = [
+    CheckpointEntry('stylegan2-ffhq-512', f'{_NGC}/stylegan2-ffhq-512x512.pkl', 'stylegan2-ffhq-512x512.pkl',
+                    512, 'human faces (FFHQ)', 'ffhq', NVIDIA_NC, 'nvidia-pickle',
+                    notes="DragGAN's face model"),
+    CheckpointEntry('stylegan2-afhqcat-512', f'{_NGC}/stylegan2-afhqcat-512x512.pkl',
+                    'stylegan2-afhqcat-512x512.pkl', 512, 'cat faces (AFHQ cat)', 'afhq', NVIDIA_NC,
+                    'nvidia-pickle'),
+    CheckpointEntry('stylegan2-lions-512', f'{_SD}/lions_512_pytorch.pkl', 'stylegan2_lions_512_pytorch.pkl',
+                    512, 'lions', 'none', SELF_DISTILLED, 'nvidia-pickle',
+                    mirrors=(f'{_SD_MIRROR}/lions_512_pytorch.pkl',)),
+    CheckpointEntry('stylegan2-dogs-1024', f'{_SD}/dogs_1024_pytorch.pkl', 'stylegan2_dogs_1024_pytorch.pkl',
+                    1024, 'dogs', 'none', SELF_DISTILLED, 'nvidia-pickle',
+                    mirrors=(f'{_SD_MIRROR}/dogs_1024_pytorch.pkl',)),
+    CheckpointEntry('stylegan2-horses-256', f'{_SD}/horses_256_pytorch.pkl', 'stylegan2_horses_256_pytorch.pkl',
+                    256, 'horses', 'none', SELF_DISTILLED, 'nvidia-pickle',
+                    mirrors=(f'{_SD_MIRROR}/horses_256_pytorch.pkl',)),
+    CheckpointEntry('stylegan2-elephants-512', f'{_SD}/elephants_512_pytorch.pkl',
+                    'stylegan2_elephants_512_pytorch.pkl', 512, 'elephants', 'none', SELF_DISTILLED,
+                    'nvidia-pickle', mirrors=(f'{_SD_MIRROR}/elephants_512_pytorch.pkl',)),
+    CheckpointEntry('stylegan2-car-512', f'{_TF}/stylegan2-car-config-f.pkl', 'stylegan2-car-config-f.pkl',
+                    512, 'cars (LSUN car; 512x384 content, padded)', 'car', NVIDIA_NC, 'tf-pickle',
+                    notes='original TensorFlow pickle, converted on load'),
+    CheckpointEntry('stylegan2-cat-256', f'{_TF}/stylegan2-cat-config-f.pkl', 'stylegan2-cat-config-f.pkl',
+                    256, 'cats (LSUN cat)', 'none', NVIDIA_NC, 'tf-pickle',
+                    notes='original TensorFlow pickle, converted on load'),
+    CheckpointEntry('stylegan-human-v2-512',
+                    'https://huggingface.co/aaronb/StyleGAN2-pkl/resolve/main/human/stylegan_human_v2_512.pkl',
+                    'stylegan_human_v2_512.pkl', 512, 'full-body people (SHHQ), 512x256', 'none',
+                    'StyleGAN-Human licence (non-commercial research use)', 'nvidia-pickle', supported=False,
+                    notes='non-square (512x256) generator: not supported by photodrag yet'),
+]
+
+REGISTRY: Dict[str, CheckpointEntry] = {e.name: e for e in _ENTRIES}
+
+
+def list_checkpoints() -> List[CheckpointEntry]:
+    return list(_ENTRIES)
+
+
+def get_entry(name: str) -> CheckpointEntry:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise CheckpointNotFoundError(f'no known checkpoint named {name!r}; known: {", ".join(REGISTRY)} '
+                                      '(or give a path to a file)') from None

@@ -1,0 +1,248 @@
+"""A pickle reader that builds data and never runs code from the file.
+
+NVIDIA's network pickles carry their networks' Python source and, read with plain
+`pickle`, execute it; any pickle can also name an arbitrary callable (`os.system`, ...)
+in a `__reduce__`. This unpickler resolves only an explicit allowlist of globals, each
+mapped to a function of ours that checks its arguments; everything else is refused with
+`UnsafeCheckpointError` before it can be called. Persistent NVIDIA objects become inert
+`PersistentObject` records (class name, constructor keywords, parameters) whose embedded
+source is kept as text and never executed.
+"""
+
+import argparse
+import collections
+import io
+import pickle
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Mapping, Tuple
+
+import numpy as np
+import torch
+
+from stylegan.errors import BadCheckpointError, UnsafeCheckpointError
+
+
+class EasyDict(dict):
+    """Stand-in for dnnlib's EasyDict: a plain dict that also allows attribute access."""
+
+    def __getattr__(self, name):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+@dataclass
+class PersistentObject:
+    """An object pickled by NVIDIA's `torch_utils.persistence`, rebuilt as data only."""
+    class_name: str
+    state: Dict[str, Any]
+    module_src: str = field(default='', repr=False)     # never executed
+
+    @property
+    def init_args(self) -> tuple:
+        return tuple(self.state.get('_init_args') or ())
+
+    @property
+    def init_kwargs(self) -> Dict[str, Any]:
+        return dict(self.state.get('_init_kwargs') or {})
+
+    @property
+    def children(self) -> Dict[str, 'PersistentObject']:
+        return dict(self.state.get('_modules') or {})
+
+
+class TFNetwork:
+    """Stand-in for dnnlib.tflib.network.Network: keeps the pickled state as a dict."""
+
+    def __setstate__(self, state):
+        if not isinstance(state, dict):
+            raise BadCheckpointError('TensorFlow network state is not a dict')
+        self.state = state
+
+
+def _reconstruct_persistent(meta: Any) -> PersistentObject:
+    if not isinstance(meta, dict) or meta.get('type') != 'class':
+        raise BadCheckpointError('malformed persistent object in NVIDIA pickle')
+    name, state = meta.get('class_name'), meta.get('state')
+    if not isinstance(name, str) or not isinstance(state, dict):
+        raise BadCheckpointError('malformed persistent object in NVIDIA pickle (no class name or state)')
+    src = meta.get('module_src')
+    return PersistentObject(class_name=name, state=dict(state), module_src=src if isinstance(src, str) else '')
+
+
+def _load_storage_bytes(data: Any):
+    # Storages inside a plain pickle are nested torch.save archives; torch's weights-only
+    # loader reads them without running anything.
+    if not isinstance(data, (bytes, bytearray)):
+        raise BadCheckpointError('malformed tensor storage in pickle')
+    try:
+        storage = torch.load(io.BytesIO(bytes(data)), weights_only=True, map_location='cpu')
+    except Exception as e:
+        raise BadCheckpointError(f'corrupt tensor storage in pickle ({e})') from None
+    if not isinstance(storage, (torch.TypedStorage, torch.UntypedStorage)):
+        raise BadCheckpointError('tensor storage in pickle did not decode to a storage')
+    return storage
+
+
+def _rebuild_tensor(storage, storage_offset, size, stride, requires_grad=False, backward_hooks=None,
+                    metadata=None) -> torch.Tensor:
+    if not isinstance(storage, torch.TypedStorage):
+        raise BadCheckpointError('tensor in pickle does not point at a typed storage')
+    size, stride, offset = tuple(int(s) for s in size), tuple(int(s) for s in stride), int(storage_offset)
+    if len(size) != len(stride) or min(size + stride + (offset,), default=0) < 0:
+        raise BadCheckpointError(f'tensor in pickle has an invalid layout (size {size}, stride {stride})')
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', UserWarning)     # TypedStorage is what old pickles hold
+        dtype, untyped = storage.dtype, storage._untyped_storage
+    available = untyped.nbytes() // torch.empty((), dtype=dtype).element_size()
+    if all(s > 0 for s in size):
+        needed = offset + sum((s - 1) * st for s, st in zip(size, stride)) + 1
+        if needed > available:
+            raise BadCheckpointError(f'tensor in pickle reaches past its storage ({needed} > {available} '
+                                     'elements); the file is corrupt')
+    t = torch.empty((0,), dtype=dtype)
+    t.set_(untyped, offset, size, stride)
+    return t
+
+
+def _rebuild_parameter(data, requires_grad=True, backward_hooks=None, state=None) -> torch.Tensor:
+    if not isinstance(data, torch.Tensor):
+        raise BadCheckpointError('parameter in pickle holds no tensor')
+    return torch.nn.Parameter(data, requires_grad=bool(requires_grad))
+
+
+def _rebuild_from_type_v2(func, new_type, args, state):
+    if func is not _rebuild_tensor or new_type not in (torch.Tensor, torch.nn.Parameter):
+        raise UnsafeCheckpointError(f'pickle asks to rebuild a tensor of type {new_type!r} with {func!r}')
+    t = func(*args)
+    return torch.nn.Parameter(t) if new_type is torch.nn.Parameter else t
+
+
+def _encode_latin1(text, encoding='latin1'):
+    if not isinstance(text, str) or encoding not in ('latin1', 'latin-1'):
+        raise UnsafeCheckpointError(f'pickle asks to encode with {encoding!r}')
+    return text.encode('latin1')
+
+
+def _numpy_reconstruct(subtype, shape, dtype_code):
+    if subtype is not np.ndarray:
+        raise UnsafeCheckpointError(f'pickle asks to build a numpy array of type {subtype!r}')
+    return np.ndarray.__new__(np.ndarray, shape, dtype_code)
+
+
+_CLASSES_FOR_RECONSTRUCTOR = (EasyDict, TFNetwork, argparse.Namespace)
+
+
+def _numpy_scalar(dtype, data=None):
+    if not isinstance(dtype, np.dtype) or dtype.hasobject:
+        raise UnsafeCheckpointError(f'pickle asks for a numpy scalar of type {dtype!r}')
+    return np.frombuffer(bytes(data), dtype=dtype, count=1)[0]
+
+
+def _copyreg_reconstructor(cls, base, state):
+    if cls not in _CLASSES_FOR_RECONSTRUCTOR or base not in (object, dict):
+        raise UnsafeCheckpointError(f'pickle asks to reconstruct {cls!r}')
+    obj = base.__new__(cls)
+    if base is dict and state is not None:
+        dict.__init__(obj, state)
+    return obj
+
+
+def _device(*args):
+    return torch.device(*args)
+
+
+# Globals that NVIDIA, TensorFlow-era and torch pickles use, and what we build for each.
+ALLOWED: Dict[Tuple[str, str], Any] = {
+    ('collections', 'OrderedDict'): collections.OrderedDict,
+    ('builtins', 'set'): set,
+    ('builtins', 'frozenset'): frozenset,
+    ('builtins', 'bytearray'): bytearray,
+    ('copyreg', '_reconstructor'): _copyreg_reconstructor,
+    ('_codecs', 'encode'): _encode_latin1,
+    ('torch._utils', '_rebuild_tensor_v2'): _rebuild_tensor,
+    ('torch._utils', '_rebuild_parameter'): _rebuild_parameter,
+    ('torch._utils', '_rebuild_parameter_with_state'): _rebuild_parameter,
+    ('torch._tensor', '_rebuild_from_type_v2'): _rebuild_from_type_v2,
+    ('torch', 'Tensor'): torch.Tensor,
+    ('torch.nn.parameter', 'Parameter'): torch.nn.Parameter,
+    ('torch.storage', '_load_from_bytes'): _load_storage_bytes,
+    ('torch', 'device'): _device,
+    ('torch', 'Size'): torch.Size,
+    ('torch_utils.persistence', '_reconstruct_persistent_obj'): _reconstruct_persistent,
+    ('dnnlib.util', 'EasyDict'): EasyDict,
+    ('dnnlib', 'EasyDict'): EasyDict,
+    ('dnnlib.tflib.network', 'Network'): TFNetwork,
+    ('numpy', 'ndarray'): np.ndarray,
+    ('numpy', 'dtype'): np.dtype,
+    ('numpy.core.multiarray', '_reconstruct'): _numpy_reconstruct,
+    ('numpy._core.multiarray', '_reconstruct'): _numpy_reconstruct,
+    ('numpy.core.multiarray', 'scalar'): _numpy_scalar,
+    ('numpy._core.multiarray', 'scalar'): _numpy_scalar,
+}
+for _name in ('float16', 'bfloat16', 'float32', 'float64', 'int8', 'int16', 'int32', 'int64', 'uint8', 'bool'):
+    ALLOWED[('torch', _name)] = getattr(torch, _name)
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """Unpickler over `ALLOWED`; `source` names the file in error messages."""
+
+    def __init__(self, file, source: str = 'checkpoint'):
+        super().__init__(file)
+        self.source = source
+
+    def find_class(self, module: str, name: str):
+        target = ALLOWED.get((module, name))
+        if target is None:
+            raise UnsafeCheckpointError(
+                f'{self.source} asks to use {module}.{name}, which a checkpoint has no business with '
+                f'(checkpoints hold weights and settings, not code). It was refused and nothing in '
+                f'the file ran. If you trust its origin, re-save it with its own code as a state dict.')
+        return target
+
+    def persistent_load(self, pid):
+        raise BadCheckpointError(f'{self.source} is a torch.save archive, not a plain pickle')
+
+
+def restricted_load(f, source: str = 'checkpoint') -> Any:
+    """Read one pickle from the binary file `f` with `RestrictedUnpickler`."""
+    try:
+        return RestrictedUnpickler(f, source).load()
+    except (UnsafeCheckpointError, BadCheckpointError):
+        raise
+    except (EOFError, pickle.UnpicklingError, ValueError, TypeError, AttributeError, IndexError,
+            KeyError, RuntimeError, OverflowError, MemoryError, UnicodeDecodeError) as e:
+        raise BadCheckpointError(f'{source} is truncated or corrupt: {type(e).__name__}: {e}') from None
+
+
+def module_tensors(obj: PersistentObject, prefix: str = '') -> Dict[str, torch.Tensor]:
+    """All parameters and buffers of a persistent module tree, by dotted name."""
+    out: Dict[str, torch.Tensor] = {}
+    for group in ('_parameters', '_buffers'):
+        entries = obj.state.get(group) or {}
+        if not isinstance(entries, Mapping):
+            raise BadCheckpointError(f'malformed {group} in {obj.class_name}')
+        for name, value in entries.items():
+            if value is None:
+                continue
+            if not isinstance(value, torch.Tensor):
+                raise BadCheckpointError(f'{prefix}{name} in the pickle is not a tensor')
+            out[prefix + name] = value
+    for name, child in obj.children.items():
+        if child is None:
+            continue
+        if not isinstance(child, PersistentObject):
+            raise BadCheckpointError(f'sub-module {prefix}{name} ({type(child).__name__}) is not one of '
+                                     'NVIDIA\'s persistent network classes')
+        out.update(module_tensors(child, f'{prefix}{name}.'))
+    return out
+
+
+def finite_or_raise(tensors: Mapping[str, torch.Tensor], source: str) -> None:
+    """Refuse weights with NaN or infinity: they would only ever render garbage."""
+    for name, t in tensors.items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise BadCheckpointError(f'{source}: {name} contains NaN or infinite values')
+

@@ -1,0 +1,1 @@
+"""DragGAN: features, point tracking, motion supervision, DragSession (not built yet)."""

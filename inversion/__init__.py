@@ -1,0 +1,1 @@
+"""LPIPS, W/W+ projection, pivotal tuning and saved inversions (not built yet)."""

@@ -1,0 +1,1 @@
+"""Chaining the stages: the click CLI (`photodrag`), and later edit(), recipes, batch and the web editor."""

@@ -1,0 +1,43 @@
+"""The one exception family of photodrag.
+
+It lives in the base package because every stage imports `stylegan`; each stage raises
+the subclass that names what went wrong. The CLI prints the message of any
+`PhotodragError` as one line and exits non-zero; any other exception is a bug.
+Messages say what was wrong and what to do about it.
+"""
+
+
+class PhotodragError(Exception):
+    """A problem with the user's input or environment that the user can fix."""
+
+
+class BadCheckpointError(PhotodragError):
+    """A checkpoint file is corrupt, truncated, of an unknown format, or not a generator."""
+
+
+class UnsafeCheckpointError(BadCheckpointError):
+    """A checkpoint asks to run code (or use objects) that photodrag never allows."""
+
+
+class CheckpointNotFoundError(PhotodragError):
+    """A checkpoint name or path does not resolve to a file."""
+
+
+class DownloadError(PhotodragError):
+    """A download failed (offline, refused, interrupted) or did not match its checksum."""
+
+
+class InvalidPointsError(PhotodragError, ValueError):
+    """Handle/target points are missing, malformed, non-finite or outside the image."""
+
+
+class InvalidMaskError(PhotodragError, ValueError):
+    """A drag mask has the wrong shape or values outside [0, 1]."""
+
+
+class UnreadableImageError(PhotodragError):
+    """An image file cannot be read or decoded."""
+
+
+class NoFaceFoundError(PhotodragError):
+    """No face (or object) was detected where one was needed."""

@@ -1,0 +1,36 @@
+"""Shared fixtures: tiny seeded generators with every parameter made non-trivial."""
+
+import os
+import sys
+
+import pytest
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+import stylegan  # noqa: E402
+
+SHARED_PHOTOS = os.path.join(ROOT, '..', 'shared', 'data', 'photos')
+
+
+def make_generator(seed=0, img_resolution=32, channel_base=512, channel_max=32, randomize=True, **kwargs):
+    """A small random generator whose biases, noise strengths and w_avg are not zero,
+    so that every parameter visibly matters in equivalence and format tests."""
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        G = stylegan.Generator(img_resolution=img_resolution, channel_base=channel_base,
+                               channel_max=channel_max, **kwargs).eval().requires_grad_(False)
+        if randomize:
+            with torch.no_grad():
+                for name, p in G.named_parameters():
+                    if name.endswith('noise_strength') or name.endswith('.bias'):
+                        p.copy_(torch.randn_like(p) * 0.3 + (1.0 if '.affine.' in name else 0.0))
+                G.mapping.w_avg.copy_(torch.randn_like(G.mapping.w_avg))
+    return G
+
+
+@pytest.fixture
+def tiny_generator():
+    return make_generator()

@@ -1,0 +1,143 @@
+"""Our generator against NVIDIA's arithmetic, restated in `stylegan.reference`."""
+
+import numpy as np
+import pytest
+import torch
+
+import stylegan
+from stylegan import reference
+from conftest import make_generator
+
+TOL = 1e-4  # the issue's bound on |ours - NVIDIA| in fp32
+
+
+@pytest.mark.parametrize('architecture', ['skip', 'orig', 'resnet'])
+@pytest.mark.parametrize('conv_clamp', [None, 256, 0.5])
+def test_matches_nvidia_reference(architecture, conv_clamp):
+    G = make_generator(architecture=architecture, conv_clamp=conv_clamp)
+    z = torch.randn(2, G.z_dim, generator=torch.Generator().manual_seed(1))
+    for psi, cutoff in [(1, None), (0.7, None), (0.7, 4)]:
+        ws = G.mapping(z, None, truncation_psi=psi, truncation_cutoff=cutoff)
+        assert (ws - reference.mapping(G, z, None, psi, cutoff)).abs().max() <= 1e-6
+        for noise_mode in ['const', 'none']:
+            want = reference.synthesis(G, ws, noise_mode=noise_mode, path='official')
+            for fused in [None, True, False]:
+                got = G.synthesis(ws, noise_mode=noise_mode, fused_modconv=fused)
+                assert got.shape == (2, 3, 32, 32)
+                assert (got - want).abs().max() <= TOL * max(1.0, want.abs().max().item() / 4)
+
+
+def test_official_route_equals_generic_route():
+    # NVIDIA's fast upsampling route (transposed conv + FIR) and its generic route (zero
+    # insertion + FIR + conv) are the same function; this pins our reading of both.
+    G = make_generator(img_resolution=16)
+    ws = G.mapping(torch.randn(1, G.z_dim), None)
+    a = reference.synthesis(G, ws, path='official')
+    b = reference.synthesis(G, ws, path='generic')
+    assert (a - b).abs().max() < 1e-5
+
+
+def test_noise_modes_and_truncation_behave():
+    G = make_generator()
+    ws = G.mapping(torch.randn(1, G.z_dim), None)
+    const1, const2 = G.synthesis(ws, noise_mode='const'), G.synthesis(ws, noise_mode='const')
+    assert torch.equal(const1, const2)
+    torch.manual_seed(0)
+    rand1 = G.synthesis(ws, noise_mode='random')
+    rand2 = G.synthesis(ws, noise_mode='random')
+    assert not torch.equal(rand1, rand2)
+    assert not torch.equal(G.synthesis(ws, noise_mode='none'), const1)
+    # psi = 0 puts every layer at w_avg; a cutoff leaves the later layers alone.
+    z = torch.randn(1, G.z_dim)
+    w0 = G.mapping(z, None, truncation_psi=0)
+    assert torch.allclose(w0, G.mapping.w_avg.expand_as(w0))
+    wc = G.mapping(z, None, truncation_psi=0, truncation_cutoff=3)
+    assert torch.allclose(wc[:, :3], G.mapping.w_avg.expand(1, 3, -1))
+    assert torch.allclose(wc[:, 3:], G.mapping(z, None)[:, 3:])
+    with pytest.raises(ValueError, match='noise_mode'):
+        G.synthesis(ws, noise_mode='sometimes')
+
+
+@pytest.mark.parametrize('resolution', [4, 8, 64])
+def test_any_square_resolution(resolution):
+    G = make_generator(img_resolution=resolution, channel_base=256, channel_max=16)
+    assert G.num_ws == 2 * int(np.log2(resolution)) - 2
+    ws = G.mapping(torch.randn(1, G.z_dim), None)
+    img = G.synthesis(ws, noise_mode='const')
+    assert img.shape == (1, 3, resolution, resolution)
+    assert (img - reference.synthesis(G, ws)).abs().max() < TOL
+    with pytest.raises(ValueError, match='power of two'):
+        stylegan.Generator(img_resolution=resolution + 3)
+
+
+def test_features_stop_early_without_computing_higher_blocks(monkeypatch):
+    G = make_generator(img_resolution=64, channel_base=1024, channel_max=32)
+    ws = G.mapping(torch.randn(1, G.z_dim), None)
+    full = G.synthesis.features(ws, noise_mode='const', return_image=True)
+    assert sorted(full.features) == [4, 8, 16, 32, 64]
+    assert torch.allclose(full.image, G.synthesis(ws, noise_mode='const'), atol=1e-6)
+    # The higher blocks must not run at all.
+    calls = []
+    for res in (32, 64):
+        block = getattr(G.synthesis, f'b{res}')
+        monkeypatch.setattr(block, 'forward', lambda *a, res=res, **k: calls.append(res))
+    early = G.synthesis.features(ws, stop_after=16, noise_mode='const')
+    assert calls == [] and early.image is None and sorted(early.features) == [4, 8, 16]
+    assert torch.allclose(early.features[16], full.features[16], atol=1e-6)
+    with pytest.raises(ValueError, match='return_image'):
+        G.synthesis.features(ws, stop_after=16, return_image=True)
+    with pytest.raises(ValueError, match='block resolutions'):
+        G.synthesis.features(ws, stop_after=12)
+
+
+def test_block_index_and_channels():
+    G = make_generator(img_resolution=64, channel_base=1024, channel_max=32)
+    assert [G.block_resolution(i) for i in range(1, 6)] == [4, 8, 16, 32, 64]
+    assert G.synthesis.block_channels(64) == 16
+    with pytest.raises(ValueError, match='blocks 1..5'):
+        G.block_resolution(6)
+
+
+def test_bf16_autocast_is_close_and_float32_out():
+    G = make_generator(img_resolution=32, conv_clamp=256)
+    ws = G.mapping(torch.randn(1, G.z_dim), None)
+    a = G.synthesis(ws, noise_mode='const')
+    b = G.synthesis(ws, noise_mode='const', autocast=torch.bfloat16)
+    assert b.dtype == torch.float32
+    assert (a - b).abs().mean() < 0.05 * a.abs().mean()
+    with pytest.raises(ValueError, match='fp16 autocast is for CUDA'):
+        G.synthesis(ws, autocast=torch.float16)
+
+
+def test_batch_and_gradients_match_between_fused_and_unfused():
+    G = make_generator()
+    ws = G.mapping(torch.randn(3, G.z_dim), None)
+    a = G.synthesis(ws, noise_mode='const', fused_modconv=True)
+    b = G.synthesis(ws, noise_mode='const', fused_modconv=False)
+    assert (a - b).abs().max() < 1e-4
+    grads = []
+    for fused in (True, False):
+        w = ws[:1].clone().requires_grad_(True)
+        G.synthesis(w, noise_mode='const', fused_modconv=fused).square().mean().backward()
+        grads.append(w.grad)
+    assert torch.allclose(grads[0], grads[1], rtol=1e-3, atol=1e-6)
+
+
+def test_float64_gradcheck_of_modulated_conv():
+    from stylegan import ops
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(1, 3, 5, 5, dtype=torch.float64, generator=g, requires_grad=True)
+    w = torch.randn(4, 3, 3, 3, dtype=torch.float64, generator=g)
+    s = torch.randn(1, 3, dtype=torch.float64, generator=g, requires_grad=True)
+    f = ops.setup_filter().double()
+    for fused in (True, False):
+        assert torch.autograd.gradcheck(
+            lambda x, s: ops.modulated_conv2d(x, w, s, up=2, padding=1, resample_filter=f, fused=fused), (x, s))
+
+
+def test_to_uint8_round_trip():
+    img = torch.tensor([[-1.0, 0.0], [1.0, 0.5]]).expand(3, 2, 2)[None]
+    u8 = stylegan.to_uint8(img)
+    assert u8.shape == (1, 2, 2, 3) and u8.dtype == np.uint8
+    assert u8[0, 0, 0, 0] == 0 and u8[0, 1, 0, 0] == 255
+    assert torch.allclose(stylegan.from_uint8(u8[0]), img, atol=1 / 127)
