@@ -205,13 +205,17 @@ class SynthesisLayer(nn.Module):
             noise = self.noise_const * self.noise_strength
         if fused_modconv is None:
             fused_modconv = ops.prefer_fused_modconv(x, self.weight, self.up)
-        # Modulated weights are computed in float32; shared (unfused) ones in x's precision.
-        weight = self.prepared_weight(x, torch.float32 if fused_modconv else x.dtype)
-        x = ops.modulated_conv2d(x, weight, styles, noise=noise, up=self.up, padding=self.padding,
-                                 resample_filter=self.resample_filter, fused=fused_modconv,
-                                 weight_sq=self.derived('sq', lambda w: w.square().sum(dim=[2, 3])))
+        # Modulated weights are computed in float32; shared (unfused) ones in the precision
+        # the convolution will run in.
+        device_type = x.device.type
+        run_dtype = torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else x.dtype
+        weight = self.prepared_weight(x, torch.float32 if fused_modconv else run_dtype)
+        z, dcoefs = ops.modulated_conv2d_parts(x, weight, styles, up=self.up, padding=self.padding,
+                                               resample_filter=self.resample_filter, fused=fused_modconv,
+                                               weight_sq=self.derived('sq', lambda w: w.square().sum(dim=[2, 3])))
         clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
-        return ops.bias_act(x, self.bias, act=self.activation, gain=self.act_gain * gain, clamp=clamp)
+        return ops.modulated_tail(z, dcoefs, noise, self.bias, act=self.activation, gain=self.act_gain * gain,
+                                  clamp=clamp)
 
     def derived(self, kind: str, make):
         """`make(self.weight)`, memoised until the weight changes (in inference only)."""
@@ -226,10 +230,16 @@ class SynthesisLayer(nn.Module):
         return hit[1]
 
     def prepared_weight(self, x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-        """The weight in `dtype` and in x's memory format, so no convolution re-lays it out."""
+        """The weight in `dtype` and in x's memory format, so no convolution re-lays it out.
+        An upsampling layer runs a transposed convolution, which wants [in, out, k, k]
+        channels-last; its weight is kept as a transposed view of exactly that."""
         if not ops.is_channels_last(x):
             return self.weight
-        return self.derived(('cl', dtype), lambda w: w.to(dtype).contiguous(memory_format=torch.channels_last))
+        cl = torch.channels_last
+        if self.up > 1:
+            return self.derived(('clT', dtype),
+                                lambda w: w.to(dtype).transpose(0, 1).contiguous(memory_format=cl).transpose(0, 1))
+        return self.derived(('cl', dtype), lambda w: w.to(dtype).contiguous(memory_format=cl))
 
     def extra_repr(self) -> str:
         return (f'in_channels={self.in_channels}, out_channels={self.out_channels}, '
@@ -319,7 +329,9 @@ class SynthesisBlock(nn.Module):
             x = x.to(memory_format=memory_format)
             x = self.conv1(x, next(w_iter), noise_mode=noise_mode, fused_modconv=fused_modconv)
         else:
-            x = x.to(dtype=dtype, memory_format=memory_format)
+            # Under autocast the activations stay in its precision between blocks.
+            keep = torch.is_autocast_enabled(x.device.type) and dtype == torch.float32
+            x = x.to(dtype=x.dtype if keep else dtype, memory_format=memory_format)
             if self.architecture == 'resnet':
                 y = self.skip(x, gain=math.sqrt(0.5))
                 x = self.conv0(x, next(w_iter), noise_mode=noise_mode, fused_modconv=fused_modconv)
@@ -404,14 +416,15 @@ class SynthesisNetwork(nn.Module):
         """The image for ws. `autocast` = torch.bfloat16 (CPU, CUDA) or torch.float16 (CUDA)
         runs the convolutions in that precision; the image is returned in float32."""
         return self.features(ws, noise_mode=noise_mode, force_fp32=force_fp32, fused_modconv=fused_modconv,
-                             autocast=autocast, return_image=True, keep_features=False).image
+                             autocast=autocast, return_image=True, collect=()).image
 
-    def features(self, ws: torch.Tensor, *, stop_after: Optional[int] = None, return_image: bool = False,
-                 noise_mode: str = 'random', force_fp32: bool = False, fused_modconv: Optional[bool] = None,
-                 autocast: Optional[torch.dtype] = None, keep_features: bool = True) -> SynthesisFeatures:
+    def features(self, ws: torch.Tensor, *, stop_after: Optional[int] = None, collect: Optional[Sequence[int]] = None,
+                 return_image: bool = False, noise_mode: str = 'random', force_fp32: bool = False,
+                 fused_modconv: Optional[bool] = None, autocast: Optional[torch.dtype] = None) -> SynthesisFeatures:
         """Run the blocks up to and including resolution `stop_after` (None = all) and return
-        each block's output features; higher blocks are not computed. ToRGB layers run only
-        when `return_image` is True, which needs the full network."""
+        the output features of the blocks listed in `collect` (None = every block run);
+        higher blocks are not computed. ToRGB layers run only when `return_image` is True,
+        which needs the full network."""
         if ws.ndim != 3 or ws.shape[1] != self.num_ws or ws.shape[2] != self.w_dim:
             raise ValueError(f'ws must be [N, {self.num_ws}, {self.w_dim}], got {tuple(ws.shape)}')
         if noise_mode not in NOISE_MODES:
@@ -420,6 +433,10 @@ class SynthesisNetwork(nn.Module):
             raise ValueError(f'stop_after must be one of the block resolutions {self.block_resolutions}, got {stop_after}')
         if return_image and stop_after not in (None, self.img_resolution):
             raise ValueError('return_image needs the whole network; leave stop_after at None')
+        last = stop_after or self.img_resolution
+        wanted = [r for r in self.block_resolutions if r <= last] if collect is None else list(collect)
+        if any(r not in self.block_resolutions or r > last for r in wanted):
+            raise ValueError(f'collect must list block resolutions up to {last}, got {list(collect)}')
         ws = ws.to(torch.float32)
         feats: Dict[int, torch.Tensor] = {}
         x = img = None
@@ -431,7 +448,7 @@ class SynthesisNetwork(nn.Module):
                 w_idx += block.num_conv
                 x, img = block(x, img, block_ws, noise_mode=noise_mode, force_fp32=force_fp32,
                                fused_modconv=fused_modconv, need_image=return_image)
-                if keep_features or res == stop_after:
+                if res in wanted:
                     feats[res] = x
                 if res == stop_after:
                     break

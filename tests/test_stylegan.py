@@ -141,3 +141,42 @@ def test_to_uint8_round_trip():
     assert u8.shape == (1, 2, 2, 3) and u8.dtype == np.uint8
     assert u8[0, 0, 0, 0] == 0 and u8[0, 1, 0, 0] == 255
     assert torch.allclose(stylegan.from_uint8(u8[0]), img, atol=1 / 127)
+
+
+@pytest.mark.parametrize('conv_clamp', [None, 0.8])
+@pytest.mark.parametrize('architecture', ['skip', 'resnet'])
+def test_memory_lean_autograd_gives_plain_gradients(conv_clamp, architecture):
+    # With frozen weights, the lean functions keep one activation per layer; the gradient
+    # with respect to the latent must be the one plain PyTorch ops give.
+    from stylegan import ops
+    G = make_generator(conv_clamp=conv_clamp, architecture=architecture)
+    ws0 = G.mapping(torch.randn(1, G.z_dim, generator=torch.Generator().manual_seed(3)), None)
+    grads = {}
+    for lean in (True, False):
+        for fused in (True, False):
+            ws = ws0.clone().requires_grad_(True)
+            with ops.lean_autograd(lean):
+                out = G.synthesis.features(ws, noise_mode='const', fused_modconv=fused, collect=[16])
+                out.features[16].square().mean().backward()
+            grads[lean, fused] = ws.grad
+    reference_grad = grads[False, True]
+    for key, g in grads.items():
+        assert torch.allclose(g, reference_grad, rtol=1e-4, atol=1e-7), key
+
+
+def test_float64_gradcheck_of_lean_functions():
+    from stylegan import ops
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(1, 3, 6, 7, dtype=torch.float64, generator=g, requires_grad=True)
+    for transpose, stride, pad, groups in [(False, 1, 1, 1), (False, 2, 0, 1), (False, 1, (1, 2), 3),
+                                           (True, 2, 0, 1), (True, 1, 1, 1)]:
+        w = torch.randn(3, 3 // groups, 3, 3, dtype=torch.float64, generator=g)
+        assert torch.autograd.gradcheck(lambda x: ops._ConstWeightConv.apply(x, w, transpose, stride, pad, groups), (x,))
+    for act in ('lrelu', 'relu', 'linear'):
+        for clamp in (None, 0.7):
+            z = torch.randn(2, 3, 4, 5, dtype=torch.float64, generator=g, requires_grad=True)
+            dc = (torch.rand(2, 3, 1, 1, dtype=torch.float64, generator=g) + 0.5).requires_grad_(True)
+            b = torch.randn(3, dtype=torch.float64, generator=g, requires_grad=True)
+            noise = torch.randn(4, 5, dtype=torch.float64, generator=g, requires_grad=True)
+            assert torch.autograd.gradcheck(
+                lambda z, dc, b, n: ops.modulated_tail(z, dc, n, b, act=act, gain=1.3, clamp=clamp), (z, dc, b, noise))

@@ -1,0 +1,62 @@
+"""DragConfig: every setting of a drag, with DragGAN's values as defaults."""
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Optional
+
+MODES = ('fast', 'reference')
+PRECISIONS = ('fp32', 'bf16', 'fp16')
+LATENT_SPACES = ('w', 'w+')
+
+
+@dataclass(frozen=True)
+class DragConfig:
+    """Settings of one drag (see shared ALGORITHMS.md §2 for where each value comes from).
+
+    Radii are given in pixels of a 512-px image and scale with the generator's resolution R
+    (rounded, at least 1), as DragGAN's code scales them.
+    """
+    feature_block: int = 6                  # synthesis block (1 = 4x4) whose output drives tracking and supervision; 6 = 128x128
+    r1: float = 3.0                         # motion-supervision disc radius (px at 512)
+    r2: float = 12.0                        # point-tracking search half-size (px at 512)
+    lambda_mask: float = 20.0               # weight of the keep-the-rest-still term (DragGAN's GUIs)
+    lr: float = 2e-3                        # Adam learning rate (the paper's value for FFHQ, cats, cars)
+    latent_space: str = 'w+'                # 'w': one shared vector for the optimised layers; 'w+': one per layer
+    optimized_ws: int = 6                   # how many leading w vectors move; the rest stay at the start latent
+    stop_distance: Optional[float] = None   # done when every handle is this close (px); None = max(2R/512, 2)
+    max_steps: int = 300                    # step cap
+    noise_mode: str = 'const'               # 'const' or 'none' (random noise would make tracking jitter)
+    mode: str = 'fast'                      # 'fast' or 'reference' (what DragGAN's code does: full render, full-size features)
+    precision: str = 'fp32'                 # 'fp32'; 'bf16' (CPU or CUDA autocast); 'fp16' (CUDA autocast)
+
+    def __post_init__(self):
+        checks = [
+            (self.mode in MODES, f'mode must be one of {MODES}'),
+            (self.precision in PRECISIONS, f'precision must be one of {PRECISIONS}'),
+            (self.latent_space in LATENT_SPACES, f'latent_space must be one of {LATENT_SPACES}'),
+            (self.noise_mode in ('const', 'none'), "noise_mode must be 'const' or 'none'"),
+            (self.feature_block >= 1, 'feature_block counts from 1'),
+            (self.r1 > 0 and self.r2 > 0, 'r1 and r2 must be positive'),
+            (self.lambda_mask >= 0, 'lambda_mask must be >= 0'),
+            (self.lr > 0, 'lr must be positive'),
+            (self.optimized_ws >= 1, 'optimized_ws must be >= 1'),
+            (self.stop_distance is None or self.stop_distance >= 0, 'stop_distance must be >= 0'),
+            (self.max_steps >= 0, 'max_steps must be >= 0'),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(f'DragConfig: {message}')
+
+    def replace(self, **changes) -> 'DragConfig':
+        return dataclasses.replace(self, **changes)
+
+    def motion_radius(self, resolution: int) -> int:
+        return max(1, round(self.r1 * resolution / 512))
+
+    def search_radius(self, resolution: int) -> int:
+        return max(1, round(self.r2 * resolution / 512))
+
+    def stop_px(self, resolution: int) -> float:
+        if self.stop_distance is not None:
+            return float(self.stop_distance)
+        return max(2 * resolution / 512, 2.0)

@@ -1,0 +1,82 @@
+"""Checking handle/target points and masks at the drag stage's entry points.
+
+Points are (x, y) floats in generator pixels, pixel centres at integer coordinates, so a
+valid point lies in [0, R-1] on both axes. Masks are float in [0, 1], 1 = allowed to change;
+soft values are honoured (the keep-still penalty is weighted by 1 - mask).
+"""
+
+import math
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from stylegan.errors import InvalidMaskError, InvalidPointsError
+
+Point = Tuple[float, float]
+
+
+def check_point(p, resolution: int, what: str) -> Point:
+    try:
+        x, y = (float(v) for v in p)
+    except (TypeError, ValueError):
+        raise InvalidPointsError(f'{what} must be an (x, y) pair of numbers, got {p!r}') from None
+    if not (math.isfinite(x) and math.isfinite(y)):
+        raise InvalidPointsError(f'{what} ({x}, {y}) is not a finite position')
+    top = resolution - 1
+    if not (0 <= x <= top and 0 <= y <= top):
+        raise InvalidPointsError(f'{what} ({x:g}, {y:g}) is outside the {resolution}x{resolution} image '
+                                 f'(valid x and y: 0..{top})')
+    return (x, y)
+
+
+def check_points(handles: Sequence, targets: Sequence, resolution: int) -> Tuple[List[Point], List[Point]]:
+    """Validated copies of the handle and target lists (same length, at least one pair)."""
+    handles, targets = list(handles), list(targets)
+    if not handles or not targets:
+        raise InvalidPointsError('a drag needs at least one handle and its target')
+    if len(handles) != len(targets):
+        raise InvalidPointsError(f'{len(handles)} handles but {len(targets)} targets: give one target per handle')
+    return ([check_point(p, resolution, f'handle {i + 1}') for i, p in enumerate(handles)],
+            [check_point(p, resolution, f'target {i + 1}') for i, p in enumerate(targets)])
+
+
+def prepare_mask(mask, resolution: int, device) -> Optional[torch.Tensor]:
+    """A mask as a float tensor [R, R] in [0, 1] on `device`, or None when it constrains nothing."""
+    if mask is None:
+        return None
+    if isinstance(mask, torch.Tensor):
+        m = mask.detach().to('cpu')
+        m = m.float() if m.dtype == torch.bool else m
+    else:
+        array = np.asarray(mask)
+        if array.dtype == np.bool_:
+            array = array.astype(np.float32)
+        if not np.issubdtype(array.dtype, np.number):
+            raise InvalidMaskError(f'mask must be numeric, got {array.dtype}')
+        m = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+    m = m.to(torch.float32)
+    while m.ndim > 2 and m.shape[0] == 1:
+        m = m[0]
+    if tuple(m.shape) != (resolution, resolution):
+        raise InvalidMaskError(f'mask has shape {tuple(mask.shape)}; it must be {resolution}x{resolution} '
+                               '(one value per generator pixel)')
+    if not bool(torch.isfinite(m).all()):
+        raise InvalidMaskError('mask contains NaN or infinite values')
+    lo, hi = float(m.min()), float(m.max())
+    if lo < 0 or hi > 1:
+        raise InvalidMaskError(f'mask values must lie in [0, 1] (1 = may change); found {lo:g}..{hi:g}. '
+                               'An 8-bit mask image should be divided by 255.')
+    if lo == 1:
+        return None
+    return m.to(device)
+
+
+def check_points_in_mask(mask: Optional[torch.Tensor], points: Sequence[Point], kinds: Sequence[str]) -> None:
+    """Handles and targets must sit where the mask lets the image change."""
+    if mask is None:
+        return
+    for (x, y), kind in zip(points, kinds):
+        if float(mask[round(y), round(x)]) < 0.01:
+            raise InvalidMaskError(f'{kind} at ({x:g}, {y:g}) lies in the masked (frozen) area; paint it as '
+                                   'editable or move the point, otherwise the drag cannot move it')

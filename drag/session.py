@@ -1,0 +1,315 @@
+"""DragSession: DragGAN's optimisation, driven one step at a time.
+
+    session = DragSession(G, w, handles=[(x, y)], targets=[(x2, y2)], mask=None, config=DragConfig())
+    while not session.done:
+        result = session.step()          # handles, distances, loss, done
+    image = session.render()
+
+Each step renders the features at the current latent, tracks every handle to where its
+content now is, stops if every handle is within the tolerance of its target, and otherwise
+takes one Adam step on the leading w vectors along the motion-supervision (+ mask) loss.
+In 'fast' mode the synthesis stops after the feature block and features are read from the
+small map at the few positions needed; 'reference' mode does what DragGAN's code does.
+"""
+
+import contextlib
+import copy
+from dataclasses import dataclass
+from typing import Callable, List, Optional, Sequence, Tuple
+
+import torch
+
+from stylegan.errors import InvalidPointsError
+
+from .config import DragConfig
+from .features import FeatureMap, FullResFeatures, LowResFeatures
+from .points import Point, check_point, check_points, check_points_in_mask, prepare_mask
+from .supervision import motion_loss
+from .tracking import track
+
+
+@dataclass(frozen=True)
+class DragStep:
+    """What one `DragSession.step()` saw and did."""
+    step: int                           # optimisation steps taken so far (after this one)
+    handles: Tuple[Point, ...]          # tracked handle positions (x, y)
+    targets: Tuple[Point, ...]
+    distances: Tuple[float, ...]        # |target - handle| per point, px
+    loss: Optional[float]               # loss of the update this step made; None if it made none
+    done: bool
+    reason: Optional[str] = None        # 'converged' or 'max_steps' once done
+
+
+@dataclass
+class _Snapshot:
+    step: int
+    delta: torch.Tensor
+    optimizer: dict
+    handles: torch.Tensor
+    targets: torch.Tensor
+    references: List[Optional[torch.Tensor]]
+    done: bool
+    reason: Optional[str]
+
+
+@contextlib.contextmanager
+def _frozen_weights(G):
+    """Generator weights need no gradient during a drag; restore the caller's flags after."""
+    flags = [(p, p.requires_grad) for p in G.parameters()]
+    for p, _ in flags:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+
+
+class DragSession:
+    """An interactive drag on generator `G` starting from latent `w`.
+
+    w: [1, num_ws, w_dim] or [1, w_dim]. handles, targets: lists of (x, y) in generator
+    pixels. mask: [R, R] in [0, 1], 1 = allowed to change (None = everything may change).
+    callback(session, step_result) runs after every step.
+    """
+
+    def __init__(self, G, w: torch.Tensor, handles: Sequence, targets: Sequence, mask=None,
+                 config: Optional[DragConfig] = None, callback: Optional[Callable] = None):
+        self.G = G
+        self.config = config = config or DragConfig()
+        self.resolution = R = int(G.img_resolution)
+        self.device = next(G.parameters()).device
+        self.feature_resolution = G.block_resolution(config.feature_block)
+        self._autocast = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}[config.precision]
+        if config.precision == 'fp16' and self.device.type != 'cuda':
+            raise ValueError("precision 'fp16' needs a CUDA device; use 'bf16' on the CPU")
+        self.w0 = self._check_latent(w)
+        n_opt = min(config.optimized_ws, G.num_ws)
+        self._n_opt = n_opt
+        self._delta = torch.zeros([1, n_opt if config.latent_space == 'w+' else 1, G.w_dim],
+                                  device=self.device, requires_grad=True)
+        self._optimizer = torch.optim.Adam([self._delta], lr=config.lr)
+        hs, ts = check_points(handles, targets, R)
+        self._handles = torch.tensor(hs, dtype=torch.float32, device=self.device)
+        self._targets = torch.tensor(ts, dtype=torch.float32, device=self.device)
+        self._references: List[Optional[torch.Tensor]] = [None] * len(hs)
+        self._start_features: Optional[FeatureMap] = None
+        self._mask: Optional[torch.Tensor] = None
+        self.set_mask(mask)
+        self._callbacks: List[Callable] = [callback] if callback else []
+        self._step = 0
+        self._done = False
+        self._reason: Optional[str] = None
+        self._last: Optional[DragStep] = None
+        self._history: List[_Snapshot] = [self._snapshot()]
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def handles(self) -> List[Point]:
+        return [tuple(map(float, p)) for p in self._handles.tolist()]
+
+    @property
+    def targets(self) -> List[Point]:
+        return [tuple(map(float, p)) for p in self._targets.tolist()]
+
+    @property
+    def done(self) -> bool:
+        return self._done
+
+    @property
+    def step_count(self) -> int:
+        return self._step
+
+    @property
+    def latent(self) -> torch.Tensor:
+        """The full latent [1, num_ws, w_dim] at the current step."""
+        with torch.no_grad():
+            return self._ws().detach().clone()
+
+    @property
+    def mask(self) -> Optional[torch.Tensor]:
+        return self._mask
+
+    @property
+    def lr(self) -> float:
+        return float(self._optimizer.param_groups[0]['lr'])
+
+    def add_callback(self, fn: Callable) -> None:
+        self._callbacks.append(fn)
+
+    # ------------------------------------------------------------------ editing
+
+    def add_point(self, handle, target) -> int:
+        """Add a handle/target pair; its content is picked up at the next step. Returns its index."""
+        h = check_point(handle, self.resolution, f'handle {len(self._references) + 1}')
+        t = check_point(target, self.resolution, f'target {len(self._references) + 1}')
+        check_points_in_mask(self._mask, [h, t], ['handle', 'target'])
+        self._handles = torch.cat([self._handles, self._handles.new_tensor([h])])
+        self._targets = torch.cat([self._targets, self._targets.new_tensor([t])])
+        self._references.append(None)
+        self._undone()
+        return len(self._references) - 1
+
+    def move_point(self, index: int, handle=None, target=None) -> None:
+        """Move a handle (its content is picked up afresh there) and/or its target."""
+        self._check_index(index)
+        if handle is not None:
+            h = check_point(handle, self.resolution, f'handle {index + 1}')
+            check_points_in_mask(self._mask, [h], ['handle'])
+            self._handles[index] = self._handles.new_tensor(h)
+            self._references[index] = None
+        if target is not None:
+            t = check_point(target, self.resolution, f'target {index + 1}')
+            check_points_in_mask(self._mask, [t], ['target'])
+            self._targets[index] = self._targets.new_tensor(t)
+        self._undone()
+
+    def remove_point(self, index: int) -> None:
+        self._check_index(index)
+        if len(self._references) == 1:
+            raise InvalidPointsError('cannot remove the last point: a drag needs at least one')
+        keep = [i for i in range(len(self._references)) if i != index]
+        self._handles, self._targets = self._handles[keep], self._targets[keep]
+        self._references = [self._references[i] for i in keep]
+        self._undone()
+
+    def set_mask(self, mask) -> None:
+        """Replace the mask (1 = may change); tracking state is kept."""
+        m = prepare_mask(mask, self.resolution, self.device)
+        check_points_in_mask(m, self.handles + self.targets,
+                             [f'handle {i + 1}' for i in range(len(self._handles))]
+                             + [f'target {i + 1}' for i in range(len(self._targets))])
+        self._mask = m
+        self._keep = None if m is None else 1 - m
+
+    def set_lr(self, lr: float) -> None:
+        """Change the learning rate; Adam's moment estimates are kept."""
+        if not lr > 0:
+            raise ValueError('lr must be positive')
+        for group in self._optimizer.param_groups:
+            group['lr'] = float(lr)
+
+    def undo(self, steps: int = 1, *, to_step: Optional[int] = None) -> DragStep:
+        """Go back `steps` optimisation steps (or to step `to_step`): the exact latent,
+        handles, points and optimiser state of then. Returns the restored state."""
+        target = self._step - steps if to_step is None else to_step
+        if not 0 <= target <= self._step:
+            raise ValueError(f'can undo to steps 0..{self._step}, not {target}')
+        snap = self._history[target]
+        del self._history[target + 1:]
+        with torch.no_grad():
+            self._delta.copy_(snap.delta)
+        self._optimizer.load_state_dict(copy.deepcopy(snap.optimizer))
+        self._handles, self._targets = snap.handles.clone(), snap.targets.clone()
+        self._references = [None if r is None else r.clone() for r in snap.references]
+        self._step, self._done, self._reason = snap.step, snap.done, snap.reason
+        self._last = self._result(None)
+        return self._last
+
+    # ------------------------------------------------------------------ the algorithm
+
+    def step(self) -> DragStep:
+        """Track the handles at the current latent and, unless done, take one Adam step."""
+        if self._done:
+            return self._last
+        with torch.enable_grad(), _frozen_weights(self.G):
+            features = self._features()
+            self._capture(features)
+            self._handles = track(features, self._handles, torch.stack(self._references),
+                                  self.config.search_radius(self.resolution))
+            distances = (self._targets - self._handles).norm(dim=1)
+            loss_value = None
+            if bool((distances <= self.config.stop_px(self.resolution)).all()):
+                self._done, self._reason = True, 'converged'
+            elif self._step >= self.config.max_steps:
+                self._done, self._reason = True, 'max_steps'
+            else:
+                loss = motion_loss(features, self._handles, self._targets, self.config.motion_radius(self.resolution))
+                if self._keep is not None and self.config.lambda_mask > 0:
+                    loss = loss + self.config.lambda_mask * features.masked_l1(self._start_features, self._keep)
+                self._optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self._optimizer.step()
+                self._step += 1
+                loss_value = float(loss.detach())
+                self._history.append(self._snapshot())
+        self._last = self._result(loss_value)
+        for fn in self._callbacks:
+            fn(self, self._last)
+        return self._last
+
+    def run(self, max_steps: Optional[int] = None, callback: Optional[Callable] = None) -> DragStep:
+        """Step until done (or for at most `max_steps` more optimisation steps)."""
+        stop_at = None if max_steps is None else self._step + max_steps
+        result = self._last or self._result(None)
+        while not self._done and (stop_at is None or self._step < stop_at):
+            result = self.step()
+            if callback:
+                callback(self, result)
+        return result
+
+    @torch.no_grad()
+    def render(self, noise_mode: Optional[str] = None) -> torch.Tensor:
+        """The full image [1, C, R, R] in [-1, 1] at the current latent."""
+        return self.G.synthesis(self._ws(), noise_mode=noise_mode or self.config.noise_mode,
+                                autocast=self._autocast)
+
+    # ------------------------------------------------------------------ internals
+
+    def _check_latent(self, w: torch.Tensor) -> torch.Tensor:
+        G = self.G
+        if not isinstance(w, torch.Tensor):
+            raise ValueError('w must be a tensor [1, num_ws, w_dim] or [1, w_dim]')
+        w = w.detach().to(self.device, torch.float32)
+        if w.ndim == 2 and w.shape == (1, G.w_dim):
+            w = w[:, None].repeat(1, G.num_ws, 1)
+        if w.ndim != 3 or w.shape != (1, G.num_ws, G.w_dim):
+            raise ValueError(f'w must be [1, {G.num_ws}, {G.w_dim}] or [1, {G.w_dim}], got {tuple(w.shape)}')
+        if not bool(torch.isfinite(w).all()):
+            raise ValueError('w contains NaN or infinite values')
+        return w.clone()
+
+    def _ws(self) -> torch.Tensor:
+        moved = self.w0[:, :self._n_opt] + self._delta
+        return torch.cat([moved, self.w0[:, self._n_opt:]], dim=1)
+
+    def _features(self) -> FeatureMap:
+        res = self.feature_resolution
+        if self.config.mode == 'fast':
+            # Stop after the feature block; scale activations rather than weights so the
+            # backward pass needs no weight gradients.
+            out = self.G.synthesis.features(self._ws(), stop_after=res, noise_mode=self.config.noise_mode,
+                                            fused_modconv=False, autocast=self._autocast, collect=[res])
+            return LowResFeatures(out.features[res].float(), self.resolution)
+        out = self.G.synthesis.features(self._ws(), return_image=True, noise_mode=self.config.noise_mode,
+                                        fused_modconv=True, autocast=self._autocast, collect=[res])
+        return FullResFeatures(out.features[res].float(), self.resolution)
+
+    def _capture(self, features: FeatureMap) -> None:
+        """Reference features for handles that have none yet, and the start features."""
+        if self._start_features is None:
+            self._start_features = features.detach()
+        missing = [i for i, r in enumerate(self._references) if r is None]
+        if missing:
+            with torch.no_grad():
+                found = features.at(self._handles[missing].round())
+            for i, f in zip(missing, found):
+                self._references[i] = f.detach().clone()
+
+    def _snapshot(self) -> _Snapshot:
+        return _Snapshot(self._step, self._delta.detach().clone(), copy.deepcopy(self._optimizer.state_dict()),
+                         self._handles.clone(), self._targets.clone(),
+                         [None if r is None else r.clone() for r in self._references], self._done, self._reason)
+
+    def _result(self, loss: Optional[float]) -> DragStep:
+        distances = (self._targets - self._handles).norm(dim=1).tolist()
+        return DragStep(step=self._step, handles=tuple(self.handles), targets=tuple(self.targets),
+                        distances=tuple(float(d) for d in distances), loss=loss, done=self._done, reason=self._reason)
+
+    def _check_index(self, index: int) -> None:
+        if not 0 <= index < len(self._references):
+            raise InvalidPointsError(f'there is no point {index}; points are 0..{len(self._references) - 1}')
+
+    def _undone(self) -> None:
+        self._done, self._reason = False, None
