@@ -16,7 +16,7 @@ class DragConfig:
     Radii are given in pixels of a 512-px image and scale with the generator's resolution R
     (rounded, at least 1), as DragGAN's code scales them.
     """
-    feature_block: int = 6                  # synthesis block (1 = 4x4) whose output drives tracking and supervision; 6 = 128x128
+    feature_block: Optional[int] = None     # synthesis block (1 = 4x4) whose features drive the drag; None = 6 (128x128), or the last block of a smaller generator
     r1: float = 3.0                         # motion-supervision disc radius (px at 512)
     r2: float = 12.0                        # point-tracking search half-size (px at 512)
     lambda_mask: float = 20.0               # weight of the keep-the-rest-still term (DragGAN's GUIs)
@@ -35,7 +35,7 @@ class DragConfig:
             (self.precision in PRECISIONS, f'precision must be one of {PRECISIONS}'),
             (self.latent_space in LATENT_SPACES, f'latent_space must be one of {LATENT_SPACES}'),
             (self.noise_mode in ('const', 'none'), "noise_mode must be 'const' or 'none'"),
-            (self.feature_block >= 1, 'feature_block counts from 1'),
+            (self.feature_block is None or self.feature_block >= 1, 'feature_block counts from 1'),
             (self.r1 > 0 and self.r2 > 0, 'r1 and r2 must be positive'),
             (self.lambda_mask >= 0, 'lambda_mask must be >= 0'),
             (self.lr > 0, 'lr must be positive'),
@@ -49,6 +49,10 @@ class DragConfig:
 
     def replace(self, **changes) -> 'DragConfig':
         return dataclasses.replace(self, **changes)
+
+    def block_index(self, num_blocks: int) -> int:
+        """The feature block to use in a generator with `num_blocks` synthesis blocks."""
+        return min(6, num_blocks) if self.feature_block is None else self.feature_block
 
     def motion_radius(self, resolution: int) -> int:
         return max(1, round(self.r1 * resolution / 512))

@@ -79,7 +79,7 @@ class DragSession:
         self.config = config = config or DragConfig()
         self.resolution = R = int(G.img_resolution)
         self.device = next(G.parameters()).device
-        self.feature_resolution = G.block_resolution(config.feature_block)
+        self.feature_resolution = G.block_resolution(config.block_index(len(G.synthesis.block_resolutions)))
         self._autocast = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}[config.precision]
         if config.precision == 'fp16' and self.device.type != 'cuda':
             raise ValueError("precision 'fp16' needs a CUDA device; use 'bf16' on the CPU")

@@ -136,5 +136,149 @@ def checkpoints_convert(source, dest, overwrite):
     click.echo(f'{dest}: {checkpoints.describe(G)}')
 
 
+#----------------------------------------------------------------------------
+# drag (on a generated image)
+
+
+def parse_drag(text: str):
+    """'x1,y1:x2,y2' -> ((x1, y1), (x2, y2))."""
+    try:
+        start, end = text.split(':')
+        handle = tuple(float(v) for v in start.split(','))
+        target = tuple(float(v) for v in end.split(','))
+        if len(handle) != 2 or len(target) != 2:
+            raise ValueError
+    except ValueError:
+        raise click.BadParameter(f'{text!r}: expected X1,Y1:X2,Y2, e.g. 120,200:150,190 '
+                                 '(handle, then target, in image pixels)', param_hint='--drag') from None
+    return handle, target
+
+
+def load_mask(path, resolution: int):
+    """A mask image (white = may change, black = keep) as float [R, R] in [0, 1]."""
+    import numpy as np
+    from PIL import Image, UnidentifiedImageError
+    from stylegan.errors import InvalidMaskError, UnreadableImageError
+    try:
+        with Image.open(path) as im:
+            im.load()
+            gray = im.convert('L')
+    except (OSError, UnidentifiedImageError, ValueError) as e:
+        raise UnreadableImageError(f'cannot read mask {path}: {e}') from None
+    if gray.size != (resolution, resolution):
+        raise InvalidMaskError(f'mask {path} is {gray.size[0]}x{gray.size[1]}; the generator draws '
+                               f'{resolution}x{resolution} images, so the mask must be that size')
+    return np.asarray(gray, dtype=np.float32) / 255.0
+
+
+def _check_outputs(outputs, inputs):
+    for out in outputs:
+        if out is None:
+            continue
+        for inp in inputs:
+            if inp and Path(inp).exists() and Path(out).exists() and os.path.samefile(out, inp):
+                raise PhotodragError(f'{out} is also an input; photodrag never writes over an input')
+
+
+@main.command('drag')
+@click.option('--checkpoint', required=True, metavar='PATH_OR_NAME',
+              help='A checkpoint file, a registry name (photodrag checkpoints list), or random:RES[:SEED].')
+@click.option('--seed', type=int, default=0, show_default=True, help='Which generated image (as NVIDIA\'s scripts number them).')
+@click.option('--truncation', type=float, default=0.7, show_default=True, help='Truncation psi of the start latent.')
+@click.option('--drag', 'drags', multiple=True, required=True, metavar='X1,Y1:X2,Y2',
+              help='Move the content at (X1,Y1) to (X2,Y2), in image pixels; repeat for more points.')
+@click.option('--mask', type=click.Path(exists=True, dir_okay=False), help='Grayscale image, RxR: white = may change.')
+@click.option('--steps', type=click.IntRange(min=0), default=300, show_default=True, help='Step cap.')
+@click.option('--out', type=click.Path(dir_okay=False), default='drag.png', show_default=True,
+              help='Final image; its settings and result go to the same name with .json.')
+@click.option('--video', type=click.Path(dir_okay=False), help='Also write the trajectory with the points drawn (.mp4, .webm, .avi).')
+@click.option('--fps', type=float, default=10.0, show_default=True, help='Frames per second of --video.')
+@click.option('--lr', type=float, default=None, help='Adam learning rate (default 2e-3).')
+@click.option('--latent-space', type=click.Choice(['w', 'w+']), default='w+', show_default=True)
+@click.option('--precision', type=click.Choice(['fp32', 'bf16', 'fp16']), default='fp32', show_default=True,
+              help='bf16 is about twice as fast on CPUs with bf16 instructions; fp16 needs CUDA.')
+@click.option('--mode', type=click.Choice(['fast', 'reference']), default='fast', show_default=True,
+              help='reference = what DragGAN\'s code does (slower, for comparison).')
+@click.option('--stop-distance', type=float, default=None, help='Done when every handle is this close (px).')
+@click.option('--device', default='auto', show_default=True, help='cuda, mps, cpu or auto.')
+def drag_command(checkpoint, seed, truncation, drags, mask, steps, out, video, fps, lr, latent_space,
+                 precision, mode, stop_distance, device):
+    """Drag points on a generated image (DragGAN), and save the result."""
+    import dataclasses
+    import time
+    from tqdm import tqdm
+    import checkpoints
+    import stylegan
+    from drag import DragConfig, DragSession
+    from . import report
+
+    pairs = [parse_drag(d) for d in drags]
+    _check_outputs([out, video], [checkpoint, mask])
+    device = pick_device(device)
+    G = checkpoints.load_generator(checkpoint, device=device, progress=_ByteProgress(checkpoint))
+    w = stylegan.w_from_seed(G, seed, truncation_psi=truncation)
+    mask_array = load_mask(mask, G.img_resolution) if mask else None
+    changes = dict(max_steps=steps, latent_space=latent_space, precision=precision, mode=mode,
+                   stop_distance=stop_distance)
+    if lr is not None:
+        changes['lr'] = lr
+    config = DragConfig(**changes)
+    session = DragSession(G, w, [h for h, _ in pairs], [t for _, t in pairs], mask=mask_array, config=config)
+
+    scale = max(1, 512 // G.img_resolution)
+    trails = [[h] for h, _ in pairs]
+    writer = report.VideoWriter(video, fps=fps) if video else None
+
+    def frame():
+        image = stylegan.to_uint8(session.render())[0]
+        return report.draw_points(image, session.handles, session.targets, mask=mask_array, trails=trails, scale=scale)
+
+    bar = tqdm(total=steps, desc='drag', unit='step', file=sys.stderr, leave=False)
+    interrupted = False
+    started = time.perf_counter()
+    try:
+        if writer:
+            writer.write(frame())
+        while not session.done:
+            result = session.step()
+            for trail, h in zip(trails, result.handles):
+                trail.append(h)
+            bar.update(result.step - bar.n)
+            bar.set_postfix(distance=f'{max(result.distances):.1f}px')
+            if writer:
+                writer.write(frame())
+    except KeyboardInterrupt:
+        interrupted = True
+    except BaseException:
+        if writer:
+            writer.abort()
+        raise
+    finally:
+        bar.close()
+    result = session.run(max_steps=0)
+    image = stylegan.to_uint8(session.render())[0]
+    report.save_image(out, image)
+    if writer:
+        writer.close()
+    settings = {
+        'command': 'drag', 'checkpoint': str(checkpoint), 'generator': checkpoints.describe(G), 'seed': seed,
+        'truncation': truncation, 'handles': [list(h) for h, _ in pairs], 'targets': [list(t) for _, t in pairs],
+        'mask': mask, 'device': device, 'config': dataclasses.asdict(config),
+        'result': {'steps': result.step, 'reason': 'interrupted' if interrupted else result.reason,
+                   'handles': [list(h) for h in result.handles], 'distances': list(result.distances),
+                   'seconds': round(time.perf_counter() - started, 2)},
+    }
+    report.save_json(Path(out).with_suffix('.json'), settings)
+    state = 'interrupted' if interrupted else (result.reason or 'stopped')
+    click.echo(f'{out}: {state} after {result.step} steps, handles {_fmt_points(result.handles)}, '
+               f'max distance to target {max(result.distances):.1f}px' + (f'; video {video}' if video else ''))
+    if interrupted:
+        sys.exit(130)
+
+
+def _fmt_points(points):
+    return ' '.join(f'({x:g},{y:g})' for x, y in points)
+
+
 if __name__ == '__main__':
     main()

@@ -71,3 +71,73 @@ def test_corrupt_file_error_from_real_process(tmp_path):
                           capture_output=True, text=True)
     assert done.returncode == 1
     assert 'truncated or corrupt' in done.stderr and 'Traceback' not in done.stderr
+
+
+#----------------------------------------------------------------------------
+# drag
+
+
+@pytest.fixture(scope='module')
+def small_checkpoint(tmp_path_factory):
+    path = tmp_path_factory.mktemp('ckpt') / 'g64.safetensors'
+    checkpoints.save_generator(make_generator(img_resolution=64, channel_base=1024, channel_max=64), path)
+    return path
+
+
+def test_drag_writes_image_settings_and_video(small_checkpoint, tmp_path):
+    import cv2
+    import json
+    from PIL import Image
+    out, video = tmp_path / 'res' / 'edit.png', tmp_path / 'res' / 'edit.mp4'
+    result = run('drag', '--checkpoint', small_checkpoint, '--seed', 2, '--drag', '20,24:30,20', '--drag', '40,40:40,50',
+                 '--steps', 5, '--out', out, '--video', video)
+    assert result.exit_code == 0, result.output
+    assert 'max_steps after 5 steps' in result.output or 'converged' in result.output
+    assert Image.open(out).size == (64, 64)
+    settings = json.loads(out.with_suffix('.json').read_text())
+    assert settings['seed'] == 2 and settings['targets'] == [[30.0, 20.0], [40.0, 50.0]]
+    assert settings['config']['max_steps'] == 5 and settings['result']['steps'] <= 5
+    capture = cv2.VideoCapture(str(video))
+    frames = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+    assert frames == settings['result']['steps'] + 2          # the start, every step, the final check
+    ok, frame = capture.read()
+    assert ok and frame.shape[:2] == (512, 512)                  # small images are shown enlarged
+    assert not list((tmp_path / 'res').glob('.*tmp*'))
+
+
+def test_drag_with_a_mask_image(small_checkpoint, tmp_path):
+    import numpy as np
+    from PIL import Image
+    mask = np.zeros((64, 64), np.uint8)
+    mask[10:50, 10:50] = 255
+    Image.fromarray(mask).save(tmp_path / 'mask.png')
+    result = run('drag', '--checkpoint', small_checkpoint, '--drag', '20,24:30,20', '--mask', tmp_path / 'mask.png',
+                 '--steps', 2, '--out', tmp_path / 'o.png')
+    assert result.exit_code == 0, result.output
+    Image.fromarray(mask[:32, :32]).save(tmp_path / 'small.png')
+    bad = run('drag', '--checkpoint', small_checkpoint, '--drag', '20,24:30,20', '--mask', tmp_path / 'small.png',
+              '--out', tmp_path / 'o.png')
+    assert bad.exit_code == 1 and 'must be that size' in bad.output
+    same = run('drag', '--checkpoint', small_checkpoint, '--drag', '20,24:30,20', '--mask', tmp_path / 'mask.png',
+               '--out', tmp_path / 'mask.png')
+    assert same.exit_code == 1 and 'never writes over an input' in same.output
+    assert np.array_equal(np.asarray(Image.open(tmp_path / 'mask.png')), mask)
+
+
+@pytest.mark.parametrize('drag,code,message', [
+    ('20,24-30,20', 2, 'expected X1,Y1:X2,Y2'),
+    ('20,24:90,20', 1, r'target 1 \(90, 20\) is outside the 64x64 image'),
+])
+def test_drag_bad_points(small_checkpoint, tmp_path, drag, code, message):
+    import re
+    result = run('drag', '--checkpoint', small_checkpoint, '--drag', drag, '--out', tmp_path / 'o.png')
+    assert result.exit_code == code and re.search(message, result.output) and 'Traceback' not in result.output
+
+
+def test_drag_without_a_downloadable_checkpoint(tmp_path, monkeypatch):
+    import urllib.error
+    import urllib.request
+    monkeypatch.setenv('PHOTODRAG_CACHE', str(tmp_path))
+    monkeypatch.setattr(urllib.request, 'urlopen', lambda *a, **k: (_ for _ in ()).throw(urllib.error.URLError('offline')))
+    result = run('drag', '--checkpoint', 'stylegan2-ffhq-512', '--drag', '1,1:2,2', '--out', tmp_path / 'o.png')
+    assert result.exit_code == 1 and 'by hand' in result.output and not (tmp_path / 'o.png').exists()
