@@ -135,6 +135,10 @@ class DragSession:
     def lr(self) -> float:
         return float(self._optimizer.param_groups[0]['lr'])
 
+    def state(self) -> DragStep:
+        """Where the drag stands now (the last step's report, or the start)."""
+        return self._last or self._result(None)
+
     def add_callback(self, fn: Callable) -> None:
         self._callbacks.append(fn)
 
@@ -242,7 +246,7 @@ class DragSession:
     def run(self, max_steps: Optional[int] = None, callback: Optional[Callable] = None) -> DragStep:
         """Step until done (or for at most `max_steps` more optimisation steps)."""
         stop_at = None if max_steps is None else self._step + max_steps
-        result = self._last or self._result(None)
+        result = self.state()
         while not self._done and (stop_at is None or self._step < stop_at):
             result = self.step()
             if callback:

@@ -255,7 +255,7 @@ def drag_command(checkpoint, seed, truncation, drags, mask, steps, out, video, f
         raise
     finally:
         bar.close()
-    result = session.run(max_steps=0)
+    result = session.state()
     image = stylegan.to_uint8(session.render())[0]
     report.save_image(out, image)
     if writer:

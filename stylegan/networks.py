@@ -54,7 +54,7 @@ class FullyConnectedLayer(nn.Module):
                 b = b * self.bias_gain
         if self.activation == 'linear':
             return torch.nn.functional.linear(x, w, b)
-        return ops.bias_act(torch.nn.functional.linear(x, w), b, act=self.activation)
+        return ops.bias_act(torch.nn.functional.linear(x, w), b, act=self.activation, inplace=True)
 
     def extra_repr(self) -> str:
         return f'in_features={self.in_features}, out_features={self.out_features}, activation={self.activation}'
@@ -89,7 +89,7 @@ class Conv2dLayer(nn.Module):
         w = (self.weight * self.weight_gain).to(x.dtype)
         x = ops.conv2d_resample(x, w, self.resample_filter, up=self.up, padding=self.padding)
         clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
-        return ops.bias_act(x, self.bias, act=self.activation, gain=self.act_gain * gain, clamp=clamp)
+        return ops.bias_act(x, self.bias, act=self.activation, gain=self.act_gain * gain, clamp=clamp, inplace=True)
 
 
 class MappingNetwork(nn.Module):
@@ -261,7 +261,7 @@ class ToRGBLayer(nn.Module):
     def forward(self, x: torch.Tensor, w: torch.Tensor, fused_modconv: Optional[bool] = None) -> torch.Tensor:
         styles = self.affine(w) * self.weight_gain
         x = ops.modulated_conv2d(x, self.weight, styles, demodulate=False, fused=fused_modconv)
-        return ops.bias_act(x, self.bias, clamp=self.conv_clamp)
+        return ops.bias_act(x, self.bias, clamp=self.conv_clamp, inplace=True)
 
 
 class SynthesisBlock(nn.Module):

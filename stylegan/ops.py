@@ -10,6 +10,7 @@ Conventions: activations NCHW; a resampling filter is a float32 [fh, fw] tensor 
 """
 
 import contextlib
+import contextvars
 import math
 from typing import Callable, Dict, Optional, Sequence, Tuple
 
@@ -49,17 +50,18 @@ def normalize_2nd_moment(x: torch.Tensor, dim: int = 1, eps: float = 1e-8) -> to
 
 
 def bias_act(x: torch.Tensor, b: Optional[torch.Tensor] = None, act: str = 'linear',
-             gain: Optional[float] = None, clamp: Optional[float] = None) -> torch.Tensor:
+             gain: Optional[float] = None, clamp: Optional[float] = None, inplace: bool = False) -> torch.Tensor:
     """x + b (broadcast over dim 1), then activation, then *gain, then clamp to ±clamp.
 
-    Works in place when autograd does not need the intermediate values (inference), which
-    saves several passes over large activation maps.
+    `inplace=True` lets it overwrite x when autograd does not need the intermediate values
+    (inference), which saves several passes over large activation maps; pass it only for
+    a tensor nobody else holds.
     """
     fn, alpha, default_gain = _ACTIVATIONS[act]
     gain = default_gain if gain is None else float(gain)
     if b is not None:
         b = b.to(x.dtype).reshape([1, -1] + [1] * (x.ndim - 2))
-    if torch.is_grad_enabled() and x.requires_grad:
+    if not inplace or (torch.is_grad_enabled() and x.requires_grad):
         if b is not None:
             x = x + b
         x = fn(x, alpha)
@@ -129,23 +131,22 @@ def _pair(v):
     return (int(v), int(v)) if isinstance(v, int) else tuple(int(a) for a in v)
 
 
-_LEAN = {'enabled': True}
+_LEAN = contextvars.ContextVar('photodrag_lean_autograd', default=True)
 
 
 @contextlib.contextmanager
 def lean_autograd(enabled: bool = True):
     """Turn the memory-lean autograd functions on or off (off = plain PyTorch ops, for
     checking that both give the same gradients)."""
-    before = _LEAN['enabled']
-    _LEAN['enabled'] = enabled
+    token = _LEAN.set(enabled)
     try:
         yield
     finally:
-        _LEAN['enabled'] = before
+        _LEAN.reset(token)
 
 
 def _conv(x: torch.Tensor, w: torch.Tensor, *, transpose: bool = False, stride=1, padding=0, groups: int = 1):
-    if _LEAN['enabled'] and torch.is_grad_enabled() and x.requires_grad and not w.requires_grad:
+    if _LEAN.get() and torch.is_grad_enabled() and x.requires_grad and not w.requires_grad:
         return _ConstWeightConv.apply(x, w, transpose, stride, padding, groups)
     op = F.conv_transpose2d if transpose else F.conv2d
     return op(x, w, stride=stride, padding=padding, groups=groups)
@@ -179,18 +180,21 @@ def fir_filter2d(x: torch.Tensor, f: torch.Tensor, pad: Sequence[int], gain: flo
     return _conv(x, kernel, groups=channels)
 
 
+def _insert_zeros(x: torch.Tensor, up: int) -> torch.Tensor:
+    """Insert up-1 zeros after every pixel along both axes."""
+    n, c, h, w = x.shape
+    x = F.pad(x.reshape(n, c, h, 1, w, 1), [0, up - 1, 0, 0, 0, up - 1])
+    return x.reshape(n, c, h * up, w * up)
+
+
 def upsample2d(x: torch.Tensor, f: torch.Tensor, up: int = 2, gain: float = 1.0) -> torch.Tensor:
     """Upsample by `up`: insert zeros after each pixel, then FIR-filter (output = up × input).
 
     The filter gain is up² so that a constant image stays constant (NVIDIA's upsample2d).
     """
     fh, fw = f.shape
-    n, c, h, w = x.shape
-    x = x.reshape(n, c, h, 1, w, 1)
-    x = F.pad(x, [0, up - 1, 0, 0, 0, up - 1])
-    x = x.reshape(n, c, h * up, w * up)
     pad = [(fw + up - 1) // 2, (fw - up) // 2, (fh + up - 1) // 2, (fh - up) // 2]
-    return fir_filter2d(x, f, pad, gain=gain * up * up)
+    return fir_filter2d(_insert_zeros(x, up), f, pad, gain=gain * up * up)
 
 
 def conv2d_resample(x: torch.Tensor, w: torch.Tensor, f: Optional[torch.Tensor] = None, up: int = 1,
@@ -211,10 +215,7 @@ def conv2d_resample(x: torch.Tensor, w: torch.Tensor, f: Optional[torch.Tensor] 
     py0, py1 = padding + (fh + up - 1) // 2, padding + (fh - up) // 2
     if kh == 1 and kw == 1:
         x = _conv(x, _like(w, x), groups=groups)
-        n, c, h, wd = x.shape
-        x = x.reshape(n, c, h, 1, wd, 1)
-        x = F.pad(x, [0, up - 1, 0, 0, 0, up - 1]).reshape(n, c, h * up, wd * up)
-        return fir_filter2d(x, f, [px0, px1, py0, py1], gain=up * up)
+        return fir_filter2d(_insert_zeros(x, up), f, [px0, px1, py0, py1], gain=up * up)
     # Transposed convolution wants [in, out/groups, kh, kw].
     if groups == 1:
         wt = w.transpose(0, 1)
@@ -384,10 +385,11 @@ def modulated_tail(z: torch.Tensor, dcoefs: Optional[torch.Tensor], noise: Optio
                    b: torch.Tensor, act: str = 'lrelu', gain: Optional[float] = None,
                    clamp: Optional[float] = None) -> torch.Tensor:
     """What follows the convolution in a synthesis layer: ·dcoefs, +noise, +bias, activation,
-    ·gain, clamp. Under autograd this keeps a quarter of the activations the plain ops would."""
+    ·gain, clamp. Under autograd this keeps a quarter of the activations the plain ops would.
+    z is consumed: in inference it is overwritten with the result."""
     fn, alpha, default_gain = _ACTIVATIONS[act]
     gain = default_gain if gain is None else float(gain)
-    if _LEAN['enabled'] and torch.is_grad_enabled() and act in _LEAN_ACTIVATIONS:
+    if _LEAN.get() and torch.is_grad_enabled() and act in _LEAN_ACTIVATIONS:
         inputs = (z, dcoefs, noise, b)
         if any(t is not None and t.requires_grad for t in inputs):
             return _ModulatedTail.apply(z, dcoefs, noise, b, _LEAN_ACTIVATIONS[act], gain,
@@ -396,5 +398,5 @@ def modulated_tail(z: torch.Tensor, dcoefs: Optional[torch.Tensor], noise: Optio
         dc = dcoefs.to(z.dtype)
         z = torch.addcmul(noise.to(z.dtype), z, dc) if noise is not None else z * dc
     elif noise is not None:
-        z = z.add_(noise.to(z.dtype)) if not (torch.is_grad_enabled() and z.requires_grad) else z + noise.to(z.dtype)
-    return bias_act(z, b, act=act, gain=gain, clamp=clamp)
+        z = z + noise.to(z.dtype) if torch.is_grad_enabled() and z.requires_grad else z.add_(noise.to(z.dtype))
+    return bias_act(z, b, act=act, gain=gain, clamp=clamp, inplace=True)
