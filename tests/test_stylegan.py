@@ -180,3 +180,32 @@ def test_float64_gradcheck_of_lean_functions():
             noise = torch.randn(4, 5, dtype=torch.float64, generator=g, requires_grad=True)
             assert torch.autograd.gradcheck(
                 lambda z, dc, b, n: ops.modulated_tail(z, dc, n, b, act=act, gain=1.3, clamp=clamp), (z, dc, b, noise))
+
+
+def test_both_nvidia_constructor_styles_build_the_same_network():
+    ada = stylegan.Generator(z_dim=512, c_dim=0, w_dim=512, img_resolution=64, img_channels=3,
+                             mapping_kwargs={'num_layers': 2},
+                             synthesis_kwargs={'channel_base': 1024, 'channel_max': 64, 'num_fp16_res': 2,
+                                               'conv_clamp': 256})
+    sg3 = stylegan.Generator(z_dim=512, c_dim=0, w_dim=512, img_resolution=64, img_channels=3,
+                             mapping_kwargs={'num_layers': 2, 'freeze_layers': 0}, channel_base=1024,
+                             channel_max=64, num_fp16_res=2, conv_clamp=256, fused_modconv_default='inference_only')
+    assert ada.init_kwargs == sg3.init_kwargs
+    assert {k: v.shape for k, v in ada.state_dict().items()} == {k: v.shape for k, v in sg3.state_dict().items()}
+    sg3.load_state_dict(ada.state_dict())                        # NVIDIA names: loads one to one
+    with pytest.raises(ValueError, match="unsupported synthesis keyword.*'warp_speed'"):
+        stylegan.Generator(img_resolution=64, warp_speed=9)
+    with pytest.raises(ValueError, match='given twice'):
+        stylegan.Generator(img_resolution=64, synthesis_kwargs={'channel_max': 64}, channel_max=32)
+
+
+def test_conditional_generator_matches_reference():
+    G = make_generator(c_dim=4)
+    z = torch.randn(2, G.z_dim, generator=torch.Generator().manual_seed(4))
+    c = torch.eye(4)[:2]
+    ws = G.mapping(z, c, truncation_psi=0.5)
+    assert torch.allclose(ws, reference.mapping(G, z, c, 0.5), atol=1e-6)
+    assert (G.synthesis(ws, noise_mode='const') - reference.synthesis(G, ws)).abs().max() < TOL * 4
+    with pytest.raises(ValueError, match='conditional'):
+        G.mapping(z, None)
+    assert stylegan.w_from_seed(G, 0).shape == (1, G.num_ws, G.w_dim)
