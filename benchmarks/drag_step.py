@@ -10,6 +10,8 @@ Targets on a 2-core CPU: fp32 time <= 0.6x, bf16 time <= 0.3x, peak memory <= 0.
 """
 
 import argparse
+import statistics
+import time
 
 import _measure  # noqa: F401  (sets sys.path and malloc behaviour first)
 import torch
@@ -26,8 +28,6 @@ MODES = [('reference fp32', dict(mode='reference')),
 
 def run_mode(G, w, points, steps, **config):
     """Median seconds per optimisation step (after one warm-up step) and peak RSS."""
-    import statistics
-    import time
     handles, targets = points
     session = DragSession(G, w, handles, targets, config=DragConfig(max_steps=steps + 1, stop_distance=0, **config))
     session.step()          # warm-up: first forward, reference capture

@@ -33,13 +33,18 @@ class FeatureMap:
         """mean(|self - start| * keep) with keep [R, R] = 1 - mask (the keep-still term)."""
         raise NotImplementedError
 
+    def detach(self) -> 'FeatureMap':
+        """The same view, cut from the autograd graph (the start features)."""
+        raise NotImplementedError
+
 
 class FullResFeatures(FeatureMap):
     """The reference: the feature map resized to R x R, as DragGAN's code builds it."""
 
-    def __init__(self, low_res: torch.Tensor, resolution: int):
+    def __init__(self, low_res: torch.Tensor, resolution: int, *, resized: bool = False):
         self.resolution = resolution
-        self.map = F.interpolate(low_res, size=(resolution, resolution), mode='bilinear', align_corners=False)
+        self.map = low_res if resized else F.interpolate(low_res, size=(resolution, resolution),
+                                                         mode='bilinear', align_corners=False)
 
     def at(self, xy):
         ix, iy = xy[:, 0].long(), xy[:, 1].long()
@@ -55,9 +60,7 @@ class FullResFeatures(FeatureMap):
         return ((self.map - start.map).abs() * keep).mean()
 
     def detach(self):
-        out = FullResFeatures.__new__(FullResFeatures)
-        out.resolution, out.map = self.resolution, self.map.detach()
-        return out
+        return FullResFeatures(self.map.detach(), self.resolution, resized=True)
 
 
 class _GradLikeInput(torch.autograd.Function):

@@ -48,8 +48,6 @@ class _Snapshot:
     handles: torch.Tensor
     targets: torch.Tensor
     references: List[Optional[torch.Tensor]]
-    done: bool
-    reason: Optional[str]
 
 
 @contextlib.contextmanager
@@ -207,7 +205,8 @@ class DragSession:
         self._optimizer.load_state_dict(copy.deepcopy(snap.optimizer))
         self._handles, self._targets = snap.handles.clone(), snap.targets.clone()
         self._references = [None if r is None else r.clone() for r in snap.references]
-        self._step, self._done, self._reason = snap.step, snap.done, snap.reason
+        self._step = snap.step
+        self._undone()      # snapshots are taken at the start and after updates: never done
         self._last = self._result(None)
         return self._last
 
@@ -304,7 +303,7 @@ class DragSession:
     def _snapshot(self) -> _Snapshot:
         return _Snapshot(self._step, self._delta.detach().clone(), copy.deepcopy(self._optimizer.state_dict()),
                          self._handles.clone(), self._targets.clone(),
-                         [None if r is None else r.clone() for r in self._references], self._done, self._reason)
+                         [None if r is None else r.clone() for r in self._references])
 
     def _result(self, loss: Optional[float]) -> DragStep:
         distances = (self._targets - self._handles).norm(dim=1).tolist()
