@@ -41,3 +41,7 @@ class UnreadableImageError(PhotodragError):
 
 class NoFaceFoundError(PhotodragError):
     """No face (or object) was detected where one was needed."""
+
+
+class InvalidImageError(PhotodragError, ValueError):
+    """An image has the wrong size, channel count, dtype or range, or NaN/infinite values."""
