@@ -1,1 +1,27 @@
-"""Photo I/O, face/object detection, crop recipes, CropTransform and paste-back (not built yet)."""
+"""Photo I/O, face/object detection, crop recipes, CropTransform and paste-back.
+
+    import alignment
+    photo = alignment.read_photo('group.jpg')
+    faces = alignment.detect_faces(photo)                       # left to right
+    crop = alignment.align(photo, faces[0], size=512)           # FFHQ recipe
+    ...                                                         # invert + drag crop.image
+    result = alignment.paste_back(photo, [(crop, edited)])
+    alignment.write_photo(result.pixels, 'group_edited.jpg', like=photo)
+"""
+
+from .faces import (DlibDetector, Face, FaceDetector, default_detector, detect_faces, no_face_error, select_face,
+                    sort_faces)
+from .paste import BlendMask, Edit, PasteConfig, PasteResult, paste_back
+from .photo import DEFAULT_MAX_PIXELS, Photo, as_rgb, estimate_jpeg_quality, read_photo, write_photo
+from .recipes import (RECIPES, AlignedCrop, CropRecipe, align, box_quad, ffhq_quad, recipe_for_checkpoint,
+                      warp_quad)
+from .transform import CropTransform, homography
+
+__all__ = [
+    'Photo', 'read_photo', 'write_photo', 'as_rgb', 'estimate_jpeg_quality', 'DEFAULT_MAX_PIXELS',
+    'Face', 'FaceDetector', 'DlibDetector', 'default_detector', 'detect_faces', 'select_face', 'sort_faces',
+    'no_face_error',
+    'CropTransform', 'homography',
+    'AlignedCrop', 'CropRecipe', 'RECIPES', 'align', 'ffhq_quad', 'box_quad', 'recipe_for_checkpoint', 'warp_quad',
+    'PasteConfig', 'Edit', 'BlendMask', 'PasteResult', 'paste_back',
+]

