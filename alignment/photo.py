@@ -104,9 +104,10 @@ def read_photo(path, max_pixels: Optional[int] = DEFAULT_MAX_PIXELS) -> Photo:
                     quality = estimate_jpeg_quality(img)
                     subsampling = _jpeg_subsampling(img)
                 icc = img.info.get('icc_profile') or None
-                exif = _upright_exif(img)
                 source_mode = img.mode
-                img = ImageOps.exif_transpose(img)
+                upright = ImageOps.exif_transpose(img)
+                exif = _upright_exif(img)          # after the transpose: it edits img's EXIF in place
+                img = upright
                 pixels, icc = _decode_pixels(img, icc)
     except UnreadableImageError:
         raise

@@ -214,8 +214,8 @@ def warp_quad(pixels: np.ndarray, transform: CropTransform, supersample: int = 4
             int(np.ceil(max(0.0, rq[:, 0].max() + rb - region.shape[1] + 1))),
             int(np.ceil(max(0.0, rq[:, 1].max() + rb - region.shape[0] + 1)))]
     if max(need) > 0:
-        region = _soft_pad(region, need, qsize / max(shrink, 1))
-        to_photo = to_photo @ np.array([[1.0, 0, -need[0]], [0, 1.0, -need[1]], [0, 0, 1]])
+        region, (left, top) = _soft_pad(region, need, qsize / max(shrink, 1))
+        to_photo = to_photo @ np.array([[1.0, 0, -left], [0, 1.0, -top], [0, 0, 1]])
     # 4. warp at supersample x, then area-downsample
     up = np.array([[supersample, 0, 0.5 * supersample - 0.5], [0, supersample, 0.5 * supersample - 0.5], [0, 0, 1]])
     m = up @ transform.matrix @ to_photo            # region pixel -> supersampled crop pixel
@@ -226,9 +226,10 @@ def warp_quad(pixels: np.ndarray, transform: CropTransform, supersample: int = 4
     return np.ascontiguousarray(big)
 
 
-def _soft_pad(region: np.ndarray, need, qsize: float) -> np.ndarray:
+def _soft_pad(region: np.ndarray, need, qsize: float):
     """Reflect-pad by at least `need` (left, top, right, bottom) and 0.3 qsize on those sides,
-    fading the reflection into a Gaussian blur and then into the median colour outward."""
+    fading the reflection into a Gaussian blur and then into the median colour outward.
+    Returns (padded region, (left, top) pad)."""
     import cv2
     pad = [max(n, int(round(qsize * 0.3))) if n > 0 else 0 for n in need]
     left, top, right, bottom = pad
@@ -247,7 +248,7 @@ def _soft_pad(region: np.ndarray, need, qsize: float) -> np.ndarray:
     img += (blur - img) * np.clip(3.0 * dist + 1.0, 0.0, 1.0)[..., None]
     median = np.median(region.reshape(-1, region.shape[2]), axis=0).astype(np.float32)
     img += (median - img) * np.clip(dist, 0.0, 1.0)[..., None]
-    return np.clip(np.rint(img), 0, 255).astype(np.uint8)
+    return np.clip(np.rint(img), 0, 255).astype(np.uint8), (left, top)
 
 
 def _resolve_recipe(recipe) -> CropRecipe:

@@ -125,10 +125,14 @@ def homography(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
 
 
 def _apply(matrix: np.ndarray, points) -> np.ndarray:
-    p = np.asarray(points, np.float64)
+    try:
+        p = np.asarray(points, np.float64)
+    except (TypeError, ValueError):
+        raise InvalidPointsError(f'points must be (x, y) number pairs [N, 2], got {points!r}') from None
     single = p.ndim == 1
-    p = p.reshape(-1, 2) if p.size else p.reshape(0, 2)
-    if p.shape[-1] != 2 or p.ndim != 2:
+    if single:
+        p = p[None]
+    if p.ndim != 2 or p.shape[1] != 2:
         raise InvalidPointsError(f'points must be (x, y) pairs [N, 2], got shape {np.shape(points)}')
     if not np.isfinite(p).all():
         raise InvalidPointsError('points must be finite numbers')

@@ -1,0 +1,414 @@
+"""alignment/: photo I/O, CropTransform, recipes, faces (dlib, skipped without it), paste-back."""
+
+import io
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import alignment
+from alignment import AlignedCrop, CropTransform
+from stylegan.errors import InvalidPointsError, NoFaceFoundError, PhotodragError, UnreadableImageError
+
+PHOTOS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), '..', 'shared', 'data', 'photos')
+
+
+def smooth_image(h=240, w=300, seed=0):
+    """A textured but band-limited RGB image (what a resampling round trip can preserve)."""
+    import cv2
+    rng = np.random.default_rng(seed)
+    noise = rng.uniform(0, 255, (h // 4, w // 4, 3)).astype(np.float32)
+    img = cv2.resize(noise, (w, h), interpolation=cv2.INTER_CUBIC)
+    img = cv2.GaussianBlur(img, (0, 0), 2.0)
+    return np.clip(np.rint((img - img.mean()) * 3 + 128), 0, 255).astype(np.uint8)
+
+
+def rotated_quad(centre, half, angle_deg):
+    a = np.deg2rad(angle_deg)
+    x = np.array([np.cos(a), np.sin(a)]) * half
+    y = np.array([-np.sin(a), np.cos(a)]) * half
+    c = np.asarray(centre, float)
+    return np.stack([c - x - y, c - x + y, c + x + y, c + x - y])
+
+
+def synthetic_crop(photo, centre, half, angle, size):
+    t = CropTransform.from_quad(rotated_quad(centre, half, angle), (size, size), photo.shape[1::-1])
+    return AlignedCrop(image=alignment.warp_quad(photo, t, 4), transform=t, face=None, recipe='test')
+
+
+def psnr(a, b):
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return 10 * np.log10(255 ** 2 / max(mse, 1e-12))
+
+
+# ---------------------------------------------------------------- CropTransform
+
+def test_points_round_trip_within_0_01_px():
+    rng = np.random.default_rng(1)
+    quads = [rotated_quad((130, 90), 60, 17), rotated_quad((20, 30), 200, -40),
+             np.array([[10, 12], [5, 200], [230, 190], [220, 3.5]])]          # a true projective map
+    for quad in quads:
+        t = CropTransform.from_quad(quad, (512, 512), (300, 240))
+        pts = rng.uniform(-50, 350, (200, 2))
+        assert np.abs(t.to_photo(t.to_crop(pts)) - pts).max() < 0.01
+        crop_pts = rng.uniform(0, 511, (200, 2))
+        assert np.abs(t.to_crop(t.to_photo(crop_pts)) - crop_pts).max() < 0.01
+        # the quad corners are the crop's outer pixel edges
+        assert np.abs(t.to_crop(quad) - [[-0.5, -0.5], [-0.5, 511.5], [511.5, 511.5], [511.5, -0.5]]).max() < 1e-6
+
+
+def test_transform_rejects_bad_points():
+    t = CropTransform.from_quad(rotated_quad((50, 50), 20, 0), (64, 64), (100, 100))
+    with pytest.raises(InvalidPointsError):
+        t.to_crop([[1, 2, 3]])
+    with pytest.raises(InvalidPointsError):
+        t.to_crop([[np.nan, 2]])
+    assert t.to_crop([10, 20]).shape == (2,)            # one point in, one point out
+
+
+def test_images_and_masks_follow_the_points():
+    import cv2
+    t = CropTransform.from_quad(rotated_quad((150, 120), 70, 25), (128, 128), (300, 240))
+    # a blob centred on a photo pixel lands (by its centroid) where to_crop says, in both directions
+    photo = np.zeros((240, 300), np.float32)
+    photo[102, 171] = 1
+    crop = t.warp_to_crop(cv2.GaussianBlur(photo, (0, 0), 4))
+    ys, xs = np.mgrid[0:128, 0:128]
+    centroid = np.array([(crop * xs).sum(), (crop * ys).sum()]) / crop.sum()
+    assert np.hypot(*(centroid - t.to_crop([171, 102]))) < 0.1
+    rgb = np.zeros((128, 128, 3), np.uint8)
+    rgb[30, 90] = 255
+    back = t.warp_to_photo(cv2.GaussianBlur(rgb.astype(np.float32), (0, 0), 4)[..., 1])
+    ys, xs = np.mgrid[0:240, 0:300]
+    centroid = np.array([(back * xs).sum(), (back * ys).sum()]) / back.sum()
+    assert np.hypot(*(centroid - t.to_photo([90, 30]))) < 0.1
+    assert t.warp_to_crop(np.zeros((240, 300, 3), np.uint8)).shape == (128, 128, 3)
+    # masks both ways: a disk drawn in the crop lands where the points say, zero outside the crop
+    disk = np.zeros((128, 128), np.float32)
+    cv2.circle(disk, (40, 80), 12, 1.0, -1)
+    m = t.mask_to_photo(disk)
+    assert m.shape == (240, 300) and m.dtype == np.float32 and 0 <= m.min() and m.max() <= 1
+    cy, cx = np.argwhere(m > 0.5).mean(axis=0)
+    assert np.hypot(*(np.array([cx, cy]) - t.to_photo([40, 80]))) < 0.5
+    back = t.mask_to_crop(m)
+    assert np.abs(back - disk)[disk_interior(disk)].max() < 0.05
+    assert t.mask_to_photo(np.ones((128, 128), bool))[0, 0] == 0         # outside the crop's footprint
+
+
+def disk_interior(disk):
+    import cv2
+    return cv2.erode(disk, np.ones((5, 5), np.uint8)) > 0
+
+
+# ---------------------------------------------------------------- recipes
+
+def test_ffhq_quad_follows_the_recipe():
+    lm = np.zeros((68, 2))
+    lm[36:42] = [100, 100]
+    lm[42:48] = [140, 100]
+    lm[48], lm[54] = [105, 150], [135, 150]
+    q = alignment.ffhq_quad(lm)
+    # eye_to_eye (40, 0), eye_to_mouth (0, 50): x along +x with |x| = max(80, 90) = 90, c = (120, 105)
+    assert np.allclose(q, [[30, 15], [30, 195], [210, 195], [210, 15]])
+
+
+def test_object_crop_with_aspect_and_padding():
+    photo = smooth_image()
+    crop = alignment.align(photo, (200, 150, 320, 260), size=64, recipe='car', margin=0.0)
+    x0, y0, x1, y1 = crop.content
+    assert (y1 - y0, x1 - x0) == (48, 64)                                # 4:3 content, letterboxed
+    assert crop.image[:y0].max() == 0 and crop.image[y1:].max() == 0
+    assert crop.image[y0:y1].std() > 5
+    # the box (120 x 110) grows to 4:3 around its centre: 146.7 px wide -> the crop's 64 px
+    half = 110 * 4 / 3 / 2
+    assert np.allclose(crop.transform.to_crop([[259.5 - half, 205], [259.5 + half, 205]])[:, 0], [-0.5, 63.5])
+    # the box leaves the photo: padding fades toward the median colour, no black corners
+    assert crop.image[y0:y1, -8:].mean() > 40
+    # the whole image when no box is given
+    whole = alignment.align(photo, None, size=32, recipe='object')
+    assert np.allclose(whole.transform.quad()[0], [-0.5, -30.5])
+
+
+def test_recipe_for_checkpoint():
+    r = alignment.recipe_for_checkpoint('stylegan2-ffhq-512')
+    assert (r.name, r.face, r.size) == ('ffhq', True, 512)
+    assert alignment.recipe_for_checkpoint('stylegan2-car-512').aspect == pytest.approx(4 / 3)
+    assert alignment.recipe_for_checkpoint('stylegan2-afhqcat-512').name == 'afhq'
+    assert alignment.recipe_for_checkpoint('stylegan2-horses-256').name == 'object'
+    with pytest.raises(PhotodragError):
+        alignment.align(smooth_image(), None, recipe='nope', size=32)
+    with pytest.raises(PhotodragError):
+        alignment.align(smooth_image(), None, recipe='object')           # no size
+
+
+# ---------------------------------------------------------------- paste-back
+
+def test_identity_paste_back_is_resampling_only():
+    photo = smooth_image()
+    crop = synthetic_crop(photo, (150, 118), 60, 12, 256)       # crop is 2x the photo's resolution
+    result = alignment.paste_back(photo, [(crop, crop.image)])
+    m = result.mask()
+    assert result.pixels.dtype == np.uint8 and result.pixels.shape == photo.shape
+    assert np.array_equal(result.pixels[m == 0], photo[m == 0])
+    assert (m > 0).mean() > 0.1
+    assert psnr(result.pixels[m > 0], photo[m > 0]) >= 40
+
+
+def test_paste_several_crops_bit_identical_outside():
+    photo = smooth_image(200, 360)
+    crops = [synthetic_crop(photo, (80, 100), 50, -10, 128), synthetic_crop(photo, (270, 90), 45, 20, 128)]
+    edits = []
+    for c in crops:
+        e = c.image.astype(np.int16)
+        e[40:90, 40:90] = 255 - e[40:90, 40:90]                  # a strong local change
+        edits.append((c, e.clip(0, 255).astype(np.uint8)))
+    result = alignment.paste_back(photo, edits)
+    assert len(result.masks) == 2
+    m = result.mask()
+    assert np.array_equal(result.pixels[m == 0], photo[m == 0])
+    for c, mask in zip(crops, result.masks):
+        x, y = np.round(c.transform.to_photo([64, 64])).astype(int)
+        assert mask.full((360, 200))[y, x] == 1.0
+        assert np.abs(result.pixels[y, x].astype(int) - photo[y, x]).max() > 30     # the edit is there
+    single = alignment.paste_back(photo, edits[0])
+    assert len(single.masks) == 1
+
+
+def test_changed_region_covers_edit_and_caller_mask():
+    photo = smooth_image()
+    crop = synthetic_crop(photo, (150, 120), 70, 5, 128)
+    edited = crop.image.copy()
+    edited[20:40, 80:100] = 0                                    # the edit
+    caller = np.zeros((128, 128), np.float32)
+    caller[90:110, 20:40] = 1                                    # allowed to change, unchanged
+    result = alignment.paste_back(photo, [(crop, edited, caller)])
+    full = result.masks[0].full((300, 240))
+    for cx, cy in [(90, 30), (30, 100)]:
+        x, y = np.round(crop.transform.to_photo([cx, cy])).astype(int)
+        assert full[y, x] == 1.0
+    x, y = np.round(crop.transform.to_photo([64, 64])).astype(int)
+    assert full[y, x] == 0.0                                     # untouched middle keeps the photo
+    assert 0 < (full > 0).mean() < 0.5 * (alignment.paste_back(photo, [(crop, edited)]).mask() > 0).mean() + 0.2
+    assert np.array_equal(result.pixels[full == 0], photo[full == 0])
+
+
+def test_colour_matching_hides_a_tint_and_poisson_blend():
+    photo = smooth_image()
+    crop = synthetic_crop(photo, (150, 120), 70, 8, 128)
+    tinted = np.clip(crop.image.astype(int) + [18, 6, -12], 0, 255).astype(np.uint8)
+    steps = {}
+    for kwargs in ({'colour_match': False}, {}, {'blend': 'poisson'}):
+        r = alignment.paste_back(photo, [(crop, tinted)], **kwargs)
+        m = r.mask()
+        assert np.array_equal(r.pixels[m == 0], photo[m == 0])
+        band = (m > 0.05) & (m < 0.95)
+        steps[str(kwargs)] = np.abs((r.pixels[band].astype(float) - photo[band]).mean(axis=0)).max()
+    assert steps["{'colour_match': False}"] > 6
+    assert steps['{}'] < 1.5
+    assert steps["{'blend': 'poisson'}"] < 1.5
+
+
+def test_paste_back_validates():
+    photo = smooth_image()
+    crop = synthetic_crop(photo, (150, 120), 70, 8, 64)
+    with pytest.raises(PhotodragError):
+        alignment.paste_back(photo, [(crop, np.zeros((32, 32, 3), np.uint8))])
+    with pytest.raises(PhotodragError):
+        alignment.paste_back(photo[:100], [(crop, crop.image)])
+    with pytest.raises(PhotodragError):
+        alignment.paste_back(photo, [(crop, crop.image, np.full((64, 64), 2.0))])
+    with pytest.raises(PhotodragError):
+        alignment.paste_back(photo, [(crop, crop.image)], blend='magic')
+
+
+# ---------------------------------------------------------------- photo I/O
+
+def save(img, path, **kw):
+    img.save(path, **kw)
+    return path
+
+
+def test_read_applies_exif_orientation_and_resets_the_tag(tmp_path):
+    a = np.zeros((40, 60, 3), np.uint8)
+    a[:, :10] = [255, 0, 0]                                      # a red band on the left
+    exif = Image.Exif()
+    exif[0x0112] = 6                                             # "rotate 90 CW to display"
+    exif[0x010F] = 'TestCam'
+    path = save(Image.fromarray(a), tmp_path / 'rot.jpg', exif=exif.tobytes(), quality=90)
+    photo = alignment.read_photo(path)
+    assert photo.pixels.shape == (60, 40, 3)                     # upright: portrait now
+    assert photo.pixels[:8, :, 0].mean() > 200 and photo.pixels[-8:, :, 0].mean() < 60    # red on top
+    kept = Image.Exif()
+    kept.load(photo.exif)
+    assert kept[0x0112] == 1 and kept[0x010F] == 'TestCam'
+    assert photo.format == 'JPEG' and abs(photo.jpeg_quality - 90) <= 1
+
+
+def test_read_modes(tmp_path):
+    # RGBA: composited over white, not truncated
+    rgba = np.zeros((8, 8, 4), np.uint8)
+    rgba[..., 0] = 200
+    rgba[:4, ..., 3] = 0
+    rgba[4:, ..., 3] = 128
+    p = alignment.read_photo(save(Image.fromarray(rgba, 'RGBA'), tmp_path / 'a.png')).pixels
+    assert p[:4].tolist() == [[[255, 255, 255]] * 8] * 4
+    assert np.allclose(p[4:, :, 0], 228, atol=1) and np.allclose(p[4:, :, 1], 127, atol=1)
+    # LA and palette with transparency
+    la = Image.fromarray(np.dstack([np.full((4, 4), 0, np.uint8), np.full((4, 4), 0, np.uint8)]), 'LA')
+    assert alignment.read_photo(save(la, tmp_path / 'la.png')).pixels.min() == 255
+    pal = Image.new('P', (4, 4), 1)
+    pal.putpalette([0, 0, 0, 10, 20, 30] + [0] * 762)
+    pal.info['transparency'] = 0
+    pal.putpixel((0, 0), 0)
+    p = alignment.read_photo(save(pal, tmp_path / 'p.png', transparency=0)).pixels
+    assert p[0, 0].tolist() == [255, 255, 255] and p[1, 1].tolist() == [10, 20, 30]
+    # grayscale
+    g = alignment.read_photo(save(Image.fromarray(np.full((5, 6), 77, np.uint8)), tmp_path / 'g.jpg')).pixels
+    assert g.shape == (5, 6, 3) and abs(int(g[2, 2, 0]) - 77) <= 2 and (g[..., 0] == g[..., 2]).all()
+    # 16-bit gray: scaled (v / 257), not clipped at 255
+    g16 = Image.fromarray(np.array([[0, 257 * 100, 65535, 30000]], np.uint16))
+    assert g16.mode.startswith('I;16')
+    p = alignment.read_photo(save(g16, tmp_path / 'g16.png')).pixels
+    assert p[0, :, 0].tolist() == [0, 100, 255, 117]
+    # 48-bit RGB (16-bit per channel) PNG and TIFF
+    import cv2
+    rgb16 = np.zeros((4, 4, 3), np.uint16)
+    rgb16[..., 0], rgb16[..., 1], rgb16[..., 2] = 65535, 257 * 60, 257 * 200
+    for suffix in ('.png', '.tif'):
+        path = str(tmp_path / f'rgb16{suffix}')
+        assert cv2.imwrite(path, rgb16[..., ::-1])
+        p = alignment.read_photo(path).pixels
+        assert np.abs(p[0, 0].astype(int) - [255, 60, 200]).max() <= 1, suffix
+    # CMYK JPEG (Pillow writes Adobe-style inverted CMYK; reading must undo it)
+    cmyk = Image.new('CMYK', (8, 8), (0, 255, 255, 0))                  # pure red in CMYK
+    p = alignment.read_photo(save(cmyk, tmp_path / 'c.jpg', quality=95)).pixels
+    assert p[4, 4, 0] > 200 and p[4, 4, 1] < 60 and p[4, 4, 2] < 60
+    # as_rgb on arrays
+    assert alignment.as_rgb(np.ones((3, 3), np.float32)).tolist() == [[[255] * 3] * 3] * 3
+    with pytest.raises(UnreadableImageError):
+        alignment.as_rgb(np.zeros((3, 3, 2), np.uint8))
+
+
+def test_unreadable_files(tmp_path):
+    good = io.BytesIO()
+    Image.fromarray(smooth_image(64, 64)).save(good, 'JPEG')
+    cases = {'empty.jpg': b'', 'text.jpg': b'hello, not an image\n' * 10,
+             'truncated.jpg': good.getvalue()[:len(good.getvalue()) // 2],
+             'corrupt.png': b'\x89PNG\r\n\x1a\n' + os.urandom(200)}
+    for name, data in cases.items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        with pytest.raises(UnreadableImageError, match=name):
+            alignment.read_photo(path)
+    with pytest.raises(UnreadableImageError, match='truncated'):
+        alignment.read_photo(tmp_path / 'truncated.jpg')
+    with pytest.raises(UnreadableImageError, match='no such file'):
+        alignment.read_photo(tmp_path / 'missing.jpg')
+
+
+def test_decompression_bomb_guard(tmp_path):
+    path = save(Image.new('RGB', (400, 300)), tmp_path / 'big.png')
+    with pytest.raises(UnreadableImageError, match='megapixels exceeds'):
+        alignment.read_photo(path, max_pixels=100_000)
+    assert alignment.read_photo(path, max_pixels=None).pixels.shape == (300, 400, 3)
+
+
+def test_write_keeps_metadata_and_refuses_to_overwrite(tmp_path):
+    from PIL import ImageCms
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile('sRGB')).tobytes()
+    exif = Image.Exif()
+    exif[0x010F] = 'TestCam'
+    src = save(Image.fromarray(smooth_image(48, 64)), tmp_path / 'in.jpg', quality=83, exif=exif.tobytes(),
+               icc_profile=icc, subsampling=0)
+    photo = alignment.read_photo(src)
+    assert photo.jpeg_quality == 83 and photo.jpeg_subsampling == 0 and photo.icc_profile == icc
+    with pytest.raises(PhotodragError, match='refusing to write over'):
+        alignment.write_photo(photo, src)
+    with pytest.raises(PhotodragError, match='refusing to write over'):
+        alignment.write_photo(photo.pixels, tmp_path / '.' / 'in.jpg', like=photo)
+    out = alignment.write_photo(photo.pixels, tmp_path / 'out.jpg', like=photo)
+    again = alignment.read_photo(out)
+    assert again.jpeg_quality == 83 and again.jpeg_subsampling == 0 and again.icc_profile == icc
+    kept = Image.Exif()
+    kept.load(again.exif)
+    assert kept[0x010F] == 'TestCam'
+    assert psnr(again.pixels, photo.pixels) > 35
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith('.')] == []      # no temporary left
+    png = alignment.read_photo(alignment.write_photo(photo.pixels, tmp_path / 'out.png', like=photo))
+    assert png.format == 'PNG' and np.array_equal(png.pixels, photo.pixels) and png.icc_profile == icc
+    noext = alignment.write_photo(photo.pixels, tmp_path / 'noext', like=photo)
+    assert Image.open(noext).format == 'JPEG'
+    with pytest.raises(PhotodragError, match='format'):
+        alignment.write_photo(photo.pixels, tmp_path / 'noext2')
+
+
+# ---------------------------------------------------------------- faces (dlib, real photos)
+
+def _photo(name):
+    path = os.path.join(PHOTOS, name)
+    if not os.path.exists(path):
+        pytest.skip(f'test photo {name} not available (../shared/data/photos)')
+    return alignment.read_photo(path)
+
+
+def _needs_dlib():
+    pytest.importorskip('dlib')
+    pytest.importorskip('face_recognition_models')
+
+
+FACE_COUNTS = {'group4_codeformer_02.png': 4, 'group2_codeformer_06.png': 2, 'group3_family_gfpgan_10045.png': 3,
+               'group4_codeformer_00.jpg': 4, 'group4_tiny_codeformer_01.jpg': 4, 'portrait_facexlib_test2.jpg': 1,
+               'portrait_lowres_codeformer_04.jpg': 1, 'horse_e4e.jpg': 0}
+
+
+@pytest.mark.parametrize('name', sorted(FACE_COUNTS))
+def test_face_counts_of_the_test_photos(name):
+    _needs_dlib()
+    faces = alignment.detect_faces(_photo(name))
+    assert len(faces) == FACE_COUNTS[name]
+    assert [f.index for f in faces] == list(range(len(faces)))
+    assert [f.centre[0] for f in faces] == sorted(f.centre[0] for f in faces)      # left to right
+    for f in faces:
+        assert f.landmarks.shape == (68, 2) and f.box[2] > f.box[0]
+
+
+def test_aligned_crop_realigns_to_nearly_the_identity():
+    _needs_dlib()
+    photo = _photo('portrait_aligned1024_e4e_input.jpg')
+    crop = alignment.align(photo, None, size=1024, supersample=False)
+    corners = np.array([[-0.5, -0.5], [-0.5, 1023.5], [1023.5, 1023.5], [1023.5, -0.5]])
+    displacement = np.hypot(*(crop.transform.quad() - corners).T)
+    assert displacement.max() < 16          # measured 10.8 px: 1 % of the crop (landmark noise)
+    assert abs(crop.transform.scale - 1) < 0.01
+
+
+def test_real_face_align_paste_identity_and_selection():
+    _needs_dlib()
+    photo = _photo('portrait_lowres_codeformer_04.jpg')
+    faces = alignment.detect_faces(photo)
+    crop = alignment.align(photo, faces[0], size=256)
+    assert crop.image.shape == (256, 256, 3) and crop.recipe == 'ffhq' and crop.face is faces[0]
+    eyes = crop.transform.to_crop(faces[0].landmarks[36:48])
+    assert abs(eyes[:, 1].mean() - 256 * 0.4) < 256 * 0.08          # FFHQ puts the eyes ~40 % down
+    result = alignment.paste_back(photo, [(crop, crop.image)])
+    m = result.mask()
+    assert np.array_equal(result.pixels[m == 0], photo.pixels[m == 0])
+    assert psnr(result.pixels[m > 0], photo.pixels[m > 0]) >= 40
+    # a box instead of a face: landmarks from the predictor, the same crop
+    again = alignment.align(photo, faces[0].box, size=256)
+    assert np.abs(again.transform.quad() - crop.transform.quad()).max() < 1e-6
+    # selection
+    group = alignment.detect_faces(_photo('group4_tiny_codeformer_01.jpg'))
+    assert alignment.select_face(group, index=2) is group[2]
+    assert alignment.select_face(group, point=group[3].centre) is group[3]
+    with pytest.raises(NoFaceFoundError, match='4 face'):
+        alignment.select_face(group, index=4)
+
+
+def test_no_face_found_is_a_clear_error():
+    _needs_dlib()
+    with pytest.raises(NoFaceFoundError, match='upsample'):
+        alignment.align(smooth_image(120, 160), None, size=64)
+    with pytest.raises(NoFaceFoundError):
+        alignment.select_face([])
