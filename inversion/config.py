@@ -1,0 +1,99 @@
+"""InversionConfig: every setting of an inversion, with PTI's values as defaults."""
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Optional
+
+PRECISIONS = ('fp32', 'bf16', 'fp16')
+LATENT_SPACES = ('w', 'w+')
+LPIPS_NETS = ('vgg', 'alex')
+
+
+@dataclass(frozen=True)
+class InversionConfig:
+    """Settings of one inversion (shared ALGORITHMS.md §3 says where each default comes from).
+
+    Stage A projects the image into W (one w for every layer; 'w+' = one per layer) together
+    with the per-layer noise maps; stage B fine-tunes every generator weight at that pivot.
+    LPIPS resolutions are caps: an image larger than the cap is area-downsampled to it
+    (None = full resolution).
+    """
+    # Stage A: projection
+    projection_steps: int = 450             # PTI 450 (NVIDIA 1000)
+    projection_lr: float = 0.01             # peak Adam lr (NVIDIA 0.1)
+    lr_warmup: float = 0.05                 # linear warm-up, fraction of the steps
+    lr_rampdown: float = 0.25               # cosine ramp-down, fraction of the steps
+    initial_noise_factor: float = 0.05      # latent noise w_std * this * max(0, 1 - t / noise_ramp)^2
+    noise_ramp: float = 0.75
+    noise_reg_weight: float = 1e5           # noise-map auto-correlation penalty
+    optimize_noise: bool = True             # optimise the per-layer noise maps with w
+    w_avg_samples: int = 600                # mapping samples for the start point and w_std
+    latent_space: str = 'w'                 # 'w' (PTI) or 'w+'
+    projection_lpips: str = 'vgg'
+    projection_lpips_res: Optional[int] = 256
+    # Stage B: pivotal tuning
+    tuning_steps: int = 350                 # step cap
+    tuning_lr: float = 3e-4
+    tuning_l2_weight: float = 1.0
+    tuning_lpips_weight: float = 1.0
+    tuning_lpips: str = 'alex'
+    tuning_lpips_res: Optional[int] = None  # PTI: full resolution
+    stop_lpips: Optional[float] = 0.06      # stop tuning once the tuning LPIPS is this low; None = never
+    locality: bool = False                  # PTI's locality regularisation (off in PTI)
+    locality_alpha: float = 30.0            # w_r = w_p + alpha * (w_z - w_p) / |w_z - w_p|
+    locality_l2_weight: float = 0.1
+    locality_lpips_weight: float = 0.1
+    # Both
+    precision: str = 'fp32'                 # 'fp32'; 'bf16' (CPU or CUDA autocast); 'fp16' (CUDA autocast)
+    seed: int = 0                           # start noise maps, latent noise, w_avg samples, locality samples
+    allow_random_lpips: bool = False        # unit tests only: LPIPS with random trunks if no weights
+
+    def __post_init__(self):
+        checks = [
+            (self.projection_steps >= 0 and self.tuning_steps >= 0, 'step counts must be >= 0'),
+            (self.projection_lr > 0 and self.tuning_lr > 0, 'learning rates must be positive'),
+            (0 <= self.lr_warmup <= 1 and 0 < self.lr_rampdown <= 1, 'lr_warmup in [0, 1], lr_rampdown in (0, 1]'),
+            (self.noise_ramp > 0 and self.initial_noise_factor >= 0, 'noise_ramp > 0, initial_noise_factor >= 0'),
+            (self.noise_reg_weight >= 0, 'noise_reg_weight must be >= 0'),
+            (self.w_avg_samples >= 2, 'w_avg_samples must be >= 2'),
+            (self.latent_space in LATENT_SPACES, f'latent_space must be one of {LATENT_SPACES}'),
+            (self.projection_lpips in LPIPS_NETS and self.tuning_lpips in LPIPS_NETS,
+             f'LPIPS networks must be among {LPIPS_NETS}'),
+            (all(r is None or r >= 16 for r in (self.projection_lpips_res, self.tuning_lpips_res)),
+             'LPIPS resolutions must be None or >= 16'),
+            (self.tuning_l2_weight >= 0 and self.tuning_lpips_weight >= 0, 'loss weights must be >= 0'),
+            (self.stop_lpips is None or self.stop_lpips >= 0, 'stop_lpips must be None or >= 0'),
+            (self.locality_alpha > 0, 'locality_alpha must be positive'),
+            (self.precision in PRECISIONS, f'precision must be one of {PRECISIONS}'),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(f'InversionConfig: {message}')
+
+    def replace(self, **changes) -> 'InversionConfig':
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def preset(cls, name: str, **changes) -> 'InversionConfig':
+        """A named recipe (see PRESETS), with `changes` on top."""
+        if name not in PRESETS:
+            raise ValueError(f'unknown inversion preset {name!r}; choose one of {sorted(PRESETS)}')
+        return dataclasses.replace(PRESETS[name], **changes)
+
+
+PRESETS = {
+    # PTI as DragGAN demos run it, without shortcuts: 450 + 350 steps, LPIPS at full
+    # resolution in both stages, no early stop. The yardstick of benchmarks/inversion.py.
+    'reference': InversionConfig(projection_lpips_res=None, stop_lpips=None),
+    # 100 projection steps at twice the lr with LPIPS at 128 px, then at most 100 tuning
+    # steps at 3x the lr, stopping at PTI's LPIPS 0.06: a preview-quality inversion.
+    'fast': InversionConfig(projection_steps=100, projection_lr=0.02, projection_lpips_res=128,
+                            tuning_steps=100, tuning_lr=1e-3, tuning_lpips_res=256, stop_lpips=0.06),
+    # 200 projection steps at twice the lr with LPIPS at 128 px (the pivot only has to be
+    # close: tuning does the rest), then 150 tuning steps at 3x the lr, no early stop.
+    'balanced': InversionConfig(projection_steps=200, projection_lr=0.02, projection_lpips_res=128,
+                                tuning_steps=150, tuning_lr=1e-3, tuning_lpips_res=256, stop_lpips=None),
+    # PTI's projection (450 steps, LPIPS at 256 px) and 450 tuning steps at 2x the lr.
+    'best': InversionConfig(projection_steps=450, projection_lpips_res=256,
+                            tuning_steps=450, tuning_lr=6e-4, stop_lpips=None),
+}

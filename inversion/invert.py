@@ -1,0 +1,279 @@
+"""invert(): W projection + pivotal tuning (PTI, Roich et al. 2021), for any generator.
+
+    inv = invert(G, crop_uint8, InversionConfig.preset('balanced'), device='cuda')
+    G_tuned = inv.generator(G)                          # G itself is never changed
+    image = G_tuned.synthesis(inv.ws.to(device), noise_mode='const')
+
+Stage A optimises one w (or one per layer, 'w+') and the per-layer noise maps of a private
+copy of G against VGG-LPIPS + noise regularisation; stage B freezes that pivot and tunes
+every weight of the copy with L2 + AlexNet-LPIPS until LPIPS reaches `stop_lpips`.
+Works for any num_ws / resolution / device: nothing here assumes 18 layers or 1024 px.
+"""
+
+import copy
+import math
+import time
+from pathlib import Path
+from typing import Callable, Dict, Optional, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from stylegan.errors import InvalidImageError
+
+from .config import InversionConfig
+from .lpips import load_lpips
+from .saved import (Inversion, StageMetrics, cache_key, cached_path, generator_hash, image_hash)
+
+# callback(stage, step, total, metrics): stage 'projection' or 'tuning'; step counts from 1.
+Callback = Callable[[str, int, int, Dict[str, float]], None]
+
+_AUTOCAST = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
+
+
+def prepare_target(image, resolution: int, device='cpu') -> torch.Tensor:
+    """A uint8 [H, W, 3] array (or PIL image) or a float [1, 3, H, W] tensor in [-1, 1]
+    -> float32 [1, 3, R, R] on `device`; raises InvalidImageError saying what is wrong.
+    Float values outside [-1, 1] (a generator's own output overshoots) are kept, not clipped."""
+    if isinstance(image, torch.Tensor):
+        if not image.is_floating_point():
+            raise InvalidImageError(f'an image tensor must be float in [-1, 1], got {image.dtype}; pass uint8 '
+                                    'pixels as a [H, W, 3] numpy array')
+        if image.ndim != 4 or image.shape[0] != 1:
+            raise InvalidImageError(f'an image tensor must be [1, 3, H, W], got {tuple(image.shape)}')
+        t = image.detach().to(device=device, dtype=torch.float32)
+        channels, h, w = t.shape[1:]
+    else:
+        a = np.asarray(image)
+        if a.dtype != np.uint8:
+            raise InvalidImageError(f'an image array must be uint8 [H, W, 3], got {a.dtype}; float images go in '
+                                    'as a [1, 3, H, W] tensor in [-1, 1]')
+        if a.ndim == 2:
+            a = a[:, :, None]
+        if a.ndim != 3:
+            raise InvalidImageError(f'an image array must be [H, W, 3], got shape {a.shape}')
+        h, w, channels = a.shape
+        t = None
+    if channels != 3:
+        raise InvalidImageError(f'the image has {channels} channel(s); inversion needs RGB (3 channels) — convert '
+                                'grayscale or RGBA images to RGB first')
+    if (h, w) != (resolution, resolution):
+        raise InvalidImageError(f'the image is {w}x{h}; this generator draws {resolution}x{resolution} images, so '
+                                'align/crop it to that size first (e.g. `photodrag align`)')
+    if t is None:
+        t = torch.tensor(a, device=device).permute(2, 0, 1)[None].float() / 127.5 - 1
+    if not bool(torch.isfinite(t).all()):
+        raise InvalidImageError('the image contains NaN or infinite values')
+    lo, hi = float(t.min()), float(t.max())
+    if lo >= 0 and hi > 1.5:
+        raise InvalidImageError(f'image values span [{lo:.3g}, {hi:.3g}], which looks like 0..255 pixels; a float '
+                                'image must be in [-1, 1] (uint8 pixels go in as a numpy array)')
+    # A generator's own output may overshoot [-1, 1] a little; it is kept as it is, not clipped.
+    return t
+
+
+def invert(G, image, config: Optional[InversionConfig] = None, callback: Optional[Callback] = None,
+           device=None, cache: Union[bool, str, Path] = False) -> Inversion:
+    """Invert `image` (uint8 [R, R, 3] or float [1, 3, R, R] in [-1, 1]) into generator G.
+
+    `device` defaults to G's. `cache=True` keeps results under $PHOTODRAG_CACHE/inversions
+    (a path: under that folder), keyed by image, generator content and settings, so the same
+    crop is never inverted twice. G is not modified.
+    """
+    config = config or InversionConfig()
+    device = torch.device(device) if device is not None else next(G.parameters()).device
+    if config.precision == 'fp16' and device.type != 'cuda':
+        raise ValueError("precision 'fp16' needs a CUDA device; use 'bf16' on the CPU")
+    target = prepare_target(image, G.img_resolution, device)
+    img_hash, base_hash = image_hash(target), generator_hash(G)
+    path = None
+    if cache:
+        path = cached_path(None if cache is True else Path(cache), cache_key(img_hash, base_hash, config))
+        if path.is_file():
+            inv = Inversion.load(path)
+            inv.from_cache = True
+            return inv
+
+    G_work = copy.deepcopy(G).to(device).eval().requires_grad_(False)
+    gen = torch.Generator().manual_seed(config.seed)    # CPU draws: the same on every device
+    autocast = _AUTOCAST[config.precision]
+
+    w_pivot, proj_metrics = _project(G_work, target, config, gen, autocast, device, callback)
+    base_params = {k: v.detach().clone() for k, v in G_work.named_parameters()}
+    tune_metrics = _tune(G_work, w_pivot, target, config, gen, autocast, device, callback)
+
+    with torch.no_grad():
+        deltas = {}
+        for name, p in G_work.named_parameters():
+            delta = p.detach().float() - base_params[name].float()
+            if bool(delta.any()):
+                deltas[name] = delta
+                p.copy_(base_params[name].float() + delta)   # what a reload rebuilds, bit for bit
+    noise = {k: v.detach().float().cpu().clone() for k, v in G_work.named_buffers() if k.endswith('noise_const')}
+    inv = Inversion(w_pivot=w_pivot.detach().cpu(), deltas={k: v.cpu() for k, v in deltas.items()}, noise=noise,
+                    base_hash=base_hash, config=config, image_hash=img_hash,
+                    metrics={'projection': proj_metrics, 'tuning': tune_metrics})
+    if path is not None:
+        inv.save(path)
+    return inv
+
+
+# ---------------------------------------------------------------- helpers
+
+_LPIPS_MIN = 32     # AlexNet's pooling needs at least this many pixels
+
+
+def _downsample(img: torch.Tensor, cap: Optional[int]) -> torch.Tensor:
+    """The image as LPIPS sees it: area-downsampled to `cap` (None = as is), tiny images enlarged."""
+    if img.shape[-1] < _LPIPS_MIN:
+        return F.interpolate(img, size=(_LPIPS_MIN, _LPIPS_MIN), mode='bilinear', align_corners=False)
+    if cap is None or img.shape[-1] <= cap:
+        return img
+    return F.interpolate(img, size=(cap, cap), mode='area')
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    """PSNR in dB of two images in [-1, 1] (peak-to-peak 2)."""
+    mse = float(((a.float() - b.float()) ** 2).mean())
+    return float('inf') if mse == 0 else 10 * math.log10(4.0 / mse)
+
+
+def _noise_buffers(G) -> Dict[str, torch.Tensor]:
+    return {k: v for k, v in G.named_buffers() if k.endswith('noise_const')}
+
+
+def _noise_regularization(bufs) -> torch.Tensor:
+    """Squared auto-correlation of each noise map with its 1-pixel shifts, at every scale down to 8x8."""
+    reg = 0.0
+    for v in bufs:
+        v = v[None, None]
+        while True:
+            reg = reg + (v * torch.roll(v, shifts=1, dims=3)).mean() ** 2 \
+                      + (v * torch.roll(v, shifts=1, dims=2)).mean() ** 2
+            if v.shape[2] <= 8:
+                break
+            v = F.avg_pool2d(v, kernel_size=2)
+    return reg
+
+
+def _lr_schedule(t: float, config: InversionConfig) -> float:
+    ramp = min(1.0, (1.0 - t) / config.lr_rampdown)
+    ramp = 0.5 - 0.5 * math.cos(ramp * math.pi)
+    ramp *= min(1.0, t / config.lr_warmup) if config.lr_warmup > 0 else 1.0
+    return config.projection_lr * ramp
+
+
+def _project(G, target, config: InversionConfig, gen: torch.Generator, autocast, device, callback):
+    started = time.perf_counter()
+    lpips = load_lpips(config.projection_lpips, device, allow_random=config.allow_random_lpips)
+    c = torch.zeros([config.w_avg_samples, G.c_dim], device=device) if G.c_dim else None
+    with torch.no_grad():
+        z = torch.randn([config.w_avg_samples, G.z_dim], generator=gen).to(device)
+        w_samples = G.mapping(z, c)[:, :1, :].float()                          # [S, 1, C]
+        w_avg = w_samples.mean(dim=0, keepdim=True)                             # [1, 1, C]
+        w_std = float(((w_samples - w_avg) ** 2).sum() / config.w_avg_samples) ** 0.5
+    num_ws = G.num_ws if config.latent_space == 'w+' else 1
+    w_opt = w_avg.repeat(1, num_ws, 1).clone().requires_grad_(True)
+
+    bufs = list(_noise_buffers(G).values())
+    with torch.no_grad():
+        for b in bufs:
+            b.copy_(torch.randn(b.shape, generator=gen).to(device))
+    params = [w_opt] + (bufs if config.optimize_noise else [])
+    for b in bufs:
+        b.requires_grad_(config.optimize_noise)
+    optimizer = torch.optim.Adam(params, betas=(0.9, 0.999), lr=config.projection_lr)
+    with torch.no_grad():
+        target_feats = lpips.features(_downsample(target, config.projection_lpips_res))
+
+    steps = config.projection_steps
+    for step in range(steps):
+        t = step / steps
+        lr = _lr_schedule(t, config)
+        for group in optimizer.param_groups:
+            group['lr'] = lr
+        noise_scale = w_std * config.initial_noise_factor * max(0.0, 1.0 - t / config.noise_ramp) ** 2
+        w_noise = torch.randn(w_opt.shape, generator=gen).to(device) * noise_scale
+        ws = (w_opt + w_noise).expand(1, G.num_ws, -1)
+        synth = G.synthesis(ws, noise_mode='const', autocast=autocast)
+        dist = lpips.compare(lpips.features(_downsample(synth, config.projection_lpips_res)), target_feats).sum()
+        reg = _noise_regularization(bufs) if config.optimize_noise and config.noise_reg_weight else 0.0
+        loss = dist + config.noise_reg_weight * reg
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        with torch.no_grad():
+            for b in bufs:                                    # back to zero mean, unit variance
+                b.sub_(b.mean())
+                b.mul_(b.square().mean().rsqrt())
+        if callback:
+            callback('projection', step + 1, steps, {'lpips': dist.item(), 'loss': loss.item(), 'lr': lr})
+    for b in bufs:
+        b.requires_grad_(False)
+
+    w_pivot = w_opt.detach().expand(1, G.num_ws, -1).clone()
+    with torch.no_grad():
+        synth = G.synthesis(w_pivot, noise_mode='const', autocast=autocast)
+        final = float(lpips.compare(lpips.features(_downsample(synth, config.projection_lpips_res)),
+                                    target_feats).sum())
+        metrics = StageMetrics(lpips=final, psnr=psnr(synth, target), seconds=time.perf_counter() - started,
+                               steps=steps, lpips_net=config.projection_lpips)
+    return w_pivot, metrics
+
+
+def _tune(G, w_pivot, target, config: InversionConfig, gen: torch.Generator, autocast, device, callback):
+    started = time.perf_counter()
+    lpips = load_lpips(config.tuning_lpips, device, allow_random=config.allow_random_lpips)
+    with torch.no_grad():
+        target_feats = lpips.features(_downsample(target, config.tuning_lpips_res))
+    G_orig = None
+    if config.locality and config.tuning_steps:
+        G_orig = copy.deepcopy(G).requires_grad_(False)
+    G.requires_grad_(True)
+    optimizer = torch.optim.Adam(G.parameters(), lr=config.tuning_lr)
+
+    def losses(synth):
+        dist = lpips.compare(lpips.features(_downsample(synth, config.tuning_lpips_res)), target_feats).sum()
+        l2 = F.mse_loss(synth, target)
+        return dist, l2
+
+    steps_taken, stopped = 0, False
+    for step in range(config.tuning_steps):
+        synth = G.synthesis(w_pivot, noise_mode='const', autocast=autocast)
+        dist, l2 = losses(synth)
+        if config.stop_lpips is not None and dist.item() <= config.stop_lpips:
+            stopped = True
+            break
+        loss = config.tuning_l2_weight * l2 + config.tuning_lpips_weight * dist
+        if G_orig is not None:
+            loss = loss + _locality_loss(G, G_orig, w_pivot, config, gen, autocast, lpips, device)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        steps_taken = step + 1
+        if callback:
+            callback('tuning', step + 1, config.tuning_steps,
+                     {'lpips': dist.item(), 'l2': l2.item(), 'loss': loss.item()})
+    G.requires_grad_(False)
+    with torch.no_grad():
+        synth = G.synthesis(w_pivot, noise_mode='const', autocast=autocast)
+        dist, _ = losses(synth)
+        metrics = StageMetrics(lpips=float(dist), psnr=psnr(synth, target), seconds=time.perf_counter() - started,
+                               steps=steps_taken, lpips_net=config.tuning_lpips, stopped_early=stopped)
+    return metrics
+
+
+def _locality_loss(G, G_orig, w_pivot, config: InversionConfig, gen, autocast, lpips, device):
+    """PTI's locality regularisation: keep the tuned generator equal to the original one at a
+    latent `locality_alpha` away from the pivot, towards a random mapped sample."""
+    c = torch.zeros([1, G.c_dim], device=device) if G.c_dim else None
+    with torch.no_grad():
+        w_z = G_orig.mapping(torch.randn([1, G.z_dim], generator=gen).to(device), c)
+        direction = w_z - w_pivot
+        w_r = w_pivot + config.locality_alpha * direction / direction.norm()
+        reference = G_orig.synthesis(w_r, noise_mode='const', autocast=autocast)
+    synth = G.synthesis(w_r, noise_mode='const', autocast=autocast)
+    l2 = F.mse_loss(synth, reference)
+    dist = lpips(_downsample(synth, config.tuning_lpips_res), _downsample(reference, config.tuning_lpips_res)).sum()
+    return config.locality_l2_weight * l2 + config.locality_lpips_weight * dist
