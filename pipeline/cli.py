@@ -280,5 +280,84 @@ def _fmt_points(points):
     return ' '.join(f'({x:g},{y:g})' for x, y in points)
 
 
+#----------------------------------------------------------------------------
+# invert (an aligned crop into a generator)
+
+
+@main.command('invert')
+@click.argument('crop', type=click.Path(exists=True, dir_okay=False))
+@click.option('--checkpoint', required=True, metavar='PATH_OR_NAME',
+              help='A checkpoint file, a registry name (photodrag checkpoints list), or random:RES[:SEED].')
+@click.option('--quality', type=click.Choice(['fast', 'balanced', 'best']), default='balanced', show_default=True,
+              help='Inversion preset (step counts: see inversion.PRESETS).')
+@click.option('--seed', type=int, default=0, show_default=True, help='Seed of the start noise and samples.')
+@click.option('--projection-steps', type=click.IntRange(min=0), default=None, help='Override the preset.')
+@click.option('--tuning-steps', type=click.IntRange(min=0), default=None, help='Override the preset.')
+@click.option('--cache/--no-cache', default=True, show_default=True,
+              help='Reuse an earlier inversion of the same crop, checkpoint and settings ($PHOTODRAG_CACHE/inversions).')
+@click.option('--device', default='auto', show_default=True, help='cuda, mps, cpu or auto.')
+@click.option('--out', type=click.Path(file_okay=False), default='inversion', show_default=True,
+              help='Output folder: inversion.safetensors, inversion.json, compare.png (target | reconstruction).')
+def invert_command(crop, checkpoint, quality, seed, projection_steps, tuning_steps, cache, device, out):
+    """Invert an aligned CROP (the generator's size, RGB) into a checkpoint: projection + pivotal tuning."""
+    import dataclasses
+    import time
+    import numpy as np
+    from PIL import Image, UnidentifiedImageError
+    from tqdm import tqdm
+    import checkpoints
+    import stylegan
+    from inversion import InversionConfig, invert
+    from stylegan.errors import UnreadableImageError
+    from . import report
+
+    out_dir = Path(out)
+    _check_outputs([out_dir / 'inversion.safetensors', out_dir / 'compare.png', out_dir / 'inversion.json'],
+                   [crop, checkpoint])
+    try:
+        with Image.open(crop) as im:
+            im.load()
+            image = np.asarray(im.convert('RGB') if im.mode in ('L', 'P', 'I;16') else im)
+    except (OSError, UnidentifiedImageError, ValueError) as e:
+        raise UnreadableImageError(f'cannot read {crop}: {e}') from None
+    device = pick_device(device)
+    G = checkpoints.load_generator(checkpoint, device=device, progress=_ByteProgress(checkpoint))
+    changes = {'seed': seed}
+    if projection_steps is not None:
+        changes['projection_steps'] = projection_steps
+    if tuning_steps is not None:
+        changes['tuning_steps'] = tuning_steps
+    config = InversionConfig.preset(quality, **changes)
+    bars = {}
+
+    def progress(stage, step, total, metrics):
+        bar = bars.get(stage)
+        if bar is None:
+            for other in bars.values():
+                other.close()
+            bar = bars[stage] = tqdm(total=total, desc=stage, unit='step', file=sys.stderr, leave=False)
+        bar.update(step - bar.n)
+        bar.set_postfix(lpips=f"{metrics['lpips']:.3f}")
+
+    started = time.perf_counter()
+    try:
+        inv = invert(G, image, config, callback=progress, device=device, cache=cache)
+    finally:
+        for bar in bars.values():
+            bar.close()
+    target = stylegan.from_uint8(image)
+    recon = stylegan.to_uint8(inv.render(G))[0]
+    inv.save(out_dir / 'inversion.safetensors')
+    report.save_image(out_dir / 'compare.png', np.concatenate([stylegan.to_uint8(target)[0], recon], axis=1))
+    report.save_json(out_dir / 'inversion.json', {
+        'command': 'invert', 'crop': str(crop), 'checkpoint': str(checkpoint), 'generator': checkpoints.describe(G),
+        'quality': quality, 'device': device, 'from_cache': inv.from_cache, 'config': dataclasses.asdict(config),
+        'metrics': {k: dataclasses.asdict(v) for k, v in inv.metrics.items()}, 'base_hash': inv.base_hash,
+        'seconds': round(time.perf_counter() - started, 2)})
+    m = inv.metrics.get('tuning') or inv.metrics.get('projection')
+    click.echo(f'{out_dir}: LPIPS({m.lpips_net}) {m.lpips:.4f}, PSNR {m.psnr:.2f} dB'
+               + (' (from cache)' if inv.from_cache else ''))
+
+
 if __name__ == '__main__':
     main()
