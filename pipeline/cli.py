@@ -1,6 +1,7 @@
 """The `photodrag` command line. It parses, calls the library, and prints; nothing more.
 
-Any `PhotodragError` becomes one line on stderr and exit status 1; a traceback means a bug.
+Any `PhotodragError` (a problem the user can fix) becomes one line on stderr and exit status 2,
+as click's own usage errors do; a traceback means a bug.
 """
 
 import os
@@ -20,7 +21,7 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except PhotodragError as e:
             click.echo(f'error: {e}', err=True)
-            ctx.exit(1)
+            ctx.exit(2)
 
 
 def pick_device(requested: str = 'auto') -> str:

@@ -44,9 +44,9 @@ def test_convert_verify_and_never_overwrite_input(tmp_path):
     assert out.exit_code == 0, out.output
     assert formats.outputs_match(G, checkpoints.load_generator(tmp_path / 'g.safetensors'), tol=0)
     again = run('checkpoints', 'convert', src, tmp_path / 'g.safetensors')
-    assert again.exit_code == 1 and 'already exists' in again.output
+    assert again.exit_code == 2 and 'already exists' in again.output
     same = run('checkpoints', 'convert', tmp_path / 'g.safetensors', tmp_path / 'g.safetensors')
-    assert same.exit_code == 1 and 'never writes over an input' in same.output
+    assert same.exit_code == 2 and 'never writes over an input' in same.output
     assert src.read_bytes() == before
     verified = run('checkpoints', 'verify', tmp_path / 'g.safetensors')
     assert verified.exit_code == 0 and '32px StyleGAN2' in verified.output and 'sha256' in verified.output
@@ -59,7 +59,7 @@ def test_convert_verify_and_never_overwrite_input(tmp_path):
 def test_errors_are_one_line_without_traceback(tmp_path, monkeypatch, args, message):
     monkeypatch.setenv('PHOTODRAG_CACHE', str(tmp_path))
     out = run(*args)
-    assert out.exit_code == 1
+    assert out.exit_code == 2
     assert message in out.output and 'Traceback' not in out.output
     assert out.output.strip().startswith('error:') and out.output.strip().count('\n') == 0
 
@@ -69,7 +69,7 @@ def test_corrupt_file_error_from_real_process(tmp_path):
     bad.write_bytes(b'\x80\x04garbage')
     done = subprocess.run([sys.executable, '-m', 'pipeline.cli', 'checkpoints', 'verify', str(bad)],
                           capture_output=True, text=True)
-    assert done.returncode == 1
+    assert done.returncode == 2
     assert 'truncated or corrupt' in done.stderr and 'Traceback' not in done.stderr
 
 
@@ -117,16 +117,16 @@ def test_drag_with_a_mask_image(small_checkpoint, tmp_path):
     Image.fromarray(mask[:32, :32]).save(tmp_path / 'small.png')
     bad = run('drag', '--checkpoint', small_checkpoint, '--drag', '20,24:30,20', '--mask', tmp_path / 'small.png',
               '--out', tmp_path / 'o.png')
-    assert bad.exit_code == 1 and 'must be that size' in bad.output
+    assert bad.exit_code == 2 and 'must be that size' in bad.output
     same = run('drag', '--checkpoint', small_checkpoint, '--drag', '20,24:30,20', '--mask', tmp_path / 'mask.png',
                '--out', tmp_path / 'mask.png')
-    assert same.exit_code == 1 and 'never writes over an input' in same.output
+    assert same.exit_code == 2 and 'never writes over an input' in same.output
     assert np.array_equal(np.asarray(Image.open(tmp_path / 'mask.png')), mask)
 
 
 @pytest.mark.parametrize('drag,code,message', [
     ('20,24-30,20', 2, 'expected X1,Y1:X2,Y2'),
-    ('20,24:90,20', 1, r'target 1 \(90, 20\) is outside the 64x64 image'),
+    ('20,24:90,20', 2, r'target 1 \(90, 20\) is outside the 64x64 image'),
 ])
 def test_drag_bad_points(small_checkpoint, tmp_path, drag, code, message):
     import re
@@ -140,4 +140,4 @@ def test_drag_without_a_downloadable_checkpoint(tmp_path, monkeypatch):
     monkeypatch.setenv('PHOTODRAG_CACHE', str(tmp_path))
     monkeypatch.setattr(urllib.request, 'urlopen', lambda *a, **k: (_ for _ in ()).throw(urllib.error.URLError('offline')))
     result = run('drag', '--checkpoint', 'stylegan2-ffhq-512', '--drag', '1,1:2,2', '--out', tmp_path / 'o.png')
-    assert result.exit_code == 1 and 'by hand' in result.output and not (tmp_path / 'o.png').exists()
+    assert result.exit_code == 2 and 'by hand' in result.output and not (tmp_path / 'o.png').exists()
