@@ -360,5 +360,349 @@ def invert_command(crop, checkpoint, quality, seed, projection_steps, tuning_ste
                + (' (from cache)' if inv.from_cache else ''))
 
 
+
+#----------------------------------------------------------------------------
+# edit, demo, faces (real photos)
+
+
+def parse_face(text):
+    """'N' -> face index, 'X,Y' -> a point on the face, 'all' -> each drag picks its face."""
+    if text is None or text == 'all':
+        return text
+    try:
+        if ',' in text:
+            x, y = (float(v) for v in text.split(','))
+            return (x, y)
+        return int(text)
+    except ValueError:
+        raise click.BadParameter(f'{text!r}: expected a face number (0 = leftmost), X,Y on the face, or all',
+                                 param_hint='--face') from None
+
+
+def parse_box(text):
+    """'x0,y0,x1,y1' -> a box in photo pixels."""
+    if text is None:
+        return None
+    try:
+        box = tuple(float(v) for v in text.split(','))
+        if len(box) != 4:
+            raise ValueError
+    except ValueError:
+        raise click.BadParameter(f'{text!r}: expected X0,Y0,X1,Y1 in photo pixels', param_hint='--box') from None
+    return box
+
+
+def default_output(photo, tag: str = 'edited') -> Path:
+    """NAME_edited.EXT next to the input (never the input itself)."""
+    photo = Path(photo)
+    return photo.with_name(f'{photo.stem}_{tag}{photo.suffix or ".png"}')
+
+
+class _EditProgress:
+    """tqdm bars for the slow stages of pipeline.edit (on stderr), plus optional video frames."""
+
+    _SLOW = ('projection', 'tuning', 'drag')
+
+    def __init__(self, video=None, fps: float = 10.0):
+        self.bar = self.key = None
+        self.writer = None
+        if video:
+            from . import report
+            self.writer = report.VideoWriter(video, fps=fps)
+
+    def __call__(self, stage, step, total, info):
+        if stage not in self._SLOW:
+            return
+        key = (stage, info.get('face'))
+        if key != self.key:
+            from tqdm import tqdm
+            self.close_bar()
+            self.key = key
+            self.bar = tqdm(total=total, desc=f'edit {info.get("face", 0)}: {stage}', unit='step', file=sys.stderr,
+                            leave=False)
+        self.bar.update(step - self.bar.n)
+        if 'lpips' in info:
+            self.bar.set_postfix(lpips=f"{info['lpips']:.3f}")
+        if 'distance' in info:
+            self.bar.set_postfix(distance=f"{info['distance']:.1f}px")
+        if stage == 'drag' and self.writer is not None:
+            self.frame(info['session'])
+
+    def frame(self, session):
+        import stylegan
+        from . import report
+        image = stylegan.to_uint8(session.render())[0]
+        scale = max(1, 512 // session.resolution)
+        self.writer.write(report.draw_points(image, session.handles, session.targets, scale=scale))
+
+    def close_bar(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def abort(self):
+        self.close_bar()
+        if self.writer is not None:
+            self.writer.abort()
+
+
+def _run_edit(run, video, fps):
+    """run(callback) -> EditResult, with progress bars; the video's temporary file is removed on failure."""
+    progress = _EditProgress(video, fps)
+    try:
+        result = run(progress)
+    except BaseException:
+        progress.abort()
+        raise
+    progress.close_bar()
+    return result, progress.writer
+
+
+def _write_edit_outputs(result, out, record, before_after, writer):
+    """Write every output of an edit (each atomically); nothing is written before the edit succeeded."""
+    from . import report
+    written = [('edited photo', result.save(out))]
+    if before_after:
+        written.append(('before/after', report.save_image(before_after, result.before_after())))
+    if writer is not None:
+        writer.close()
+        written.append(('drag video', writer.path))
+    if record:
+        written.append(('record', result.record.save(record)))
+    return written
+
+
+def _summary(result, written):
+    """The table printed after an edit: per face, then stage times, then where the files are."""
+    rec = result.record
+    rows = [('face', 'box', 'LPIPS', 'PSNR', 'drag', 'handle distance (photo px)')]
+    for k, f in enumerate(rec.faces):
+        inv = f.inversion
+        name = str(f.index) if f.index is not None else ('box' if rec.recipe == 'ffhq' else 'object')
+        box = ','.join(f'{v:.0f}' for v in f.box)
+        cached = ' (cache)' if inv['from_cache'] else ''
+        dists = ' '.join(f'{d:.1f}' for d in f.drag['distances_photo'])
+        rows.append((name, box, f"{inv['lpips']:.3f} {inv['lpips_net']}{cached}", f"{inv['psnr']:.1f} dB",
+                     f"{f.drag['steps']} steps, {f.drag['reason']}", dists))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        click.echo('  '.join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    t = rec.timings
+    stages = ('load', 'detect', 'align', 'invert', 'drag', 'paste')
+    click.echo('time: ' + ', '.join(f'{s} {t[s]:.1f}s' for s in stages if s in t) + f'; total {t["total"]:.1f}s'
+               + f' on {rec.device}')
+    for what, path in written:
+        click.echo(f'{what}: {path}')
+
+
+def _edit_options(f):
+    for option in reversed([
+        click.option('--checkpoint', default=None, metavar='NAME|PATH',
+                     help='Registry name, checkpoint file, or random:RES[:SEED].  [default: demo-faces]'),
+        click.option('--quality', type=click.Choice(['fast', 'balanced', 'best']), default=None,
+                     help='Inversion preset.  [default: balanced; demo: fast]'),
+        click.option('--projection-steps', type=click.IntRange(min=0), default=None, help='Override the preset.'),
+        click.option('--tuning-steps', type=click.IntRange(min=0), default=None, help='Override the preset.'),
+        click.option('--device', default=None, help='auto, cuda, mps or cpu.  [default: auto]'),
+        click.option('--video', type=click.Path(dir_okay=False),
+                     help="Also write each face's drag, points drawn (.mp4, .webm, .avi)."),
+        click.option('--fps', type=float, default=10.0, show_default=True, help='Frames per second of --video.'),
+        click.option('--cache/--no-cache', default=True, show_default=True,
+                     help='Reuse earlier inversions of the same crop ($PHOTODRAG_CACHE/inversions).'),
+    ]):
+        f = option(f)
+    return f
+
+
+def _inversion_quality(quality, projection_steps, tuning_steps):
+    """A preset name, or the preset with step overrides as an InversionConfig."""
+    if projection_steps is None and tuning_steps is None:
+        return quality
+    from inversion import InversionConfig
+    changes = {k: v for k, v in (('projection_steps', projection_steps), ('tuning_steps', tuning_steps))
+               if v is not None}
+    return InversionConfig.preset(quality, **changes)
+
+
+@main.command('edit')
+@click.argument('photo', required=False, type=click.Path(dir_okay=False))
+@click.option('--drag', 'drags', multiple=True, metavar='X1,Y1:X2,Y2',
+              help='Move the content at (X1,Y1) to (X2,Y2), in photo pixels; repeat for more points.')
+@click.option('--face', default=None, metavar='N|X,Y|all',
+              help='Which face: its number (0 = leftmost; see `photodrag faces`), a point on it, or all '
+                   '(default: each drag edits the face under its handle).')
+@click.option('--mask', type=click.Path(dir_okay=False),
+              help='Grayscale image of the photo\'s size: white = may change, black = keep.')
+@click.option('--box', metavar='X0,Y0,X1,Y1', help='The face (or, for object checkpoints, the object) box '
+                                                   'instead of detection; objects default to the whole photo.')
+@click.option('--recipe', type=click.Choice(['ffhq', 'afhq', 'car', 'object']), default=None,
+              help='Crop recipe.  [default: the checkpoint\'s; ffhq for files]')
+@click.option('--steps', type=click.IntRange(min=0), default=None, help='Drag step cap.  [default: 300]')
+@click.option('--seed', type=int, default=None, help='Seed of the inversion.  [default: 0]')
+@click.option('--upsample', type=click.IntRange(min=0), default=None, help='Face detector upsampling (small faces).')
+@click.option('--out', type=click.Path(dir_okay=False), help='Edited photo.  [default: PHOTO_edited.EXT]')
+@click.option('--before-after', type=click.Path(dir_okay=False), help='Also write input | output side by side.')
+@click.option('--record', type=click.Path(dir_okay=False),
+              help='The edit record (JSON) that reproduces the edit.  [default: OUT with .json]')
+@click.option('--from-record', type=click.Path(dir_okay=False),
+              help='Re-run the edit a record describes (PHOTO, if given, replaces the recorded file).')
+@_edit_options
+def edit_command(photo, drags, face, mask, box, recipe, steps, seed, upsample, out, before_after, record, from_record,
+                 checkpoint, quality, projection_steps, tuning_steps, device, video, fps, cache):
+    """Edit a real PHOTO by dragging points: detect, align, invert, drag, paste back.
+
+    \b
+    photodrag edit group.jpg --drag 410,300:418,290 --drag 455,298:447,290
+    photodrag edit group.jpg --face 1 --drag 410,300:418,290 --video drag.mp4
+    photodrag edit --from-record group_edited.json --out again.jpg
+    """
+    import pipeline
+
+    if from_record:
+        given = [name for name, value in (('--drag', drags), ('--face', face), ('--mask', mask), ('--box', box),
+                                          ('--recipe', recipe), ('--steps', steps), ('--seed', seed),
+                                          ('--upsample', upsample), ('--quality', quality),
+                                          ('--projection-steps', projection_steps),
+                                          ('--tuning-steps', tuning_steps)) if value]
+        if given:
+            raise click.UsageError(f'--from-record takes every setting from the record; drop {", ".join(given)}')
+        rec = pipeline.EditRecord.load(from_record)
+        source = photo or rec.input.get('path')
+        if not source:
+            raise PhotodragError(f'{from_record} was made from pixels, not a file: give the PHOTO')
+        out = out or default_output(source, 'reproduced')
+        record_out = record
+        _check_outputs([out, record_out, video, before_after], [source, from_record, checkpoint])
+        device = pick_device(device or rec.device)
+        result, writer = _run_edit(lambda cb: pipeline.edit_from_record(rec, photo=source, checkpoint=checkpoint,
+                                                                        device=device, callback=cb, cache=cache),
+                                   video, fps)
+        written = _write_edit_outputs(result, out, record_out, before_after, writer)
+        _summary(result, written)
+        same = result.record.output['pixels_sha256'] == rec.output['pixels_sha256']
+        click.echo('reproduced: identical to the recorded output' if same else
+                   'reproduced, but the pixels differ from the recorded output (another machine, device or '
+                   'library version?)')
+        return
+
+    if not photo:
+        raise click.UsageError('give a PHOTO and at least one --drag (or --from-record REC.json)')
+    if not drags:
+        raise click.UsageError('give at least one --drag X1,Y1:X2,Y2 (handle, then target, in photo pixels)')
+    pairs = [parse_drag(d) for d in drags]
+    face_sel, box = parse_face(face), parse_box(box)
+    out = out or default_output(photo)
+    record = record or Path(out).with_suffix('.json')
+    checkpoint = checkpoint or 'demo-faces'
+    _check_outputs([out, record, video, before_after], [photo, mask, checkpoint])
+    if len({str(Path(p).resolve()) for p in (out, record, video, before_after) if p}) != \
+            len([p for p in (out, record, video, before_after) if p]):
+        raise PhotodragError('two outputs have the same path; give each of --out, --record, --video and '
+                             '--before-after its own file')
+    device = pick_device(device or 'auto')
+    inv_quality = _inversion_quality(quality or 'balanced', projection_steps, tuning_steps)
+    result, writer = _run_edit(lambda cb: pipeline.edit(
+        photo, pairs, checkpoint=checkpoint, face=face_sel, quality=inv_quality, device=device, callback=cb,
+        seed=0 if seed is None else seed, mask=mask, box=box, max_steps=steps, recipe=recipe, cache=cache,
+        upsample=upsample), video, fps)
+    _summary(result, _write_edit_outputs(result, out, record, before_after, writer))
+
+
+DEMO_PHOTO = Path(__file__).parent / 'assets' / 'astronaut.png'
+
+
+def demo_drags(face, amount: float = 0.08):
+    """A smile for `face`: both mouth corners (landmarks 48, 54) moved outward and up, together
+    by `amount` x the face's width (jaw landmarks 0 to 16), along the face's own axes."""
+    import numpy as np
+    lm = np.asarray(face.landmarks, np.float64)
+    across = lm[42:48].mean(axis=0) - lm[36:42].mean(axis=0)        # left eye -> right eye (image left -> right)
+    across /= np.hypot(*across)
+    up = np.array([across[1], -across[0]])                          # perpendicular, towards the forehead
+    width = float(np.hypot(*(lm[16] - lm[0])))
+    step = amount * width / np.hypot(0.6, 0.8)
+    drags = []
+    for index, outward in ((48, -across), (54, across)):
+        handle = lm[index]
+        target = handle + step * (0.6 * outward + 0.8 * up)
+        drags.append((tuple(float(v) for v in handle), tuple(float(v) for v in target)))
+    return drags
+
+
+@main.command('demo')
+@click.option('--out', type=click.Path(file_okay=False), default='photodrag-demo', show_default=True,
+              help='Output folder.')
+@click.option('--steps', type=click.IntRange(min=0), default=80, show_default=True, help='Drag step cap.')
+@_edit_options
+def demo_command(out, steps, checkpoint, quality, projection_steps, tuning_steps, device, video, fps, cache):
+    """Edit a bundled photo offline: make the astronaut (NASA, public domain) smile.
+
+    Uses the bundled demo generator (demo-faces) unless --checkpoint says otherwise.
+    """
+    import alignment
+    import pipeline
+
+    out_dir = Path(out)
+    edited, before_after, record = out_dir / 'astronaut_edited.png', out_dir / 'astronaut_before_after.png', \
+        out_dir / 'astronaut_edited.json'
+    checkpoint = checkpoint or 'demo-faces'
+    _check_outputs([edited, before_after, record, video], [DEMO_PHOTO, checkpoint])
+    photo = alignment.read_photo(DEMO_PHOTO)
+    faces = alignment.detect_faces(photo)
+    if not faces:
+        raise alignment.no_face_error(0, str(DEMO_PHOTO))
+    face = max(faces, key=lambda f: f.score)       # the helmet's badge can pass for a weak face
+    drags = demo_drags(face)
+    device = pick_device(device or 'auto')
+    inv_quality = _inversion_quality(quality or 'fast', projection_steps, tuning_steps)
+    click.echo(f'demo: {DEMO_PHOTO.name}, face {face.index}, smile drags '
+               + ' '.join(f'({h[0]:.0f},{h[1]:.0f})->({t[0]:.0f},{t[1]:.0f})' for h, t in drags))
+    result, writer = _run_edit(lambda cb: pipeline.edit(
+        photo, pipeline.FaceEdit(face=face.index, drags=drags), checkpoint=checkpoint,
+        quality=inv_quality, device=device, callback=cb, max_steps=steps, cache=cache), video, fps)
+    _summary(result, _write_edit_outputs(result, edited, record, before_after, writer))
+
+
+@main.command('faces')
+@click.argument('photo', type=click.Path(dir_okay=False))
+@click.option('--preview', type=click.Path(dir_okay=False), help='Write the photo with numbered face boxes.')
+@click.option('--upsample', type=click.IntRange(min=0), default=None, help='Detector upsampling (small faces).')
+def faces_command(photo, preview, upsample):
+    """List the faces found in PHOTO (numbered left to right, as --face takes them)."""
+    import alignment
+    from . import report
+
+    _check_outputs([preview], [photo])
+    image = alignment.read_photo(photo)
+    faces = alignment.detect_faces(image, upsample=upsample)
+    if not faces:
+        raise alignment.no_face_error(0, str(photo), upsample)
+    rows = [('face', 'box (x0,y0,x1,y1)', 'size', 'score')]
+    for f in faces:
+        rows.append((str(f.index), ','.join(f'{v:.0f}' for v in f.box), f'{f.width:.0f}px', f'{f.score:.2f}'))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    for r in rows:
+        click.echo('  '.join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    if preview:
+        click.echo(f'preview: {report.save_image(preview, draw_faces(image.pixels, faces))}')
+
+
+def draw_faces(pixels, faces):
+    """A copy of `pixels` with each face's box and number drawn."""
+    import cv2
+    out = pixels.copy()
+    thick = max(2, round(max(out.shape[:2]) / 300))
+    for f in faces:
+        x0, y0, x1, y1 = (int(round(v)) for v in f.box)
+        cv2.rectangle(out, (x0, y0), (x1 - 1, y1 - 1), (255, 220, 0), thick)
+        scale = max(0.6, f.width / 120)
+        label = str(f.index)
+        (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
+        ty = y0 - base - 2 if y0 - th - base - 2 >= 0 else y0 + th + 2
+        cv2.rectangle(out, (x0, ty - th - 2), (x0 + tw + 4, ty + base), (255, 220, 0), -1)
+        cv2.putText(out, label, (x0 + 2, ty), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thick, cv2.LINE_AA)
+    return out
+
+
 if __name__ == '__main__':
     main()
