@@ -6,6 +6,7 @@ than the output, pad with reflection blended toward a blur and the median colour
 the quad leaves the photo, warp to `supersample` x the output size and area-downsample.
 """
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Optional, Tuple, Union
@@ -19,6 +20,7 @@ from .photo import as_rgb
 from .transform import CropTransform
 
 Box = Tuple[float, float, float, float]
+DIGIFACE_QUAD = (1.0, (0.0, 0.0))
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,11 @@ class CropRecipe:
     aspect: float = 1.0             # content width / height (LSUN cars: 4/3, letterboxed in a square)
     margin: float = 0.1             # box recipes: extra context on each side, as a fraction of the box
     size: Optional[int] = None      # generator resolution, when known (recipe_for_checkpoint)
+    # Face recipes other than FFHQ's, expressed through the FFHQ quad: the crop is the FFHQ
+    # quad with its half-axes scaled by `quad_scale` and its centre moved by `quad_shift`
+    # (in units of the half-axes x, y). FFHQ itself is (1, (0, 0)).
+    quad_scale: float = 1.0
+    quad_shift: Tuple[float, float] = (0.0, 0.0)
 
 
 RECIPES = {
@@ -36,8 +43,12 @@ RECIPES = {
     'afhq': CropRecipe('afhq', face=False, aspect=1.0, margin=0.1),
     'car': CropRecipe('car', face=False, aspect=4 / 3, margin=0.05),
     'object': CropRecipe('object', face=False, aspect=1.0, margin=0.1),
+    # The bundled demo generator's crop (DigiFace-1M's tight face crop, which its teacher
+    # learned): measured by `python -m checkpoints.train_demo --measure-template` as the
+    # median FFHQ quad of dlib landmarks found on teacher samples (checkpoints/demo_faces/).
+    'digiface': CropRecipe('digiface', face=True, quad_scale=DIGIFACE_QUAD[0], quad_shift=DIGIFACE_QUAD[1]),
 }
-_ALIGNMENT_TO_RECIPE = {'ffhq': 'ffhq', 'afhq': 'afhq', 'car': 'car', 'none': 'object'}
+_ALIGNMENT_TO_RECIPE = {'ffhq': 'ffhq', 'afhq': 'afhq', 'car': 'car', 'none': 'object', 'digiface': 'digiface'}
 
 
 @dataclass(frozen=True, eq=False)
@@ -72,7 +83,7 @@ def recipe_for_checkpoint(entry_or_name, size: Optional[int] = None) -> CropReci
                              f'known: {", ".join(_ALIGNMENT_TO_RECIPE)}')
     recipe = RECIPES[_ALIGNMENT_TO_RECIPE[alignment]]
     res = size if size is not None else getattr(entry, 'resolution', None)
-    return CropRecipe(recipe.name, recipe.face, recipe.aspect, recipe.margin, res)
+    return dataclasses.replace(recipe, size=res)
 
 
 def ffhq_quad(landmarks: np.ndarray) -> np.ndarray:
@@ -93,6 +104,30 @@ def ffhq_quad(landmarks: np.ndarray) -> np.ndarray:
     y = x[::-1] * np.array([-1.0, 1.0])
     c = eye_avg + eye_to_mouth * 0.1
     return np.stack([c - x - y, c - x + y, c + x + y, c + x - y])
+
+
+def scale_quad(quad: np.ndarray, scale: float = 1.0, shift: Tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
+    """`quad` (TL, BL, BR, TR) with its half-axes scaled by `scale` and its centre moved by
+    `shift` (in units of the half-axes x and y)."""
+    quad = np.asarray(quad, np.float64)
+    c = quad.mean(axis=0)
+    x = (quad[2] + quad[3]) / 2 - c
+    y = (quad[1] + quad[2]) / 2 - c
+    c = c + shift[0] * x + shift[1] * y
+    x, y = x * scale, y * scale
+    return np.stack([c - x - y, c - x + y, c + x + y, c + x - y])
+
+
+def quad_relative_to_crop(quad: np.ndarray, crop_size: float) -> Tuple[float, Tuple[float, float]]:
+    """The (scale, shift) that turn `quad` into the axis-aligned square crop [0, crop_size]^2
+    (the inverse of `scale_quad`, for measuring a recipe from faces in finished crops)."""
+    quad = np.asarray(quad, np.float64)
+    c = quad.mean(axis=0)
+    x = (quad[2] + quad[3]) / 2 - c
+    y = (quad[1] + quad[2]) / 2 - c
+    d = np.array([crop_size / 2 - 0.5, crop_size / 2 - 0.5]) - c   # pixel centres: the crop spans -0.5..size-0.5
+    half = (np.hypot(*x) + np.hypot(*y)) / 2
+    return crop_size / 2 / half, (float(d @ x / (x @ x)), float(d @ y / (y @ y)))
 
 
 def box_quad(box: Box, aspect: float = 1.0, margin: float = 0.1, crop_aspect: float = 1.0) -> Tuple[np.ndarray, Box]:
@@ -154,7 +189,7 @@ def align(image, face_or_box: Union[Face, Box, None] = None, size: Optional[int]
                 face = Face(box=box, landmarks=det.landmarks(pixels, box), score=0.0)
         if face.landmarks is None:
             raise PhotodragError('the FFHQ recipe needs a face with landmarks; use a box recipe for a bare box')
-        quad = ffhq_quad(face.landmarks)
+        quad = scale_quad(ffhq_quad(face.landmarks), rec.quad_scale, rec.quad_shift)
     else:
         box = face.box if face is not None else (_as_box(face_or_box) if face_or_box is not None else (0, 0, w, h))
         asp = rec.aspect if aspect is None else float(aspect)

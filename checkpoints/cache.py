@@ -37,7 +37,9 @@ def checkpoint_dir() -> Path:
 
 
 def local_path(entry: CheckpointEntry) -> Path:
-    return checkpoint_dir() / entry.filename
+    """Where the checkpoint lives on this machine: inside the package for bundled ones,
+    in the cache for the others."""
+    return entry.bundled_path if entry.bundled else checkpoint_dir() / entry.filename
 
 
 def sha256_file(path, chunk: int = 1 << 20) -> str:
@@ -91,6 +93,10 @@ def download(name: str, *, force: bool = False, progress: Optional[Progress] = N
     """Fetch checkpoint `name` into the cache (verified, atomic) and return where it is."""
     entry = get_entry(name)
     dest = local_path(entry)
+    if entry.bundled:       # ships with photodrag: nothing to download
+        if not dest.is_file():
+            raise DownloadError(f'{entry.name} ships with photodrag but {dest} is missing; reinstall photodrag')
+        return DownloadResult(dest, sha256_file(dest), False)
     if dest.exists() and not force:
         return DownloadResult(dest, sha256_file(dest), False)
     dest.parent.mkdir(parents=True, exist_ok=True)

@@ -114,6 +114,11 @@ def resolve_path(path_or_name: PathOrName, download: bool = True, progress=None)
         entry = get_entry(text)
         if not entry.supported:
             raise BadCheckpointError(f'{entry.name}: {entry.notes}')
+        if entry.bundled:
+            if entry.bundled_path.is_file():
+                return entry.bundled_path
+            raise CheckpointNotFoundError(f'{entry.name} should ship with photodrag at {entry.bundled_path}, '
+                                          'but that file is missing; reinstall photodrag')
         path = cache.local_path(entry)
         if path.exists():
             return path

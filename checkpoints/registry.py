@@ -5,6 +5,7 @@ the hash locally (see `checkpoints.cache`) and later downloads are held to it.
 """
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from stylegan.errors import CheckpointNotFoundError
@@ -31,9 +32,21 @@ class CheckpointEntry:
     mirrors: Tuple[str, ...] = ()   # other addresses serving the same file
     supported: bool = True          # False: listed for completeness, not loadable yet
     notes: str = ''
+    bundled: Optional[str] = None   # shipped inside the package: path relative to checkpoints/
 
+    @property
+    def bundled_path(self) -> Optional[Path]:
+        return Path(__file__).parent / self.bundled if self.bundled else None
+
+
+DEMO_LICENCE = ('photodrag demo model: non-commercial research and trying photodrag only (distilled from '
+                'gan-face-generate, MIT code, whose weights were trained on DigiFace-1M, non-commercial research)')
 
 _ENTRIES: List[CheckpointEntry] = [
+    CheckpointEntry('demo-faces', '', 'demo-faces.safetensors', 128, 'human faces (small demo model, offline)',
+                    'digiface', DEMO_LICENCE, 'photodrag', bundled='demo_faces/demo-faces.safetensors',
+                    notes='bundled with photodrag, trained by `python -m checkpoints.train_demo`; '
+                          'the default for `photodrag demo` and `photodrag edit`'),
     CheckpointEntry('stylegan2-ffhq-512', f'{_NGC}/stylegan2-ffhq-512x512.pkl', 'stylegan2-ffhq-512x512.pkl',
                     512, 'human faces (FFHQ)', 'ffhq', NVIDIA_NC, 'nvidia-pickle',
                     notes="DragGAN's face model"),
