@@ -478,7 +478,7 @@ def _summary(result, written):
     rows = [('face', 'box', 'LPIPS', 'PSNR', 'drag', 'handle distance (photo px)')]
     for k, f in enumerate(rec.faces):
         inv = f.inversion
-        name = str(f.index) if f.index is not None else ('box' if rec.recipe == 'ffhq' else 'object')
+        name = str(f.index) if f.index is not None else ('box' if f.landmarks is not None else 'object')
         box = ','.join(f'{v:.0f}' for v in f.box)
         cached = ' (cache)' if inv['from_cache'] else ''
         dists = ' '.join(f'{d:.1f}' for d in f.drag['distances_photo'])
@@ -535,8 +535,8 @@ def _inversion_quality(quality, projection_steps, tuning_steps):
               help='Grayscale image of the photo\'s size: white = may change, black = keep.')
 @click.option('--box', metavar='X0,Y0,X1,Y1', help='The face (or, for object checkpoints, the object) box '
                                                    'instead of detection; objects default to the whole photo.')
-@click.option('--recipe', type=click.Choice(['ffhq', 'afhq', 'car', 'object']), default=None,
-              help='Crop recipe.  [default: the checkpoint\'s; ffhq for files]')
+@click.option('--recipe', default=None, metavar='NAME',
+              help='Crop recipe: ffhq, afhq, car, object, ...  [default: the checkpoint\'s; ffhq for files]')
 @click.option('--steps', type=click.IntRange(min=0), default=None, help='Drag step cap.  [default: 300]')
 @click.option('--seed', type=int, default=None, help='Seed of the inversion.  [default: 0]')
 @click.option('--upsample', type=click.IntRange(min=0), default=None, help='Face detector upsampling (small faces).')
@@ -655,11 +655,11 @@ def demo_command(out, steps, checkpoint, quality, projection_steps, tuning_steps
     drags = demo_drags(face)
     device = pick_device(device or 'auto')
     inv_quality = _inversion_quality(quality or 'fast', projection_steps, tuning_steps)
-    click.echo(f'demo: {DEMO_PHOTO.name}, face {face.index}, smile drags '
-               + ' '.join(f'({h[0]:.0f},{h[1]:.0f})->({t[0]:.0f},{t[1]:.0f})' for h, t in drags))
     result, writer = _run_edit(lambda cb: pipeline.edit(
         photo, pipeline.FaceEdit(face=face.index, drags=drags), checkpoint=checkpoint,
         quality=inv_quality, device=device, callback=cb, max_steps=steps, cache=cache), video, fps)
+    click.echo(f'demo: {DEMO_PHOTO.name} (NASA, public domain), face {face.index}, a smile: mouth corners '
+               + ' and '.join(f'({h[0]:.0f},{h[1]:.0f})->({t[0]:.0f},{t[1]:.0f})' for h, t in drags))
     _summary(result, _write_edit_outputs(result, edited, record, before_after, writer))
 
 

@@ -453,7 +453,7 @@ def _normalise(edits, face) -> List[FaceEdit]:
         except TypeError:
             raise InvalidPointsError(f'edits must be drags ((x1, y1), (x2, y2)), FaceEdits or a dict of them, '
                                      f'got {type(edits).__name__}') from None
-        if all(isinstance(e, FaceEdit) for e in items):
+        if items and all(isinstance(e, FaceEdit) for e in items):
             if face is not None and face != 'all':
                 raise PhotodragError('give the face in each FaceEdit, not as face=, when passing FaceEdits')
         elif any(isinstance(e, FaceEdit) for e in items):
