@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 PRECISIONS = ('fp32', 'bf16', 'fp16')
+DELTA_FORMATS = ('int8', 'fp16', 'fp32')
 LATENT_SPACES = ('w', 'w+')
 LPIPS_NETS = ('vgg', 'alex')
 
@@ -43,6 +44,10 @@ class InversionConfig:
     locality_alpha: float = 30.0            # w_r = w_p + alpha * (w_z - w_p) / |w_z - w_p|
     locality_l2_weight: float = 0.1
     locality_lpips_weight: float = 0.1
+    # Saved form of the tuned weights: tuned - base, per output row quantised to int8 with a
+    # float32 scale (about 1 byte per weight: a quarter of the generator), or fp16, or fp32.
+    # The tuned generator is *defined* as base + the stored delta, so reloads are exact.
+    delta_format: str = 'int8'
     # Both
     precision: str = 'fp32'                 # 'fp32'; 'bf16' (CPU or CUDA autocast); 'fp16' (CUDA autocast)
     seed: int = 0                           # start noise maps, latent noise, w_avg samples, locality samples
@@ -65,6 +70,7 @@ class InversionConfig:
             (self.stop_lpips is None or self.stop_lpips >= 0, 'stop_lpips must be None or >= 0'),
             (self.locality_alpha > 0, 'locality_alpha must be positive'),
             (self.precision in PRECISIONS, f'precision must be one of {PRECISIONS}'),
+            (self.delta_format in DELTA_FORMATS, f'delta_format must be one of {DELTA_FORMATS}'),
         ]
         for ok, message in checks:
             if not ok:

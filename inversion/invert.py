@@ -24,7 +24,8 @@ from stylegan.errors import InvalidImageError
 
 from .config import InversionConfig
 from .lpips import load_lpips
-from .saved import (Inversion, StageMetrics, cache_key, cached_path, generator_hash, image_hash)
+from .saved import (Inversion, StageMetrics, cache_key, cached_path, generator_hash, image_hash, pack_delta,
+                    unpack_delta)
 
 # callback(stage, step, total, metrics): stage 'projection' or 'tuning'; step counts from 1.
 Callback = Callable[[str, int, int, Dict[str, float]], None]
@@ -104,16 +105,18 @@ def invert(G, image, config: Optional[InversionConfig] = None, callback: Optiona
     tune_metrics = _tune(G_work, w_pivot, target, config, gen, autocast, device, callback)
 
     with torch.no_grad():
-        deltas = {}
+        packed = {}
         for name, p in G_work.named_parameters():
             delta = p.detach().float() - base_params[name].float()
             if bool(delta.any()):
-                deltas[name] = delta
-                p.copy_(base_params[name].float() + delta)   # what a reload rebuilds, bit for bit
+                packed[name] = pack_delta(delta, config.delta_format)
+                p.copy_(base_params[name].float() + unpack_delta(packed[name]).to(device))   # what a reload rebuilds
+    if packed and config.delta_format != 'fp32':
+        tune_metrics = _final_metrics(G_work, w_pivot, target, config, autocast, device, tune_metrics)
     noise = {k: v.detach().float().cpu().clone() for k, v in G_work.named_buffers() if k.endswith('noise_const')}
-    inv = Inversion(w_pivot=w_pivot.detach().cpu(), deltas={k: v.cpu() for k, v in deltas.items()}, noise=noise,
-                    base_hash=base_hash, config=config, image_hash=img_hash,
-                    metrics={'projection': proj_metrics, 'tuning': tune_metrics})
+    inv = Inversion(w_pivot=w_pivot.detach().cpu(), deltas={k: unpack_delta(v) for k, v in packed.items()},
+                    noise=noise, base_hash=base_hash, config=config, image_hash=img_hash,
+                    metrics={'projection': proj_metrics, 'tuning': tune_metrics}, packed=packed)
     if path is not None:
         inv.save(path)
     return inv
@@ -262,6 +265,16 @@ def _tune(G, w_pivot, target, config: InversionConfig, gen: torch.Generator, aut
         metrics = StageMetrics(lpips=float(dist), psnr=psnr(synth, target), seconds=time.perf_counter() - started,
                                steps=steps_taken, lpips_net=config.tuning_lpips, stopped_early=stopped)
     return metrics
+
+
+def _final_metrics(G, w_pivot, target, config: InversionConfig, autocast, device, metrics: StageMetrics):
+    """Tuning metrics re-measured on the generator as stored (base + quantised delta)."""
+    lpips = load_lpips(config.tuning_lpips, device, allow_random=config.allow_random_lpips)
+    with torch.no_grad():
+        synth = G.synthesis(w_pivot, noise_mode='const', autocast=autocast)
+        dist = lpips(_downsample(synth, config.tuning_lpips_res), _downsample(target, config.tuning_lpips_res))
+    return StageMetrics(lpips=float(dist.sum()), psnr=psnr(synth, target), seconds=metrics.seconds, steps=metrics.steps,
+                        lpips_net=metrics.lpips_net, stopped_early=metrics.stopped_early)
 
 
 def _locality_loss(G, G_orig, w_pivot, config: InversionConfig, gen, autocast, lpips, device):

@@ -1,9 +1,12 @@
 """Inversion: the result of `invert` — pivot, tuned weights as deltas, noise maps, metrics.
 
 Saved as one safetensors file: `w_pivot`, `noise.<buffer name>` (the projected noise maps)
-and `delta.<parameter name>` = tuned - base in float32, only for parameters that changed;
-the JSON metadata (settings, metrics, the base generator's content hash, the target's hash)
-sits in the safetensors header. The tuned weights are *defined* as base + delta (invert()
+and the weight deltas tuned - base, only for parameters that changed, in the config's
+`delta_format`: 'int8' (default) stores `delta.<name>.q` (int8) and `delta.<name>.scale`
+(float32, one per output row: the row's largest |delta| / 127), about one byte per weight, a
+quarter of the generator; 'fp16' and 'fp32' store `delta.<name>` as is. The JSON metadata
+(settings, metrics, the base generator's content hash, the target's hash) sits in the
+safetensors header. The tuned weights are *defined* as base + the stored delta (invert()
 snaps them to that sum before its final render), so a reload rebuilds them bit for bit.
 """
 
@@ -49,6 +52,17 @@ class Inversion:
     metrics: Dict[str, StageMetrics] = field(default_factory=dict)   # 'projection', 'tuning'
     image_hash: str = ''
     from_cache: bool = False
+    packed: Dict[str, Dict[str, torch.Tensor]] = field(default_factory=dict, repr=False)   # stored form
+
+    def __post_init__(self):
+        if not self.packed:
+            self.packed = {k: pack_delta(v, self.config.delta_format) for k, v in self.deltas.items()}
+            self.deltas = {k: unpack_delta(v) for k, v in self.packed.items()}
+
+    @property
+    def stored_bytes(self) -> int:
+        """Size of the tuned weights as saved (the deltas in their stored form)."""
+        return sum(t.numel() * t.element_size() for parts in self.packed.values() for t in parts.values())
 
     @property
     def ws(self) -> torch.Tensor:
@@ -93,7 +107,7 @@ class Inversion:
         path = Path(path)
         tensors = {'w_pivot': self.w_pivot.detach().float().cpu().contiguous()}
         tensors.update({f'noise.{k}': v.detach().float().cpu().contiguous() for k, v in self.noise.items()})
-        tensors.update({f'delta.{k}': v.detach().float().cpu().contiguous() for k, v in self.deltas.items()})
+        tensors.update({f'delta.{k}{suffix}': t for k, parts in self.packed.items() for suffix, t in parts.items()})
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
         os.close(fd)
@@ -124,12 +138,50 @@ class Inversion:
         if meta.get('version') != VERSION:
             raise BadCheckpointError(f'{path} is inversion format version {meta.get("version")}; this photodrag '
                                      f'reads version {VERSION}')
-        return cls(w_pivot=tensors['w_pivot'],
-                   deltas={k[len('delta.'):]: v for k, v in tensors.items() if k.startswith('delta.')},
+        config = InversionConfig(**meta['config'])
+        packed: Dict[str, Dict[str, torch.Tensor]] = {}
+        for k, v in tensors.items():
+            if k.startswith('delta.'):
+                name = k[len('delta.'):]
+                suffix = ''
+                if config.delta_format == 'int8':
+                    name, suffix = name.rsplit('.', 1)
+                    suffix = '.' + suffix
+                packed.setdefault(name, {})[suffix] = v
+        try:
+            deltas = {k: unpack_delta(v) for k, v in packed.items()}
+        except (KeyError, RuntimeError, ValueError) as e:
+            raise BadCheckpointError(f'{path}: its weight deltas are incomplete or malformed ({e})') from None
+        return cls(w_pivot=tensors['w_pivot'], deltas=deltas, packed=packed,
                    noise={k[len('noise.'):]: v for k, v in tensors.items() if k.startswith('noise.')},
                    base_hash=meta['base_hash'], image_hash=meta.get('image_hash', ''),
-                   config=InversionConfig(**meta['config']),
+                   config=config,
                    metrics={k: StageMetrics(**v) for k, v in meta.get('metrics', {}).items()})
+
+
+def pack_delta(delta: torch.Tensor, fmt: str) -> Dict[str, torch.Tensor]:
+    """The stored form of one weight delta (suffix -> tensor; '' for a plain tensor)."""
+    delta = delta.detach().float().cpu()
+    if fmt == 'fp32':
+        return {'': delta.contiguous()}
+    if fmt == 'fp16':
+        return {'': delta.half().contiguous()}
+    if fmt != 'int8':
+        raise ValueError(f'unknown delta format {fmt!r}')
+    rows = delta.reshape(delta.shape[0], -1) if delta.ndim > 1 else delta.reshape(1, -1)
+    scale = rows.abs().amax(dim=1) / 127
+    safe = torch.where(scale > 0, scale, torch.ones_like(scale))
+    q = torch.round(rows / safe[:, None]).clamp(-127, 127).to(torch.int8)
+    return {'.q': q.reshape(delta.shape).contiguous(), '.scale': scale.contiguous()}
+
+
+def unpack_delta(packed: Dict[str, torch.Tensor]) -> torch.Tensor:
+    """float32 delta from `pack_delta`'s output (the one definition both invert and load use)."""
+    if '' in packed:
+        return packed[''].float()
+    q, scale = packed['.q'], packed['.scale'].float()
+    rows = q.reshape(scale.shape[0], -1).float() * scale[:, None]
+    return rows.reshape(q.shape)
 
 
 def generator_hash(G) -> str:

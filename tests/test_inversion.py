@@ -223,8 +223,27 @@ def test_locality_regularisation_runs(G):
     assert inv.metrics['tuning'].steps == 3 and inv.deltas
 
 
-def test_saved_inversion_reloads_to_the_identical_image(G, tmp_path):
-    config = QUICK.replace(projection_steps=3, tuning_steps=4, stop_lpips=None)
+def test_int8_deltas_are_a_quarter_of_the_weights_and_change_the_image_little(G, tmp_path):
+    config = QUICK.replace(projection_steps=3, tuning_steps=6, stop_lpips=None)
+    exact = invert(G, _pattern(), config.replace(delta_format='fp32'))
+    small = invert(G, _pattern(), config)                         # int8, the default
+    tuned_params = sum(v.numel() for v in exact.deltas.values())
+    assert exact.stored_bytes == 4 * tuned_params
+    assert small.stored_bytes < 0.3 * exact.stored_bytes
+    a = exact.save(tmp_path / 'fp32.safetensors').stat().st_size
+    b = small.save(tmp_path / 'int8.safetensors').stat().st_size
+    assert b < 0.35 * a
+    for name, d in exact.deltas.items():                           # per-row error <= half a quantisation step
+        step = d.reshape(d.shape[0], -1).abs().amax(1) / 127 if d.ndim > 1 else d.abs().max().reshape(1) / 127
+        err = (small.deltas[name] - d).reshape(step.shape[0], -1).abs().amax(1)
+        assert bool((err <= step * 0.5 + 1e-7).all()), name
+    assert abs(small.metrics['tuning'].psnr - exact.metrics['tuning'].psnr) < 0.5
+    assert torch.equal(Inversion.load(tmp_path / 'int8.safetensors').render(G), small.render(G))
+
+
+@pytest.mark.parametrize('fmt', ['int8', 'fp32'])
+def test_saved_inversion_reloads_to_the_identical_image(G, tmp_path, fmt):
+    config = QUICK.replace(projection_steps=3, tuning_steps=4, stop_lpips=None, delta_format=fmt)
     inv = invert(G, _pattern(), config)
     path = inv.save(tmp_path / 'crop.safetensors')
     assert not list(tmp_path.glob('.*tmp'))                       # atomic write left no temporary file
@@ -235,6 +254,8 @@ def test_saved_inversion_reloads_to_the_identical_image(G, tmp_path):
     tuned = inv.generator(G)
     with torch.no_grad():
         assert torch.equal(tuned.synthesis(inv.ws, noise_mode='const'), again.render(G))
+    if fmt != 'int8':
+        return
     other = make_generator(seed=3, img_resolution=32, randomize=False)
     with pytest.raises(PhotodragError, match='different|not with'):
         again.generator(other)
