@@ -20,7 +20,7 @@ from .photo import as_rgb
 from .transform import CropTransform
 
 Box = Tuple[float, float, float, float]
-DIGIFACE_QUAD = (1.0, (0.0, 0.0))
+DIGIFACE_QUAD = (0.7809, (-0.006, -0.0069))   # checkpoints/demo_faces/template.json
 
 
 @dataclass(frozen=True)

@@ -173,8 +173,39 @@ def _atomic_torch_save(obj, path: Path):
     os.replace(tmp, path)
 
 
+class _ThreadTuner:
+    """Picks the CPU thread count per step from measured step times. On a shared 2-core
+    machine two threads are fastest alone but collapse (spin-waiting) when another process
+    is busy, where one thread keeps going; every 100 steps each count is re-measured."""
+
+    def __init__(self):
+        self.choices = sorted({1, max(1, os.cpu_count() or 1)})
+        self.times = {n: None for n in self.choices}
+        self.current = self.choices[-1]
+        self.step = 0
+
+    def before(self):
+        if len(self.choices) > 1 and self.step % 100 < 10 and self.step % 100 >= 5:
+            n = self.choices[0] if self.best() != self.choices[0] else self.choices[-1]   # probe the other one
+        else:
+            n = self.best()
+        if n != self.current:
+            torch.set_num_threads(n)
+            self.current = n
+
+    def after(self, seconds: float):
+        old = self.times[self.current]
+        self.times[self.current] = seconds if old is None else 0.7 * old + 0.3 * seconds
+        self.step += 1
+
+    def best(self) -> int:
+        known = {n: t for n, t in self.times.items() if t is not None}
+        missing = [n for n in self.choices if n not in known]
+        return missing[0] if missing else min(known, key=known.get)
+
+
 def train(out: Path, minutes: float, max_steps: int, batch: int, lr: float, seed: int, device: str, beta1: float = 0.9,
-          save_every_min: float = 5.0, grid_every: int = 500, progress: bool = True):
+          save_every_min: float = 5.0, grid_every: int = 500, progress: bool = True, threads_auto: bool = True):
     from tqdm import tqdm
 
     from inversion.lpips import load_lpips
@@ -209,10 +240,13 @@ def train(out: Path, minutes: float, max_steps: int, batch: int, lr: float, seed
                             'rng': gen.get_state(), 'config': json.dumps(STUDENT)}, state_path)
 
     budget = minutes * 60
+    threads = _ThreadTuner() if dev.type == 'cpu' and threads_auto else None
     bar = tqdm(total=max_steps, initial=step, disable=not progress, desc='distilling demo-faces', unit='step')
     last_save = time.time()
     running: Dict[str, float] = {}
     while step < max_steps and elapsed < budget:
+        if threads is not None:
+            threads.before()
         t0 = time.time()
         # Learning rate: constant, cosine down to 10 % over the last 30 % of the budget.
         frac = max(step / max_steps, elapsed / budget)
@@ -236,6 +270,8 @@ def train(out: Path, minutes: float, max_steps: int, batch: int, lr: float, seed
                 b_ema.copy_(b)
         step += 1
         elapsed += time.time() - t0
+        if threads is not None:
+            threads.after(time.time() - t0)
         for k, v in losses.items():
             running[k] = running.get(k, 0.0) + float(v.detach())
         if step % 50 == 0:
@@ -243,7 +279,8 @@ def train(out: Path, minutes: float, max_steps: int, batch: int, lr: float, seed
                      **{k: round(v / 50, 4) for k, v in running.items()}}
             log.append(entry)
             running = {}
-            bar.set_postfix(feat=entry['feat'], l1=entry['l1'], lpips=entry['lpips'])
+            bar.set_postfix(feat=entry['feat'], l1=entry['l1'], lpips=entry['lpips'],
+                            threads=threads.current if threads else torch.get_num_threads())
         bar.update(1)
         if step % grid_every == 0:
             with torch.no_grad():
@@ -349,7 +386,7 @@ def main(argv=None):
     p.add_argument('--beta1', type=float, default=0.9, help='Adam beta1 (regression, not a GAN: momentum helps)')
     p.add_argument('--map-lr', type=float, default=None, help='mapping lr multiplier (default: the STUDENT config)')
     p.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
-    p.add_argument('--threads', type=int, default=None)
+    p.add_argument('--threads', type=int, default=None, help='fixed CPU threads (default: tuned from step times)')
     p.add_argument('--grid-every', type=int, default=500)
     p.add_argument('--export-only', action='store_true', help='export the EMA weights of the saved state')
     p.add_argument('--measure-template', action='store_true', help='also measure the landmark template')
@@ -373,7 +410,7 @@ def main(argv=None):
         log = json.loads(state['log'])
     else:
         G_ema, log = train(args.out, args.minutes, args.max_steps, args.batch, args.lr, args.seed, args.device,
-                           beta1=args.beta1, grid_every=args.grid_every)
+                           beta1=args.beta1, grid_every=args.grid_every, threads_auto=args.threads is None)
     path = export(G_ema, args.out, log, template, args.seed)
     print(f'wrote {path}')
 

@@ -114,3 +114,24 @@ def save_json(path, data: Dict[str, Any]) -> Path:
     tmp.write_text(json.dumps(data, indent=2, default=str) + '\n')
     os.replace(tmp, path)
     return path
+
+
+def content_shift(before: np.ndarray, after: np.ndarray, handle, target, half: int = 4) -> Tuple[float, float]:
+    """Where the content under `handle` in `before` (uint8 RGB) is in `after`: the (2 half + 1)^2
+    grey patch around the handle found again by normalised cross-correlation (OpenCV
+    matchTemplate) in a window covering handle and target. A measure of a drag that does not
+    depend on the generator's features (which drive the drag's own point tracking)."""
+    import cv2
+    g0 = cv2.cvtColor(np.ascontiguousarray(before), cv2.COLOR_RGB2GRAY).astype(np.float32)
+    g1 = cv2.cvtColor(np.ascontiguousarray(after), cv2.COLOR_RGB2GRAY).astype(np.float32)
+    hx, hy = int(round(handle[0])), int(round(handle[1]))
+    if not (half <= hx < g0.shape[1] - half and half <= hy < g0.shape[0] - half):
+        raise ValueError(f'handle {tuple(handle)} is too close to the image border for a {2 * half + 1} px patch')
+    patch = g0[hy - half:hy + half + 1, hx - half:hx + half + 1]
+    reach = int(np.ceil(1.5 * np.hypot(target[0] - handle[0], target[1] - handle[1]))) + half + 2
+    cx, cy = (handle[0] + target[0]) / 2, (handle[1] + target[1]) / 2
+    x0, y0 = max(int(cx - reach), 0), max(int(cy - reach), 0)
+    x1, y1 = min(int(cx + reach) + 1, g1.shape[1]), min(int(cy + reach) + 1, g1.shape[0])
+    score = cv2.matchTemplate(g1[y0:y1, x0:x1], patch, cv2.TM_CCOEFF_NORMED)
+    _, _, _, (mx, my) = cv2.minMaxLoc(score)
+    return float(x0 + mx + half), float(y0 + my + half)

@@ -426,3 +426,17 @@ def test_ffhq_geometry_matches_the_reference_quad_warp():
     ref = Image.fromarray(photo.pixels).transform((128, 128), Image.Transform.QUAD, tuple((quad + 0.5).ravel()),
                                                    Image.Resampling.BILINEAR)
     assert psnr(np.asarray(ref), crop.image) > 42
+
+
+def test_scaled_quad_recipes_invert_their_measurement():
+    from alignment.recipes import DIGIFACE_QUAD, quad_relative_to_crop, scale_quad
+    # a face whose FFHQ quad is an axis-aligned square inside a 256-px crop
+    quad = np.array([[40.0, 30.0], [40.0, 230.0], [240.0, 230.0], [240.0, 30.0]])
+    scale, shift = quad_relative_to_crop(quad, 256)
+    crop_square = np.array([[-0.5, -0.5], [-0.5, 255.5], [255.5, 255.5], [255.5, -0.5]])
+    np.testing.assert_allclose(scale_quad(quad, scale, shift), crop_square, atol=1e-9)
+    np.testing.assert_allclose(scale_quad(quad), quad)                       # (1, (0, 0)) is FFHQ itself
+    # the demo generator's recipe: a tighter crop than FFHQ's, about centred on the same point
+    rec = alignment.recipe_for_checkpoint('demo-faces')
+    assert rec.name == 'digiface' and rec.size == 128 and rec.face
+    assert (rec.quad_scale, rec.quad_shift) == DIGIFACE_QUAD and 0.6 < rec.quad_scale < 0.9
