@@ -86,6 +86,20 @@ def recipe_for_checkpoint(entry_or_name, size: Optional[int] = None) -> CropReci
     return dataclasses.replace(recipe, size=res)
 
 
+def recipe_from_metadata(info: dict, size: Optional[int] = None) -> CropRecipe:
+    """The recipe a checkpoint file records ({'recipe': name[, 'quad_scale': s, 'quad_shift': [dx, dy]]},
+    as `checkpoints.train_demo` writes it), at `size`."""
+    name = info.get('recipe') if isinstance(info, dict) else None
+    base = RECIPES.get(_ALIGNMENT_TO_RECIPE.get(name, name))
+    if base is None:
+        raise PhotodragError(f'the checkpoint asks for crop recipe {name!r}, which photodrag does not know; '
+                             f'known: {", ".join(RECIPES)}')
+    changes = {'size': size}
+    if base.face and 'quad_scale' in info:
+        changes.update(quad_scale=float(info['quad_scale']), quad_shift=tuple(float(v) for v in info['quad_shift']))
+    return dataclasses.replace(base, **changes)
+
+
 def ffhq_quad(landmarks: np.ndarray) -> np.ndarray:
     """The FFHQ crop quad [4, 2] (TL, BL, BR, TR) from 68 landmarks (ALGORITHMS.md section 4)."""
     lm = np.asarray(landmarks, np.float64)

@@ -90,4 +90,6 @@ def load_native(path, device='cpu') -> Generator:
     except (TypeError, ValueError) as e:
         raise BadCheckpointError(f'{path}: its config does not describe a generator: {e}') from None
     load_state_strict(G, tensors, str(path))
+    # The crop its training images follow (e.g. the demo generator's), for the alignment stage.
+    G.crop_recipe = meta.get('alignment') if isinstance(meta.get('alignment'), dict) else None
     return G.to(device)

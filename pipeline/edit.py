@@ -243,7 +243,7 @@ def edit(photo, edits, checkpoint: Union[str, os.PathLike] = 'demo-faces', face:
     G = checkpoints.load_generator(checkpoint, device=device, download=download)
     ckpt_info = _checkpoint_info(checkpoint, G)
     R = int(G.img_resolution)
-    rec = _recipe(checkpoint, recipe, R)
+    rec = _recipe(checkpoint, recipe, R, G)
     timings['load'] = time.perf_counter() - t
     emit('load', 1, 1, {'checkpoint': ckpt_info})
 
@@ -582,8 +582,9 @@ def _check_points_in_mask(mask, drags) -> None:
                                        'editable or move the point')
 
 
-def _recipe(checkpoint, recipe: Optional[str], size: int):
-    """The crop recipe: `recipe` if given, else the registry entry's, else FFHQ faces."""
+def _recipe(checkpoint, recipe: Optional[str], size: int, G=None):
+    """The crop recipe: `recipe` if given, else the registry entry's, else the one the
+    checkpoint file records (photodrag's own format), else FFHQ faces."""
     import alignment
     import checkpoints
     if recipe is not None:
@@ -594,6 +595,8 @@ def _recipe(checkpoint, recipe: Optional[str], size: int):
         return dataclasses.replace(r, size=size)
     if isinstance(checkpoint, str) and checkpoint in checkpoints.REGISTRY and not Path(checkpoint).exists():
         return alignment.recipe_for_checkpoint(checkpoint, size=size)
+    if getattr(G, 'crop_recipe', None):
+        return alignment.recipe_from_metadata(G.crop_recipe, size=size)
     return dataclasses.replace(alignment.RECIPES['ffhq'], size=size)
 
 

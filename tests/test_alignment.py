@@ -440,3 +440,18 @@ def test_scaled_quad_recipes_invert_their_measurement():
     rec = alignment.recipe_for_checkpoint('demo-faces')
     assert rec.name == 'digiface' and rec.size == 128 and rec.face
     assert (rec.quad_scale, rec.quad_shift) == DIGIFACE_QUAD and 0.6 < rec.quad_scale < 0.9
+
+
+def test_a_checkpoint_file_carries_its_crop_recipe(tmp_path):
+    import checkpoints
+    from conftest import make_generator
+    G = make_generator(img_resolution=32)
+    info = {'recipe': 'digiface', 'quad_scale': 0.7, 'quad_shift': [0.01, -0.02]}
+    path = checkpoints.save_generator(G, tmp_path / 'g.safetensors', extra={'alignment': info})
+    loaded = checkpoints.load_generator(path)
+    assert loaded.crop_recipe == info
+    rec = alignment.recipe_from_metadata(loaded.crop_recipe, size=32)
+    assert (rec.name, rec.face, rec.size, rec.quad_scale, rec.quad_shift) == ('digiface', True, 32, 0.7, (0.01, -0.02))
+    assert checkpoints.load_generator(checkpoints.save_generator(G, tmp_path / 'plain.safetensors')).crop_recipe is None
+    with pytest.raises(PhotodragError, match='does not know'):
+        alignment.recipe_from_metadata({'recipe': 'unicorn'})
