@@ -9,7 +9,14 @@ the photo; faces go in one after another. Beyond that:
   both the old and the new silhouette;
 - colour matching: the low-frequency difference between photo and reconstruction, measured
   in the feather band, is added to the reconstruction, so no tint step shows at the seam;
-- blend 'poisson': gradient-domain (cv2.seamlessClone) inside the mask, still feathered.
+- blend 'poisson': gradient-domain (cv2.seamlessClone) inside the mask, still feathered;
+- transfer 'flow' (when the unedited reconstruction is given as `reference`): the edit is
+  carried over as motion, not as pixels. Optical flow (OpenCV DIS) between the edited crop
+  and the reconstruction says where each edited pixel came from; the PHOTO is resampled
+  along that flow at its own resolution, and only what the motion does not explain
+  (edited minus the moved reconstruction: new shading, teeth that appear) is added from the
+  generator. A blurry or low-resolution generator then moves the photo's own pixels
+  instead of pasting its blurry rendering over them.
 
 Outside the returned blend mask (mask == 0) the output is bit-identical to the input.
 """
@@ -35,6 +42,13 @@ class PasteConfig:
     feather: Optional[float] = None     # edge width in photo pixels; None = sqrt(crop area in the photo) / 20
     change_threshold: float = 0.03      # mean |edited - reference| (0..1) that counts as changed
     edge_margin: float = 2.0            # crop pixels at the crop's edge never used (resampling fringe)
+    transfer: str = 'flow'              # with a reference: 'flow' (move the photo's pixels) or 'pixels' (paste the crop)
+
+    def __post_init__(self):
+        for name, allowed in (('blend', ('alpha', 'poisson')), ('region', ('auto', 'square', 'changed')),
+                              ('transfer', ('flow', 'pixels'))):
+            if getattr(self, name) not in allowed:
+                raise PhotodragError(f'PasteConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}')
 
 
 @dataclass(frozen=True, eq=False)
@@ -179,8 +193,11 @@ def _paste_one(out: np.ndarray, edit: Edit, cfg: PasteConfig) -> BlendMask:
     if not mask.any():
         return BlendMask(box=box, mask=mask)
     original = out[py0:py1, px0:px1]
-    recon = t.warp_to_photo(edited, (px1 - px0, py1 - py0), offset=(px0, py0),
-                            interpolation=cv2.INTER_LANCZOS4, border=cv2.BORDER_REFLECT).astype(np.float32)
+    if cfg.transfer == 'flow' and edit.reference is not None:
+        recon = _flow_transfer(out, t, edited, reference, box)
+    else:
+        recon = t.warp_to_photo(edited, (px1 - px0, py1 - py0), offset=(px0, py0),
+                                interpolation=cv2.INTER_LANCZOS4, border=cv2.BORDER_REFLECT).astype(np.float32)
     if cfg.colour_match:
         recon += _colour_correction(original.astype(np.float32), recon, mask, math.sqrt(area))
     if cfg.blend == 'poisson':
@@ -189,6 +206,38 @@ def _paste_one(out: np.ndarray, edit: Edit, cfg: PasteConfig) -> BlendMask:
     blended = np.clip(np.rint(original + m * (recon - original)), 0, 255).astype(np.uint8)
     out[py0:py1, px0:px1] = np.where(m > 0, blended, original)
     return BlendMask(box=box, mask=mask)
+
+
+def _flow_transfer(photo: np.ndarray, t, edited: np.ndarray, reference: np.ndarray, box) -> np.ndarray:
+    """The photo window `box`, with the motion from `reference` to `edited` (crop space)
+    applied to the photo's own pixels at full resolution, plus the part of the edit the
+    motion does not explain. float32 [h, w, 3]."""
+    import cv2
+    gray = lambda a: cv2.cvtColor(np.ascontiguousarray(a), cv2.COLOR_RGB2GRAY)  # noqa: E731
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    flow = dis.calc(gray(edited), gray(reference), None)        # edited(q) ~ reference(q + flow(q))
+    ch, cw = flow.shape[:2]
+    # crop space: the reconstruction moved along the flow; what is left is the generator's own change
+    gx, gy = np.meshgrid(np.arange(cw, dtype=np.float32), np.arange(ch, dtype=np.float32))
+    moved_ref = cv2.remap(reference.astype(np.float32), gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REFLECT)
+    residual = edited.astype(np.float32) - moved_ref
+    # photo space: each window pixel p -> crop q -> source q + flow(q) -> photo p'
+    x0, y0, x1, y1 = box
+    px, py = np.meshgrid(np.arange(x0, x1, dtype=np.float64), np.arange(y0, y1, dtype=np.float64))
+    m = t.matrix
+    den = m[2, 0] * px + m[2, 1] * py + m[2, 2]
+    qx = ((m[0, 0] * px + m[0, 1] * py + m[0, 2]) / den).astype(np.float32)
+    qy = ((m[1, 0] * px + m[1, 1] * py + m[1, 2]) / den).astype(np.float32)
+    f = cv2.remap(flow, qx, qy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    sx, sy = qx + f[..., 0], qy + f[..., 1]
+    inv = np.linalg.inv(m)
+    den = inv[2, 0] * sx + inv[2, 1] * sy + inv[2, 2]
+    map_x = ((inv[0, 0] * sx + inv[0, 1] * sy + inv[0, 2]) / den).astype(np.float32)
+    map_y = ((inv[1, 0] * sx + inv[1, 1] * sy + inv[1, 2]) / den).astype(np.float32)
+    moved = cv2.remap(photo.astype(np.float32), map_x, map_y, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+    extra = cv2.remap(residual, qx, qy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    return moved + extra
 
 
 def _colour_correction(original: np.ndarray, recon: np.ndarray, mask: np.ndarray, side: float) -> np.ndarray:

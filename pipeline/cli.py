@@ -632,7 +632,7 @@ def demo_drags(face, amount: float = 0.08):
 @main.command('demo')
 @click.option('--out', type=click.Path(file_okay=False), default='photodrag-demo', show_default=True,
               help='Output folder.')
-@click.option('--steps', type=click.IntRange(min=0), default=80, show_default=True, help='Drag step cap.')
+@click.option('--steps', type=click.IntRange(min=0), default=200, show_default=True, help='Drag step cap.')
 @_edit_options
 def demo_command(out, steps, checkpoint, quality, projection_steps, tuning_steps, device, video, fps, cache):
     """Edit a bundled photo offline: make the astronaut (NASA, public domain) smile.

@@ -455,3 +455,30 @@ def test_a_checkpoint_file_carries_its_crop_recipe(tmp_path):
     assert checkpoints.load_generator(checkpoints.save_generator(G, tmp_path / 'plain.safetensors')).crop_recipe is None
     with pytest.raises(PhotodragError, match='does not know'):
         alignment.recipe_from_metadata({'recipe': 'unicorn'})
+
+
+def test_flow_transfer_moves_the_photos_own_pixels():
+    """A blurry 'generator' moves a patch by 4 crop px: with transfer='flow' the photo's sharp
+    pixels move (sharpness kept); with 'pixels' the blurry rendering is pasted."""
+    import cv2
+    rng = np.random.default_rng(3)
+    photo = cv2.GaussianBlur(rng.integers(0, 256, (200, 200, 3), dtype=np.uint8), (0, 0), 0.7)
+    crop = alignment.align(photo, (40, 40, 160, 160), size=120, recipe='object', margin=0.0, supersample=False)
+    reference = cv2.GaussianBlur(crop.image, (0, 0), 2.0)            # what a blurry generator reconstructs
+    edited = reference.copy()
+    edited[40:80, 44:84] = reference[40:80, 40:80]                  # the drag moved this patch 4 px right
+    results = {}
+    for transfer in ('flow', 'pixels'):
+        cfg = alignment.PasteConfig(transfer=transfer)
+        results[transfer] = alignment.paste_back(photo, [alignment.Edit(crop, edited, reference=reference)], cfg)
+    flow, pixels = results['flow'].pixels, results['pixels'].pixels
+    region = (slice(95, 115), slice(100, 120))                     # inside the moved patch, in the photo
+    sharp = lambda a: float(cv2.Laplacian(cv2.cvtColor(a, cv2.COLOR_RGB2GRAY), cv2.CV_32F)[region].var())  # noqa
+    assert sharp(flow) > 0.5 * sharp(photo) > 2 * sharp(pixels)
+    from pipeline.report import content_shift
+    found = content_shift(photo, flow, (105.0, 105.0), (109.0, 105.0))
+    assert abs(found[0] - 109) <= 1 and abs(found[1] - 105) <= 1     # the photo's own texture moved 4 px
+    untouched = results['flow'].mask() == 0
+    assert np.array_equal(flow[untouched], photo[untouched])
+    with pytest.raises(PhotodragError, match='transfer'):
+        alignment.PasteConfig(transfer='teleport')
