@@ -274,9 +274,11 @@ def train(out: Path, minutes: float, max_steps: int, batch: int, lr: float, seed
             threads.after(time.time() - t0)
         for k, v in losses.items():
             running[k] = running.get(k, 0.0) + float(v.detach())
+        running['n'] = running.get('n', 0) + 1
         if step % 50 == 0:
+            n = running.pop('n')
             entry = {'step': step, 'minutes': round(elapsed / 60, 2), 'lr': lr * scale,
-                     **{k: round(v / 50, 4) for k, v in running.items()}}
+                     **{k: round(v / n, 4) for k, v in running.items()}}
             log.append(entry)
             running = {}
             bar.set_postfix(feat=entry['feat'], l1=entry['l1'], lpips=entry['lpips'],

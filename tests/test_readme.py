@@ -34,3 +34,17 @@ def test_quick_start_drag_command(tmp_path):
     for name in ('drag.png', 'drag.json', 'drag.mp4'):
         assert (tmp_path / name).stat().st_size > 0
     assert 'drag.png:' in done.stdout
+
+
+def test_quick_start_demo_command(tmp_path):
+    """`photodrag demo` as the README gives it: offline, bundled generator and photo."""
+    line = next(l.strip() for l in README.splitlines() if l.strip().startswith('photodrag demo'))
+    assert line == 'photodrag demo'
+    env = dict(os.environ, PHOTODRAG_CACHE=str(tmp_path / 'cache'), PHOTODRAG_OFFLINE='1')
+    done = subprocess.run([sys.executable, '-m', 'pipeline.cli', *shlex.split(line)[1:]], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=900, env=env)
+    assert done.returncode == 0, done.stderr
+    out = tmp_path / 'photodrag-demo'
+    for name in ('astronaut_edited.png', 'astronaut_before_after.png', 'astronaut_edited.json'):
+        assert (out / name).stat().st_size > 0, name
+    assert 'astronaut_edited.png' in done.stdout
