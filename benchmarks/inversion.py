@@ -90,21 +90,30 @@ def main():
     ap.add_argument('--step-scale', type=float, default=1.0)
     ap.add_argument('--presets', nargs='*', default=['fast', 'balanced', 'best'])
     ap.add_argument('--quality-check', action='store_true')
+    ap.add_argument('--only-quality-check', action='store_true', help='skip the recipe comparison')
     ap.add_argument('--quality-steps', type=int, default=450)
     ap.add_argument('--full-arch', action='store_true', help='FFHQ channel widths (slow on a CPU)')
+    ap.add_argument('--checkpoint', default=None, help='a trained generator instead of random weights '
+                    '(e.g. demo-faces; --image should then be a crop aligned for it)')
     args = ap.parse_args()
 
     arch = {} if args.full_arch else dict(channel_base=8192, channel_max=128)
-    G = checkpoints.random_generator(args.resolution, 0, **arch).eval().requires_grad_(False)
+    if args.checkpoint:
+        G = checkpoints.load_generator(args.checkpoint)
+        args.resolution = G.img_resolution
+    else:
+        G = checkpoints.random_generator(args.resolution, 0, **arch).eval().requires_grad_(False)
     print(f'{checkpoints.describe(G)}; image {args.image}; step scale {args.step_scale}; '
           f'{torch.get_num_threads()} threads')
 
-    if args.quality_check:
+    if args.quality_check or args.only_quality_check:
         print('quality check (generated image from a known w):')
         tiny = checkpoints.random_generator(32, 0, channel_base=512, channel_max=32).eval().requires_grad_(False)
         quality_check(tiny, 'tiny 32px', args.quality_steps)
         quality_check(G, f'{args.resolution}px', args.quality_steps)
 
+    if args.only_quality_check:
+        return
     target = load_target(args.image, G, args.resolution)
     rows = []
     for name in ['reference'] + list(args.presets):
