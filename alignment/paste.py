@@ -208,6 +208,9 @@ def _paste_one(out: np.ndarray, edit: Edit, cfg: PasteConfig) -> BlendMask:
     return BlendMask(box=box, mask=mask)
 
 
+RESIDUAL_THRESHOLD = 6.0     # grey levels of |edited - moved reconstruction| ignored by flow transfer
+
+
 def _flow_transfer(photo: np.ndarray, t, edited: np.ndarray, reference: np.ndarray, box) -> np.ndarray:
     """The photo window `box`, with the motion from `reference` to `edited` (crop space)
     applied to the photo's own pixels at full resolution, plus the part of the edit the
@@ -222,6 +225,9 @@ def _flow_transfer(photo: np.ndarray, t, edited: np.ndarray, reference: np.ndarr
     moved_ref = cv2.remap(reference.astype(np.float32), gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_REFLECT)
     residual = edited.astype(np.float32) - moved_ref
+    # keep what the edit adds (teeth that appear, new shading: large differences); drop the
+    # generator's small drift in colour and texture around them (soft threshold, in levels)
+    residual = np.sign(residual) * np.maximum(np.abs(residual) - RESIDUAL_THRESHOLD, 0.0)
     # photo space: each window pixel p -> crop q -> source q + flow(q) -> photo p'
     x0, y0, x1, y1 = box
     px, py = np.meshgrid(np.arange(x0, x1, dtype=np.float64), np.arange(y0, y1, dtype=np.float64))
