@@ -31,16 +31,12 @@ import checkpoints
 import stylegan
 from drag import DragConfig, DragSession
 from inversion import InversionConfig, invert, load_lpips
-from pipeline.cli import demo_drags
+from pipeline.cli import DEMO_PHOTO, demo_drags
 from pipeline.report import content_shift
 
 PHOTOS = Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'photos'
 PORTRAITS = ['portrait_facexlib_test2.jpg', 'portrait_deepface_img1.jpg', 'portrait_lowres_codeformer_04.jpg',
              'portrait_aligned1024_e4e_input.jpg']
-
-
-def astronaut_path() -> Path:
-    return Path(__file__).resolve().parents[1] / 'pipeline' / 'assets' / 'astronaut.png'
 
 
 def sample_report(G, lpips_vgg, n=16):
@@ -60,9 +56,9 @@ def crop_for(G, path, recipe):
     photo = alignment.read_photo(path)
     faces = alignment.detect_faces(photo)
     if not faces:
-        return None, None
+        return None
     face = alignment.select_face(faces)
-    return alignment.align(photo, face, size=G.img_resolution, recipe=recipe), photo
+    return alignment.align(photo, face, size=G.img_resolution, recipe=recipe)
 
 
 def main():
@@ -83,11 +79,11 @@ def main():
     print(f'samples: dlib finds a face in {found}/16; mean pairwise LPIPS(vgg) {diversity:.3f}')
 
     config = InversionConfig.preset(args.quality)
-    paths = [astronaut_path()] + ([] if args.skip_portraits else [PHOTOS / p for p in PORTRAITS if (PHOTOS / p).is_file()])
+    paths = [DEMO_PHOTO] + ([] if args.skip_portraits else [PHOTOS / p for p in PORTRAITS if (PHOTOS / p).is_file()])
     print(f'\n{"photo":<40} {"proj LPIPS":>10} {"PTI LPIPS(vgg)":>15} {"PSNR":>6} {"s":>6}')
     astro = None
     for path in paths:
-        crop, photo = crop_for(G, path, recipe)
+        crop = crop_for(G, path, recipe)
         if crop is None:
             print(f'{path.name:<40} no face found')
             continue

@@ -10,9 +10,8 @@ import torch
 
 import checkpoints
 import stylegan
+from pipeline.cli import DEMO_PHOTO as ASTRONAUT
 from pipeline.report import content_shift
-
-ASTRONAUT = checkpoints.get_entry('demo-faces').bundled_path.parents[2] / 'pipeline' / 'assets' / 'astronaut.png'
 
 
 def test_content_shift_finds_a_known_move():
