@@ -54,7 +54,7 @@ TEACHER_FEATURES = {2: (4, 512), 5: (8, 256), 8: (16, 128), 11: (32, 64)}
 
 STUDENT = dict(z_dim=TEACHER_Z, c_dim=0, w_dim=256, img_resolution=128, img_channels=3,
                mapping_kwargs=dict(num_layers=4, lr_multiplier=1.0),
-               channel_base=4096, channel_max=256)
+               channel_base=8192, channel_max=256)
 
 PROVENANCE = {
     'name': 'demo-faces',
@@ -205,12 +205,17 @@ class _ThreadTuner:
 
 
 def train(out: Path, minutes: float, max_steps: int, batch: int, lr: float, seed: int, device: str, beta1: float = 0.9,
-          save_every_min: float = 5.0, grid_every: int = 500, progress: bool = True, threads_auto: bool = True):
+          save_every_min: float = 5.0, grid_every: int = 500, progress: bool = True, threads_auto: bool = True,
+          warmup_steps: int = 300):
     from tqdm import tqdm
 
     from inversion.lpips import load_lpips
     out.mkdir(parents=True, exist_ok=True)
     dev = torch.device(device)
+    if dev.type == 'cuda':
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
     teacher = load_teacher(dev)
     lpips_fn = load_lpips('alex', device=dev)
     G = make_student(seed).to(dev).train()
@@ -226,9 +231,12 @@ def train(out: Path, minutes: float, max_steps: int, batch: int, lr: float, seed
         G.load_state_dict(state['G'])
         G_ema.load_state_dict(state['G_ema'])
         proj.load_state_dict(state['proj'])
-        opt.load_state_dict(state['opt'])
+        if 'opt' in state:   # a lean state (weights only) restarts Adam, with a warm-up
+            opt.load_state_dict(state['opt'])
+        else:
+            warmup_steps += state['step']
         step, elapsed, log = state['step'], state['elapsed'], json.loads(state['log'])
-        gen.set_state(state['rng'])
+        gen.set_state(state['rng'].cpu())
         print(f'resumed at step {step} ({elapsed / 60:.1f} min trained)', file=sys.stderr)
     fixed_z = torch.randn(16, TEACHER_Z, generator=torch.Generator().manual_seed(seed + 1)).to(dev)
     autocast = torch.autocast('cpu', dtype=torch.bfloat16) if dev.type == 'cpu' else torch.autocast(
@@ -242,15 +250,18 @@ def train(out: Path, minutes: float, max_steps: int, batch: int, lr: float, seed
     budget = minutes * 60
     threads = _ThreadTuner() if dev.type == 'cpu' and threads_auto else None
     bar = tqdm(total=max_steps, initial=step, disable=not progress, desc='distilling demo-faces', unit='step')
+    params, ema_params = list(G.parameters()), list(G_ema.parameters())
     last_save = time.time()
     running: Dict[str, float] = {}
     while step < max_steps and elapsed < budget:
         if threads is not None:
             threads.before()
         t0 = time.time()
-        # Learning rate: constant, cosine down to 10 % over the last 30 % of the budget.
+        # Learning rate: linear warm-up, constant, cosine down to 10 % over the last 30 % of the budget.
         frac = max(step / max_steps, elapsed / budget)
         scale = 1.0 if frac < 0.7 else 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (frac - 0.7) / 0.3))
+        if step < warmup_steps:
+            scale *= (step + 1) / warmup_steps
         for group in opt.param_groups:
             group['lr'] = lr * scale
         z = torch.randn(batch, TEACHER_Z, generator=gen).to(dev)
@@ -264,25 +275,26 @@ def train(out: Path, minutes: float, max_steps: int, batch: int, lr: float, seed
         opt.step()
         with torch.no_grad():
             beta = 0.5 ** (batch / (10_000 * min(1.0, step / 2000 + 0.05)))  # EMA half-life ~10k images
-            for p_ema, p in zip(G_ema.parameters(), G.parameters()):
-                p_ema.lerp_(p, 1 - beta)
+            torch._foreach_lerp_(ema_params, params, 1 - beta)
             for b_ema, b in zip(G_ema.buffers(), G.buffers()):
                 b_ema.copy_(b)
         step += 1
         elapsed += time.time() - t0
         if threads is not None:
             threads.after(time.time() - t0)
-        for k, v in losses.items():
-            running[k] = running.get(k, 0.0) + float(v.detach())
+        for k, v in losses.items():   # summed on the device: no synchronisation per step
+            running[k] = running.get(k, 0.0) + v.detach()
         running['n'] = running.get('n', 0) + 1
         if step % 50 == 0:
             n = running.pop('n')
             entry = {'step': step, 'minutes': round(elapsed / 60, 2), 'lr': lr * scale,
-                     **{k: round(v / n, 4) for k, v in running.items()}}
+                     **{k: round(float(v) / n, 4) for k, v in running.items()}}
             log.append(entry)
             running = {}
             bar.set_postfix(feat=entry['feat'], l1=entry['l1'], lpips=entry['lpips'],
                             threads=threads.current if threads else torch.get_num_threads())
+            if not progress and step % 500 == 0:
+                print(json.dumps(entry), flush=True)
         bar.update(1)
         if step % grid_every == 0:
             with torch.no_grad():
@@ -337,13 +349,14 @@ def measure_template(n: int = 600, seed: int = 0, device='cpu') -> Dict[str, obj
             'measured_on': f'{len(found)} of {n} teacher samples (dlib HOG + 68 landmarks, median)'}
 
 
-def export(G_ema: Generator, out: Path, log, template: Optional[dict], seed: int):
+def export(G_ema: Generator, out: Path, log, template: Optional[dict], seed: int, note: Optional[str] = None):
     from checkpoints.native import save_generator
     G_ema = G_ema.cpu().eval()
     G_ema.mapping.w_avg.copy_(estimate_w_avg(G_ema))
     extra = {'provenance': PROVENANCE, 'training': {
         'seed': seed, 'steps': log[-1]['step'] if log else 0, 'minutes': log[-1]['minutes'] if log else 0,
-        'final': log[-1] if log else None, 'script': 'python -m checkpoints.train_demo'}}
+        'final': log[-1] if log else None, 'script': 'python -m checkpoints.train_demo',
+        **({'note': note} if note else {})}}
     if template is not None:
         extra['alignment'] = template
     path = save_generator(G_ema, out / 'demo-faces.safetensors', extra=extra, overwrite=True)
@@ -390,7 +403,10 @@ def main(argv=None):
     p.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     p.add_argument('--threads', type=int, default=None, help='fixed CPU threads (default: tuned from step times)')
     p.add_argument('--grid-every', type=int, default=500)
+    p.add_argument('--warmup-steps', type=int, default=300)
+    p.add_argument('--no-progress', action='store_true', help='print a log line every 500 steps instead of a bar')
     p.add_argument('--export-only', action='store_true', help='export the EMA weights of the saved state')
+    p.add_argument('--note', default=None, help='how the run was made (devices, batches), kept in training.json')
     p.add_argument('--measure-template', action='store_true', help='also measure the landmark template')
     args = p.parse_args(argv)
     if args.threads:
@@ -412,8 +428,9 @@ def main(argv=None):
         log = json.loads(state['log'])
     else:
         G_ema, log = train(args.out, args.minutes, args.max_steps, args.batch, args.lr, args.seed, args.device,
-                           beta1=args.beta1, grid_every=args.grid_every, threads_auto=args.threads is None)
-    path = export(G_ema, args.out, log, template, args.seed)
+                           beta1=args.beta1, grid_every=args.grid_every, threads_auto=args.threads is None,
+                           warmup_steps=args.warmup_steps, progress=not args.no_progress)
+    path = export(G_ema, args.out, log, template, args.seed, note=args.note)
     print(f'wrote {path}')
 
 
