@@ -18,5 +18,8 @@ def from_uint8(array: np.ndarray, device='cpu') -> torch.Tensor:
     array = np.asarray(array)
     if array.dtype != np.uint8 or array.ndim != 3:
         raise ValueError(f'expected a uint8 [H, W, C] array, got {array.dtype} {array.shape}')
-    t = torch.from_numpy(np.ascontiguousarray(array)).to(device=device)
+    array = np.ascontiguousarray(array)
+    if not array.flags.writeable:                 # torch warns on read-only memory (e.g. np.broadcast_to)
+        array = array.copy()
+    t = torch.from_numpy(array).to(device=device)
     return t.permute(2, 0, 1)[None].float() / 127.5 - 1

@@ -270,7 +270,7 @@ def test_cli_edit_then_from_record(group, ckpt, tmp_path):
     assert result.exit_code == 0, result.output
     out, record = work / 'group2_codeformer_06_edited.png', work / 'group2_codeformer_06_edited.json'
     assert out.is_file() and record.is_file() and (work / 'ba.png').is_file() and (work / 'drag.mp4').is_file()
-    assert re.search(r'^0\s+117,217,341,441\s+\d\.\d+ alex', result.output, re.M)        # the summary table
+    assert re.search(r'^0\s+117,217,341,441\s+\d\.\d+ vgg', result.output, re.M)        # the summary table
     assert 'time: load' in result.output and f'edited photo: {out}' in result.output
     edited = alignment.read_photo(out)
     original = alignment.read_photo(photo)
