@@ -11,8 +11,8 @@
 3. Drag: on the inverted astronaut, both mouth corners up and outward by 8 % of the face
    width. Measured independently of the generator's features: the 9x9 pixel patch under
    each handle in the reconstruction is found again in the edited crop by normalised cross-
-   correlation (OpenCV matchTemplate) near the target; reported as how far the content
-   moved towards its target, and how far from the target it ended up.
+   correlation (OpenCV matchTemplate) near the target, and the mouth-corner landmarks are
+   re-detected by dlib in both; reported as how far the content moved towards its target.
 
 Writes before/after images under --out (default /tmp/photodrag_demo_eval) to look at.
 """
@@ -32,7 +32,7 @@ import stylegan
 from drag import DragConfig, DragSession
 from inversion import InversionConfig, invert, load_lpips
 from pipeline.cli import DEMO_PHOTO, demo_drags
-from pipeline.report import content_shift
+from pipeline.report import content_shift, progress_towards, redetected_landmarks
 
 PHOTOS = Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'photos'
 PORTRAITS = ['portrait_facexlib_test2.jpg', 'portrait_deepface_img1.jpg', 'portrait_lowres_codeformer_04.jpg',
@@ -116,7 +116,13 @@ def main():
     after = stylegan.to_uint8(session.render())[0]
     print(f'\ndrag: mouth corners up/out by 8% of face width ({0.08 * width:.1f} px), {last.step} steps, '
           f'{last.reason}, {time.perf_counter() - t0:.0f} s')
-    for h, t, tracked in zip(handles, targets, last.handles):
+    lm0, lm1 = redetected_landmarks(before), redetected_landmarks(after)
+    for corner, h, t, tracked in zip((48, 54), handles, targets, last.handles):
+        if lm0 is None or lm1 is None:
+            print('  dlib finds no single face in the reconstruction or the edit: landmarks not measured')
+        else:
+            way = progress_towards(lm0[corner], lm1[corner], lm0[corner] + np.subtract(t, h))
+            print(f'  landmark {corner} (re-detected by dlib): moved {way:.2f} of the way')
         found = content_shift(before, after, h, t)
         start = np.hypot(t[0] - h[0], t[1] - h[1])
         end = np.hypot(t[0] - found[0], t[1] - found[1])

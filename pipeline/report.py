@@ -135,3 +135,25 @@ def content_shift(before: np.ndarray, after: np.ndarray, handle, target, half: i
     score = cv2.matchTemplate(g1[y0:y1, x0:x1], patch, cv2.TM_CCOEFF_NORMED)
     _, _, _, (mx, my) = cv2.minMaxLoc(score)
     return float(x0 + mx + half), float(y0 + my + half)
+
+
+def redetected_landmarks(image: np.ndarray, detector=None, upscale: int = 512) -> Optional[np.ndarray]:
+    """The 68 landmarks of the one face in uint8 RGB `image` (a crop), found again by the face
+    detector on the crop resized to `upscale` px and mapped back; None unless exactly one
+    face is found. Like `content_shift`, it measures an edit without the generator's features."""
+    import cv2
+
+    import alignment
+    detector = detector or alignment.default_detector()
+    h, w = image.shape[:2]
+    big = cv2.resize(np.ascontiguousarray(image), (upscale, upscale), interpolation=cv2.INTER_CUBIC)
+    faces = detector.detect(big)
+    if len(faces) != 1:
+        return None
+    return faces[0].landmarks * np.array([w / upscale, h / upscale])
+
+
+def progress_towards(start, end, target) -> float:
+    """How far a point went from `start` towards `target` (1 = all the way), along that line."""
+    way = np.subtract(target, start, dtype=float)
+    return float(np.dot(np.subtract(end, start, dtype=float), way) / np.dot(way, way))

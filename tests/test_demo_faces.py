@@ -1,6 +1,6 @@
 """The bundled demo generator: it loads offline, draws varied faces, inverts a real face and
-a drag on it moves the face's content (measured by pixel cross-correlation, not by the
-generator's own features)."""
+a drag on it moves the face's content (measured by re-detected landmarks and pixel cross-
+correlation, not by the generator's own features)."""
 
 import json
 
@@ -63,36 +63,69 @@ def test_demo_samples_are_varied_faces():
     assert np.mean(spread) > 0.25, spread                         # not one face drawn 16 times (0.47 at release)
 
 
-@pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason='issue 6 is open: the demo generator (7.5k distillation steps) is too weak: '
-                   'fast PTI reaches LPIPS(vgg) ~0.44 on the astronaut (target 0.15) and its drag moves the '
-                   'features but not the pixels; remove this mark when a better demo generator lands')
-def test_demo_inverts_the_astronaut_and_a_drag_moves_the_mouth_corners(tmp_path, monkeypatch):
+@pytest.fixture(scope='module')
+def inverted_astronaut(tmp_path_factory):
+    """The astronaut's face, aligned with the demo recipe and inverted with the fast preset
+    (about 40 s on 2 cores), shared by the tests below."""
     alignment = pytest.importorskip('alignment')
     pytest.importorskip('dlib')
-    monkeypatch.setenv('PHOTODRAG_CACHE', str(tmp_path))
-    from drag import DragConfig, DragSession
-    from inversion import InversionConfig, invert, load_lpips
-    from pipeline.cli import demo_drags
+    from inversion import InversionConfig, invert
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv('PHOTODRAG_CACHE', str(tmp_path_factory.mktemp('cache')))
+        G = checkpoints.load_generator('demo-faces')
+        photo = alignment.read_photo(ASTRONAUT)
+        face = max(alignment.detect_faces(photo), key=lambda f: f.score)
+        crop = alignment.align(photo, face, size=G.img_resolution,
+                               recipe=alignment.recipe_for_checkpoint('demo-faces'))
+        return G, face, crop, invert(G, crop.image, InversionConfig.preset('fast'))
 
-    G = checkpoints.load_generator('demo-faces')
-    photo = alignment.read_photo(ASTRONAUT)
-    face = max(alignment.detect_faces(photo), key=lambda f: f.score)
-    crop = alignment.align(photo, face, size=G.img_resolution, recipe=alignment.recipe_for_checkpoint('demo-faces'))
-    inv = invert(G, crop.image, InversionConfig.preset('fast'))
-    recon = inv.render(G)
+
+@pytest.mark.slow
+def test_demo_inverts_the_astronaut_faithfully(inverted_astronaut):
+    from inversion import load_lpips, psnr
+    G, _, crop, inv = inverted_astronaut
+    recon, target = inv.render(G), stylegan.from_uint8(crop.image)
     with torch.no_grad():
-        vgg = float(load_lpips('vgg')(recon, stylegan.from_uint8(crop.image)))
-    assert vgg <= 0.15, vgg
+        vgg = float(load_lpips('vgg')(recon, target))
+    assert vgg <= 0.15, vgg                                       # 0.100 at release (fast preset)
+    assert float(psnr(recon, target)) >= 23.0                     # 25.5 dB at release
 
+
+def test_redetected_landmarks_follow_the_face():
+    import cv2
+    from pipeline.report import progress_towards, redetected_landmarks
+    pytest.importorskip('dlib')
+    face = cv2.imread(str(ASTRONAUT))[60:260, 150:350, ::-1]      # the astronaut's face, RGB
+    face = np.ascontiguousarray(face)
+    moved = np.ascontiguousarray(np.roll(face, shift=(6, -4), axis=(0, 1)))  # 4 px left, 6 px down
+    lm0, lm1 = redetected_landmarks(face), redetected_landmarks(moved)
+    assert lm0 is not None and lm1 is not None and lm0.shape == (68, 2)
+    shift = np.median(lm1 - lm0, axis=0)
+    assert abs(shift[0] + 4) < 1.0 and abs(shift[1] - 6) < 1.0, shift
+    assert redetected_landmarks(np.full((128, 128, 3), 127, np.uint8)) is None
+    assert progress_towards((0, 0), (3, 4), (6, 8)) == pytest.approx(0.5)
+    assert progress_towards((0, 0), (-3, 0), (6, 0)) == pytest.approx(-0.5)
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason='issue 6 is open: on the PTI-tuned demo generator a drag changes the mouth\'s '
+                   'appearance but hardly moves it (mouth-corner landmarks ~10 % of the way); on un-tuned samples it '
+                   'moves them ~40 %; remove this mark when drags on inverted faces move the content')
+def test_a_drag_on_the_inverted_astronaut_moves_the_mouth_corners(inverted_astronaut):
+    from drag import DragConfig, DragSession
+    from pipeline.cli import demo_drags
+    from pipeline.report import progress_towards, redetected_landmarks
+    alignment = pytest.importorskip('alignment')
+    G, face, crop, inv = inverted_astronaut
     lm = crop.transform.to_crop(face.landmarks)
     drags = demo_drags(alignment.Face(box=(0, 0, 1, 1), landmarks=lm, score=0.0), 0.08)
     handles, targets = [d[0] for d in drags], [d[1] for d in drags]
-    session = DragSession(inv.generator(G), inv.ws, handles, targets, config=DragConfig(max_steps=120))
+    session = DragSession(inv.generator(G), inv.ws, handles, targets, config=DragConfig(max_steps=200))
     session.run()
-    before, after = stylegan.to_uint8(recon)[0], stylegan.to_uint8(session.render())[0]
-    for h, t in zip(handles, targets):
+    before, after = stylegan.to_uint8(inv.render(G))[0], stylegan.to_uint8(session.render())[0]
+    lm0, lm1 = redetected_landmarks(before), redetected_landmarks(after)
+    assert lm0 is not None and lm1 is not None                    # still a face
+    for corner, h, t in zip((48, 54), handles, targets):          # mouth corners, left then right
+        assert progress_towards(lm0[corner], lm1[corner], lm0[corner] + np.subtract(t, h)) >= 0.5
         found = content_shift(before, after, h, t)
-        way = np.subtract(t, h)
-        progress = float(np.dot(np.subtract(found, h), way) / np.dot(way, way))
-        assert progress >= 0.5, (h, t, found)                    # the corner's pixels went at least half way
+        assert progress_towards(h, found, t) >= 0.5               # the corner's pixels went at least half way
