@@ -117,16 +117,16 @@ def main():
     print(f'\ndrag: mouth corners up/out by 8% of face width ({0.08 * width:.1f} px), {last.step} steps, '
           f'{last.reason}, {time.perf_counter() - t0:.0f} s')
     lm0, lm1 = redetected_landmarks(before), redetected_landmarks(after)
+    if lm0 is None or lm1 is None:
+        print('  dlib finds no single face in the reconstruction or the edit: landmarks not measured')
     for corner, h, t, tracked in zip((48, 54), handles, targets, last.handles):
-        if lm0 is None or lm1 is None:
-            print('  dlib finds no single face in the reconstruction or the edit: landmarks not measured')
-        else:
+        if lm0 is not None and lm1 is not None:
             way = progress_towards(lm0[corner], lm1[corner], lm0[corner] + np.subtract(t, h))
             print(f'  landmark {corner} (re-detected by dlib): moved {way:.2f} of the way')
         found = content_shift(before, after, h, t)
         start = np.hypot(t[0] - h[0], t[1] - h[1])
         end = np.hypot(t[0] - found[0], t[1] - found[1])
-        moved = np.dot(np.subtract(found, h), np.subtract(t, h)) / start
+        moved = progress_towards(h, found, t) * start
         print(f'  handle ({h[0]:.1f},{h[1]:.1f}) -> target ({t[0]:.1f},{t[1]:.1f}): content found at '
               f'({found[0]:.0f},{found[1]:.0f}), moved {moved:.1f} of {start:.1f} px towards it, '
               f'{end:.1f} px from it (tracker says {np.hypot(t[0] - tracked[0], t[1] - tracked[1]):.1f})')

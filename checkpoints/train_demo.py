@@ -252,7 +252,7 @@ def train(out: Path, minutes: float, max_steps: int, batch: int, lr: float, seed
     bar = tqdm(total=max_steps, initial=step, disable=not progress, desc='distilling demo-faces', unit='step')
     params, ema_params = list(G.parameters()), list(G_ema.parameters())
     last_save = time.time()
-    running: Dict[str, float] = {}
+    running: Dict[str, object] = {}   # loss name -> sum on the device; 'n' -> steps summed
     while step < max_steps and elapsed < budget:
         if threads is not None:
             threads.before()
