@@ -14,8 +14,9 @@ import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+# First on the path even when PYTHONPATH already names it: benchmarks/inversion.py would
+# otherwise shadow the inversion package.
+sys.path[:] = [ROOT] + [p for p in sys.path if os.path.abspath(p or '.') != ROOT]
 
 _PAGE = os.sysconf('SC_PAGE_SIZE')
 try:

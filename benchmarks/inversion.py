@@ -2,7 +2,7 @@
 
     python benchmarks/inversion.py [--image generated|PATH] [--resolution 256]
                                    [--step-scale 1.0] [--presets fast balanced best]
-                                   [--quality-check] [--full-arch]
+                                   [--quality-check] [--full-arch] [--device cuda] [--precision fp16]
 
 One process, one target image, every recipe from the same seed; the baseline is the
 'reference' recipe (450 projection + 350 tuning steps, LPIPS at full resolution in both
@@ -55,9 +55,10 @@ def load_target(spec: str, G, resolution: int) -> torch.Tensor:
 
 
 def evaluate(inv, G, target):
-    image = inv.render(G)
+    image = inv.render(G).float()
     with torch.no_grad():
-        return (float(load_lpips('vgg')(image, target)), float(load_lpips('alex')(image, target)), psnr(image, target))
+        return (float(load_lpips('vgg', image.device)(image, target)),
+                float(load_lpips('alex', image.device)(image, target)), psnr(image, target))
 
 
 def run_recipe(name, config, G, target):
@@ -94,6 +95,9 @@ def main():
     ap.add_argument('--only-quality-check', action='store_true', help='skip the recipe comparison')
     ap.add_argument('--quality-steps', type=int, default=450)
     ap.add_argument('--full-arch', action='store_true', help='FFHQ channel widths (slow on a CPU)')
+    ap.add_argument('--device', default='cpu', help="'cpu' or 'cuda' (times then compare only within the run)")
+    ap.add_argument('--precision', default='fp32', choices=['fp32', 'bf16', 'fp16'],
+                    help='autocast precision of every recipe (fp16 needs CUDA)')
     ap.add_argument('--checkpoint', default=None, help='a trained generator instead of random weights '
                     '(e.g. demo-faces; --image should then be a crop aligned for it)')
     args = ap.parse_args()
@@ -104,8 +108,9 @@ def main():
         args.resolution = G.img_resolution
     else:
         G = checkpoints.random_generator(args.resolution, 0, **arch).eval().requires_grad_(False)
+    G = G.to(args.device)
     print(f'{checkpoints.describe(G)}; image {args.image}; step scale {args.step_scale}; '
-          f'{torch.get_num_threads()} threads')
+          f'{torch.get_num_threads()} threads; {args.device} {args.precision}')
 
     if args.quality_check or args.only_quality_check:
         print('quality check (generated image from a known w):')
@@ -115,11 +120,11 @@ def main():
 
     if args.only_quality_check:
         return
-    target = load_target(args.image, G, args.resolution)
+    target = load_target(args.image, G, args.resolution).to(args.device)
     rows = []
     for name in ['reference'] + list(args.presets):
         trim()
-        config = scaled(InversionConfig.preset(name), args.step_scale)
+        config = scaled(InversionConfig.preset(name, precision=args.precision), args.step_scale)
         rows.append(run_recipe(name, config, G, target))
         r = rows[-1]
         print(f'  done {name}: {r["seconds"]:.0f}s', flush=True)
