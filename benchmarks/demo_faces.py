@@ -8,11 +8,13 @@
    ../shared/data/photos, aligned with the checkpoint's crop recipe and inverted at the
    demo resolution: LPIPS (vgg) and PSNR after projection and after pivotal tuning.
    Target: LPIPS(vgg) <= 0.15.
-3. Drag: on the inverted astronaut, both mouth corners up and outward by 8 % of the face
-   width. Measured independently of the generator's features: the 9x9 pixel patch under
-   each handle in the reconstruction is found again in the edited crop by normalised cross-
-   correlation (OpenCV matchTemplate) near the target, and the mouth-corner landmarks are
-   re-detected by dlib in both; reported as how far the content moved towards its target.
+3. Drag: on every inverted face, both mouth corners moved by 8 % of the face width, in and
+   down ('relax', what `photodrag demo` asks of the demo generator) and out and up
+   ('smile'), 300 steps. Measured independently of the generator's features: the mouth-
+   corner landmarks are re-detected by dlib in the reconstruction and the edit, and the 9x9
+   pixel patch under each handle is found again near its target by normalised cross-
+   correlation (OpenCV matchTemplate); reported as how far each moved towards its target
+   (1 = all the way), with the mean over faces.
 
 Writes before/after images under --out (default /tmp/photodrag_demo_eval) to look at.
 """
@@ -81,7 +83,7 @@ def main():
     config = InversionConfig.preset(args.quality)
     paths = [DEMO_PHOTO] + ([] if args.skip_portraits else [PHOTOS / p for p in PORTRAITS if (PHOTOS / p).is_file()])
     print(f'\n{"photo":<40} {"proj LPIPS":>10} {"PTI LPIPS(vgg)":>15} {"PSNR":>6} {"s":>6}')
-    astro = None
+    inverted = []
     for path in paths:
         crop = crop_for(G, path, recipe)
         if crop is None:
@@ -97,43 +99,46 @@ def main():
               f'{inv.metrics["tuning"].psnr:>6.1f} {time.perf_counter() - t0:>6.0f}')
         alignment.write_photo(np.concatenate([crop.image, stylegan.to_uint8(recon)[0]], 1),
                               args.out / f'invert_{path.stem}.png')
-        if astro is None:
-            astro = (crop, inv)
+        inverted.append((path.stem, crop, inv))
 
-    if astro is None:
+    if not inverted:
         sys.exit('no face to drag')
-    crop, inv = astro
-    Gt = inv.generator(G)
-    lm = crop.transform.to_crop(crop.face.landmarks)
-    width = float(np.linalg.norm(lm[16] - lm[0]))
-    face_in_crop = alignment.Face(box=(0, 0, 1, 1), landmarks=lm, score=0.0)
-    drags = demo_drags(face_in_crop, 0.08)             # the smile `photodrag demo` asks for
-    handles, targets = [d[0] for d in drags], [d[1] for d in drags]
-    session = DragSession(Gt, inv.ws, handles, targets, config=DragConfig(max_steps=200))
-    t0 = time.perf_counter()
-    last = session.run()
-    before = stylegan.to_uint8(inv.render(G))[0]
-    after = stylegan.to_uint8(session.render())[0]
-    print(f'\ndrag: mouth corners up/out by 8% of face width ({0.08 * width:.1f} px), {last.step} steps, '
-          f'{last.reason}, {time.perf_counter() - t0:.0f} s')
-    lm0, lm1 = redetected_landmarks(before), redetected_landmarks(after)
-    if lm0 is None or lm1 is None:
-        print('  dlib finds no single face in the reconstruction or the edit: landmarks not measured')
-    for corner, h, t, tracked in zip((48, 54), handles, targets, last.handles):
-        if lm0 is not None and lm1 is not None:
-            way = progress_towards(lm0[corner], lm1[corner], lm0[corner] + np.subtract(t, h))
-            print(f'  landmark {corner} (re-detected by dlib): moved {way:.2f} of the way')
-        found = content_shift(before, after, h, t)
-        start = np.hypot(t[0] - h[0], t[1] - h[1])
-        end = np.hypot(t[0] - found[0], t[1] - found[1])
-        moved = progress_towards(h, found, t) * start
-        print(f'  handle ({h[0]:.1f},{h[1]:.1f}) -> target ({t[0]:.1f},{t[1]:.1f}): content found at '
-              f'({found[0]:.0f},{found[1]:.0f}), moved {moved:.1f} of {start:.1f} px towards it, '
-              f'{end:.1f} px from it (tracker says {np.hypot(t[0] - tracked[0], t[1] - tracked[1]):.1f})')
+    print(f'\n{"drag (300 steps)":<40} {"expression":>10} {"landmarks 48/54":>16} {"pixels 48/54":>13} '
+          f'{"tracker":>8} {"steps":>6} {"s":>4}')
     import cv2
     big = lambda a: cv2.resize(a, (a.shape[1] * 3, a.shape[0] * 3), interpolation=cv2.INTER_NEAREST)  # noqa: E731
-    alignment.write_photo(np.concatenate([big(crop.image), big(before), big(after)], 1), args.out / 'drag.png')
-    print(f'\nimages in {args.out}')
+    summary = {}
+    for name, crop, inv in inverted:
+        Gt = inv.generator(G)
+        lm = crop.transform.to_crop(crop.face.landmarks)
+        face_in_crop = alignment.Face(box=(0, 0, 1, 1), landmarks=lm, score=0.0)
+        before = stylegan.to_uint8(inv.render(G))[0]
+        lm0 = redetected_landmarks(before)
+        row = [big(crop.image), big(before)]
+        for expression in ('relax', 'smile'):
+            drags = demo_drags(face_in_crop, 0.08, expression=expression)
+            handles, targets = [d[0] for d in drags], [d[1] for d in drags]
+            session = DragSession(Gt, inv.ws, handles, targets, config=DragConfig(max_steps=300))
+            t0 = time.perf_counter()
+            last = session.run()
+            after = stylegan.to_uint8(session.render())[0]
+            row.append(big(after))
+            lm1 = redetected_landmarks(after)
+            marks = ([progress_towards(lm0[c], lm1[c], lm0[c] + np.subtract(t, h))
+                      for c, h, t in zip((48, 54), handles, targets)] if lm0 is not None and lm1 is not None
+                     else [float('nan')] * 2)
+            pixels = [progress_towards(h, content_shift(before, after, h, t), t) for h, t in zip(handles, targets)]
+            tracked = [progress_towards(h, p, t) for h, p, t in zip(handles, last.handles, targets)]
+            summary.setdefault(expression, []).append(marks + pixels)
+            print(f'{name:<40} {expression:>10} {marks[0]:>7.2f} {marks[1]:>6.2f}   {pixels[0]:>5.2f} {pixels[1]:>5.2f}  '
+                  f'{np.mean(tracked):>8.2f} {last.step:>6} {time.perf_counter() - t0:>4.0f}'
+                  + ('' if lm1 is not None else '  (dlib finds no single face in the edit)'))
+        alignment.write_photo(np.concatenate(row, 1), args.out / f'drag_{name}.png')
+    for expression, rows in summary.items():
+        m = np.nanmean(np.array(rows), axis=0)
+        print(f'{"mean over " + str(len(rows)) + " faces":<40} {expression:>10} {m[0]:>7.2f} {m[1]:>6.2f}   '
+              f'{m[2]:>5.2f} {m[3]:>5.2f}')
+    print(f'\nimages in {args.out} (drag_*.png: photo crop, reconstruction, relaxed, smiling)')
 
 
 if __name__ == '__main__':

@@ -611,20 +611,27 @@ def edit_command(photo, drags, face, mask, box, recipe, steps, seed, upsample, o
 DEMO_PHOTO = Path(__file__).parent / 'assets' / 'astronaut.png'
 
 
-def demo_drags(face, amount: float = 0.08):
-    """A smile for `face`: both mouth corners (landmarks 48, 54) moved outward and up, together
-    by `amount` x the face's width (jaw landmarks 0 to 16), along the face's own axes."""
+EXPRESSIONS = ('smile', 'relax')
+
+
+def demo_drags(face, amount: float = 0.08, expression: str = 'smile'):
+    """Both mouth corners (landmarks 48, 54) of `face` moved together by `amount` x the face's
+    width (jaw landmarks 0 to 16), along the face's own axes: 'smile' moves them outward and
+    up, 'relax' inward and down (a smiling mouth closes towards a neutral one)."""
     import numpy as np
+    if expression not in EXPRESSIONS:
+        raise ValueError(f'expression must be one of {EXPRESSIONS}, got {expression!r}')
     lm = np.asarray(face.landmarks, np.float64)
     across = lm[42:48].mean(axis=0) - lm[36:42].mean(axis=0)        # left eye -> right eye (image left -> right)
     across /= np.hypot(*across)
     up = np.array([across[1], -across[0]])                          # perpendicular, towards the forehead
     width = float(np.hypot(*(lm[16] - lm[0])))
     step = amount * width / np.hypot(0.6, 0.8)
+    sign = 1.0 if expression == 'smile' else -1.0
     drags = []
     for index, outward in ((48, -across), (54, across)):
         handle = lm[index]
-        target = handle + step * (0.6 * outward + 0.8 * up)
+        target = handle + sign * step * (0.6 * outward + 0.8 * up)
         drags.append((tuple(float(v) for v in handle), tuple(float(v) for v in target)))
     return drags
 
@@ -632,10 +639,15 @@ def demo_drags(face, amount: float = 0.08):
 @main.command('demo')
 @click.option('--out', type=click.Path(file_okay=False), default='photodrag-demo', show_default=True,
               help='Output folder.')
-@click.option('--steps', type=click.IntRange(min=0), default=200, show_default=True, help='Drag step cap.')
+@click.option('--steps', type=click.IntRange(min=0), default=300, show_default=True, help='Drag step cap.')
+@click.option('--expression', type=click.Choice(EXPRESSIONS), default=None,
+              help="'smile': mouth corners out and up; 'relax': in and down, closing her smile. "
+                   "Default: relax with the demo generator (it learned few smiles wider than hers), "
+                   "smile with any other checkpoint.")
 @_edit_options
-def demo_command(out, steps, checkpoint, quality, projection_steps, tuning_steps, device, video, fps, cache):
-    """Edit a bundled photo offline: make the astronaut (NASA, public domain) smile.
+def demo_command(out, steps, expression, checkpoint, quality, projection_steps, tuning_steps, device, video, fps,
+                 cache):
+    """Edit a bundled photo offline: drag the astronaut's mouth corners (NASA, public domain).
 
     Uses the bundled demo generator (demo-faces) unless --checkpoint says otherwise.
     """
@@ -652,13 +664,14 @@ def demo_command(out, steps, checkpoint, quality, projection_steps, tuning_steps
     if not faces:
         raise alignment.no_face_error(0, str(DEMO_PHOTO))
     face = max(faces, key=lambda f: f.score)       # the helmet's badge can pass for a weak face
-    drags = demo_drags(face)
+    expression = expression or ('relax' if checkpoint == 'demo-faces' else 'smile')
+    drags = demo_drags(face, expression=expression)
     device = pick_device(device or 'auto')
     inv_quality = _inversion_quality(quality or 'fast', projection_steps, tuning_steps)
     result, writer = _run_edit(lambda cb: pipeline.edit(
         photo, pipeline.FaceEdit(face=face.index, drags=drags), checkpoint=checkpoint,
         quality=inv_quality, device=device, callback=cb, max_steps=steps, cache=cache), video, fps)
-    click.echo(f'demo: {DEMO_PHOTO.name} (NASA, public domain), face {face.index}, a smile: mouth corners '
+    click.echo(f'demo: {DEMO_PHOTO.name} (NASA, public domain), face {face.index}, {expression}: mouth corners '
                + ' and '.join(f'({h[0]:.0f},{h[1]:.0f})->({t[0]:.0f},{t[1]:.0f})' for h, t in drags))
     _summary(result, _write_edit_outputs(result, edited, record, before_after, writer))
 

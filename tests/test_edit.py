@@ -300,13 +300,14 @@ def test_cli_faces(group, tmp_path):
     assert same.exit_code == 2 and 'never writes over an input' in same.output
 
 
-def test_cli_demo_with_another_checkpoint(ckpt, tmp_path):
+@pytest.mark.parametrize('expression', [None, 'relax'])
+def test_cli_demo_with_another_checkpoint(ckpt, tmp_path, expression):
     pytest.importorskip('dlib')
     pytest.importorskip('face_recognition_models')
     lpips_weights_or_skip()
     out = tmp_path / 'demo'
     result = run('demo', '--out', out, '--checkpoint', ckpt, '--projection-steps', 3, '--tuning-steps', 2,
-                 '--steps', 3)
+                 '--steps', 3, *(['--expression', expression] if expression else []))
     assert result.exit_code == 0, result.output
     names = sorted(p.name for p in out.iterdir())
     assert names == ['astronaut_before_after.png', 'astronaut_edited.json', 'astronaut_edited.png']
@@ -315,7 +316,12 @@ def test_cli_demo_with_another_checkpoint(ckpt, tmp_path):
     lm = np.array(face['landmarks'])
     assert np.allclose(face['handles_photo'], lm[[48, 54]])                # the mouth corners...
     moves = np.array(face['targets_photo']) - lm[[48, 54]]
-    assert (moves[:, 1] < 0).all() and moves[0, 0] < 0 < moves[1, 0]       # ...go up and outward
+    if expression is None:                                                 # another checkpoint: a smile
+        assert (moves[:, 1] < 0).all() and moves[0, 0] < 0 < moves[1, 0]   # ...go up and outward
+        assert ', smile: mouth corners' in result.output
+    else:
+        assert (moves[:, 1] > 0).all() and moves[0, 0] > 0 > moves[1, 0]   # ...go down and inward
+        assert ', relax: mouth corners' in result.output
     width = np.hypot(*(lm[16] - lm[0]))
     assert np.allclose(np.hypot(*moves.T), 0.08 * width)
     assert 'edited photo:' in result.output and 'record:' in result.output
