@@ -3,6 +3,7 @@
     python benchmarks/inversion.py [--image generated|PATH] [--resolution 256]
                                    [--step-scale 1.0] [--presets fast balanced best]
                                    [--quality-check] [--full-arch] [--device cuda] [--precision fp16]
+                                   [--checkpoint demo-faces-256 --align]
 
 One process, one target image, every recipe from the same seed; the baseline is the
 'reference' recipe (450 projection + 350 tuning steps, LPIPS at full resolution in both
@@ -14,7 +15,8 @@ and PSNR; the verdict on `balanced` uses LPIPS(vgg) and PSNR (the reference tune
 AlexNet-LPIPS, the presets on VGG-LPIPS, so each wins on the LPIPS it optimises).
 
 The target is a generated image (`generated`: seed 1 of the generator) or an image file,
-center-cropped to a square and resized (an FFHQ-aligned face photo is already aligned).
+center-cropped to a square and resized (an FFHQ-aligned face photo is already aligned), or
+with `--align` a photo whose face is aligned with the checkpoint's crop recipe.
 Random weights: the FFHQ architecture (`--full-arch`) or a slimmer 256-px network
 (channel_base 8192, channel_max 128) that a 2-core CPU can tune in minutes.
 
@@ -41,10 +43,15 @@ def scaled(config: InversionConfig, scale: float) -> InversionConfig:
                           tuning_steps=max(1, round(config.tuning_steps * scale)))
 
 
-def load_target(spec: str, G, resolution: int) -> torch.Tensor:
+def load_target(spec: str, G, resolution: int, recipe=None) -> torch.Tensor:
     if spec == 'generated':
         with torch.no_grad():
             return G.synthesis(stylegan.w_from_seed(G, 1), noise_mode='const').clamp(-1, 1)
+    if recipe is not None:                  # a photo: its most prominent face, aligned
+        import alignment
+        photo = alignment.read_photo(spec)
+        face = alignment.select_face(alignment.detect_faces(photo))
+        return stylegan.from_uint8(alignment.align(photo, face, size=resolution, recipe=recipe).image)
     from PIL import Image
     with Image.open(spec) as im:
         im = im.convert('RGB')
@@ -95,6 +102,8 @@ def main():
     ap.add_argument('--only-quality-check', action='store_true', help='skip the recipe comparison')
     ap.add_argument('--quality-steps', type=int, default=450)
     ap.add_argument('--full-arch', action='store_true', help='FFHQ channel widths (slow on a CPU)')
+    ap.add_argument('--align', action='store_true', help="--image is a photo: align its face with the "
+                    "checkpoint's crop recipe (FFHQ for random weights) instead of center-cropping")
     ap.add_argument('--device', default='cpu', help="'cpu' or 'cuda' (times then compare only within the run)")
     ap.add_argument('--precision', default='fp32', choices=['fp32', 'bf16', 'fp16'],
                     help='autocast precision of every recipe (fp16 needs CUDA)')
@@ -120,7 +129,12 @@ def main():
 
     if args.only_quality_check:
         return
-    target = load_target(args.image, G, args.resolution).to(args.device)
+    recipe = None
+    if args.align:
+        import alignment
+        recipe = (alignment.recipe_for_checkpoint(args.checkpoint) if args.checkpoint in checkpoints.REGISTRY
+                  else alignment.RECIPES['ffhq'])
+    target = load_target(args.image, G, args.resolution, recipe).to(args.device)
     rows = []
     for name in ['reference'] + list(args.presets):
         trim()

@@ -18,7 +18,7 @@ from typing import Union
 import torch
 
 from stylegan.errors import BadCheckpointError, CheckpointNotFoundError, UnsafeCheckpointError
-from stylegan.networks import Generator
+from stylegan.networks import Generator, grow
 
 from . import cache, native, nvidia, rosinality, tensorflow
 from .registry import REGISTRY, get_entry
@@ -134,13 +134,17 @@ def load_generator(path_or_name: PathOrName, device='cpu', *, download: bool = T
                    progress=None) -> Generator:
     """A StyleGAN2 Generator (eval mode, no gradients on its weights) from a checkpoint file,
     a registry name (downloaded into the cache on first use unless `download=False`), or
-    'random:RES[:SEED]' for random weights."""
+    'random:RES[:SEED]' for random weights. A registry entry with `grown_from` is its file's
+    generator grown to the entry's resolution (`stylegan.grow`, seed 0: the same every time)."""
     text = os.fspath(path_or_name)
     match = _RANDOM.fullmatch(text)
     if match and not Path(text).exists():
         G = random_generator(int(match.group(1)), int(match.group(2) or 0))
     else:
         G = load_file(resolve_path(text, download=download, progress=progress))
+        entry = REGISTRY.get(text) if not Path(text).exists() else None
+        if entry is not None and entry.grown_from:
+            G = grow(G, entry.resolution)
     return G.eval().requires_grad_(False).to(device)
 
 

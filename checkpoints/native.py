@@ -31,6 +31,8 @@ def save_generator(G: Generator, path, extra: Optional[Dict[str, Any]] = None, o
     if path.exists() and not overwrite:
         raise PhotodragError(f'{path} already exists; choose another name or allow overwriting')
     meta = {'format': FORMAT, 'version': VERSION, 'config': G.init_kwargs}
+    if getattr(G, 'crop_recipe', None):     # the crop recipe a loaded checkpoint carried travels on
+        meta['alignment'] = G.crop_recipe
     if extra:
         meta.update(extra)
     tensors = {k: v.detach().to('cpu', torch.float32).contiguous().clone() for k, v in G.state_dict().items()}

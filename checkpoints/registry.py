@@ -33,6 +33,7 @@ class CheckpointEntry:
     supported: bool = True          # False: listed for completeness, not loadable yet
     notes: str = ''
     bundled: Optional[str] = None   # shipped inside the package: path relative to checkpoints/
+    grown_from: Optional[str] = None  # this file's generator grown to `resolution` (stylegan.grow)
 
     @property
     def bundled_path(self) -> Optional[Path]:
@@ -47,6 +48,12 @@ _ENTRIES: List[CheckpointEntry] = [
                     'digiface', DEMO_LICENCE, 'photodrag', bundled='demo_faces/demo-faces.safetensors',
                     notes='bundled with photodrag, trained by `python -m checkpoints.train_demo`; '
                           'the default for `photodrag demo` and `photodrag edit`'),
+    CheckpointEntry('demo-faces-256', '', 'demo-faces.safetensors', 256,
+                    'human faces (the demo model grown to 256 px, offline)', 'digiface', DEMO_LICENCE, 'photodrag',
+                    bundled='demo_faces/demo-faces.safetensors', grown_from='demo-faces',
+                    notes='demo-faces with a 256 px block added that starts as a 2x upsampler (its ToRGB at '
+                          'zero): it draws the same faces, upsampled, until pivotal tuning trains the new '
+                          'block on a photo; inverts real faces at 256 px (the `best` preset)'),
     CheckpointEntry('stylegan2-ffhq-512', f'{_NGC}/stylegan2-ffhq-512x512.pkl', 'stylegan2-ffhq-512x512.pkl',
                     512, 'human faces (FFHQ)', 'ffhq', NVIDIA_NC, 'nvidia-pickle',
                     notes="DragGAN's face model"),

@@ -4,10 +4,10 @@ from .errors import (BadCheckpointError, CheckpointNotFoundError, DownloadError,
                      InvalidPointsError, NoFaceFoundError, PhotodragError, UnreadableImageError,
                      UnsafeCheckpointError)
 from .images import from_uint8, to_uint8
-from .networks import (Generator, MappingNetwork, SynthesisFeatures, SynthesisNetwork, w_from_seed)
+from .networks import (Generator, MappingNetwork, SynthesisFeatures, SynthesisNetwork, grow, w_from_seed)
 
 __all__ = [
-    'Generator', 'MappingNetwork', 'SynthesisNetwork', 'SynthesisFeatures', 'w_from_seed',
+    'Generator', 'MappingNetwork', 'SynthesisNetwork', 'SynthesisFeatures', 'w_from_seed', 'grow',
     'to_uint8', 'from_uint8',
     'PhotodragError', 'BadCheckpointError', 'UnsafeCheckpointError', 'CheckpointNotFoundError',
     'DownloadError', 'InvalidPointsError', 'InvalidMaskError', 'UnreadableImageError', 'NoFaceFoundError',

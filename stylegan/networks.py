@@ -563,3 +563,39 @@ def w_from_seed(G: Generator, seed: int, truncation_psi: float = 1.0, truncation
         c = torch.zeros([1, G.c_dim], device=device)
     with torch.no_grad():
         return G.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
+
+
+def grow(G: Generator, resolution: int, seed: int = 0) -> Generator:
+    """`G` with synthesis blocks added up to `resolution` (progressive growing).
+
+    The new blocks start with ToRGB weights and biases at zero, so until something trains
+    them (pivotal tuning does: it tunes every weight) the grown generator draws exactly G's
+    images, upsampled 2x per new block by the synthesis network's own resample filter. The
+    new blocks' other weights and constant noise come from `seed`, so growing is
+    deterministic. Needs the 'skip' architecture, where every block adds its ToRGB output to
+    the upsampled image. Attributes such as `crop_recipe` carry over."""
+    synthesis = G.init_kwargs['synthesis_kwargs']
+    if synthesis.get('architecture', 'skip') != 'skip':
+        raise ValueError(f"only a 'skip' generator can be grown, not {synthesis['architecture']!r}")
+    if resolution & (resolution - 1) or resolution <= G.img_resolution:
+        raise ValueError(f'can grow a {G.img_resolution} px generator to a larger power of two, not {resolution}')
+    kwargs = copy.deepcopy(G.init_kwargs)
+    kwargs['img_resolution'] = int(resolution)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        big = Generator(**kwargs)
+    new = [res for res in big.synthesis.block_resolutions if res > G.img_resolution]
+    missing, unexpected = big.load_state_dict(G.state_dict(), strict=False)
+    grown = tuple(f'synthesis.b{res}.' for res in new)
+    if unexpected or any(not name.startswith(grown) for name in missing):
+        raise ValueError(f'growing left weights unmatched: {unexpected or missing}')
+    with torch.no_grad():
+        for res in new:
+            torgb = getattr(big.synthesis, f'b{res}').torgb
+            torgb.weight.zero_()
+            torgb.bias.zero_()
+    for name, value in vars(G).items():
+        if not name.startswith('_') and name not in vars(big):
+            setattr(big, name, value)
+    param = next(G.parameters())
+    return big.to(param.device).train(G.training).requires_grad_(param.requires_grad)

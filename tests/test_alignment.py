@@ -453,6 +453,8 @@ def test_a_checkpoint_file_carries_its_crop_recipe(tmp_path):
     rec = alignment.recipe_from_metadata(loaded.crop_recipe, size=32)
     assert (rec.name, rec.face, rec.size, rec.quad_scale, rec.quad_shift) == ('digiface', True, 32, 0.7, (0.01, -0.02))
     assert checkpoints.load_generator(checkpoints.save_generator(G, tmp_path / 'plain.safetensors')).crop_recipe is None
+    resaved = checkpoints.save_generator(loaded, tmp_path / 'resaved.safetensors')     # e.g. `checkpoints convert`
+    assert checkpoints.load_generator(resaved).crop_recipe == info
     with pytest.raises(PhotodragError, match='does not know'):
         alignment.recipe_from_metadata({'recipe': 'unicorn'})
 

@@ -42,6 +42,23 @@ def test_demo_generator_is_registered_bundled_and_loads_offline(monkeypatch, tmp
     assert img.shape == (2, 3, 128, 128) and bool(torch.isfinite(img).all())
 
 
+def test_demo_generator_grown_to_256_px_is_registered_and_draws_the_same_faces(monkeypatch, tmp_path):
+    from stylegan import ops
+    monkeypatch.setenv('PHOTODRAG_CACHE', str(tmp_path))
+    entry = checkpoints.get_entry('demo-faces-256')
+    assert entry.grown_from == 'demo-faces' and entry.bundled == checkpoints.get_entry('demo-faces').bundled
+    G, B = checkpoints.load_generator('demo-faces'), checkpoints.load_generator('demo-faces-256')
+    assert B.img_resolution == 256 and B.crop_recipe == G.crop_recipe
+    import alignment
+    recipe = alignment.recipe_for_checkpoint('demo-faces-256')
+    assert recipe.name == 'digiface' and recipe.size == 256
+    w = stylegan.w_from_seed(G, 1)[:, :1]
+    with torch.no_grad():
+        small = G.synthesis(w.repeat(1, G.num_ws, 1), noise_mode='const')
+        big = B.synthesis(w.repeat(1, B.num_ws, 1), noise_mode='const')
+    assert torch.allclose(big, ops.upsample2d(small, B.synthesis.b256.resample_filter), atol=1e-5)
+
+
 @pytest.mark.slow
 def test_demo_samples_are_varied_faces():
     alignment = pytest.importorskip('alignment')
@@ -159,3 +176,19 @@ def test_a_drag_on_the_inverted_astronaut_moves_her_mouth_corners(inverted_astro
         assert progress_towards(h, found, t) >= 0.3               # the corner's pixels went along
     eyes = np.r_[36:48]
     assert np.abs(lm1[eyes] - lm0[eyes]).mean() < 1.5             # the rest of the face stays put
+
+
+def test_cli_verifies_and_converts_the_grown_demo_generator(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from pipeline.cli import main
+    monkeypatch.setenv('PHOTODRAG_CACHE', str(tmp_path / 'cache'))
+    runner = CliRunner()
+    out = runner.invoke(main, ['checkpoints', 'verify', 'demo-faces-256'])
+    assert out.exit_code == 0 and ': ok, 256px StyleGAN2, 14 ws' in out.output, out.output
+    dest = tmp_path / 'g256.safetensors'
+    out = runner.invoke(main, ['checkpoints', 'convert', 'demo-faces-256', str(dest)])
+    assert out.exit_code == 0, out.output
+    G, B = checkpoints.load_generator(dest), checkpoints.load_generator('demo-faces-256')
+    assert G.crop_recipe == B.crop_recipe and G.img_resolution == 256
+    assert all(torch.equal(a, b) for a, b in zip(G.state_dict().values(), B.state_dict().values()))

@@ -217,6 +217,17 @@ def test_tuning_tunes_all_synthesis_weights_reaches_threshold_and_stops_early(G)
     assert not any(k.startswith('mapping.') for k in inv.deltas)
 
 
+def test_pivotal_tuning_trains_the_new_block_of_a_grown_generator(G):
+    B = stylegan.grow(G, 64)                      # starts as G's images upsampled: no 64 px detail
+    config = QUICK.replace(projection_steps=10, tuning_steps=40, tuning_lr=3e-3, tuning_lpips_res=None,
+                           stop_lpips=None)
+    inv = invert(B, _pattern(64), config)
+    tuned = inv.generator(B)
+    assert float(tuned.synthesis.b64.torgb.weight.abs().max()) > 0        # the new block now draws
+    assert {'synthesis.b64.conv0.weight', 'synthesis.b64.torgb.weight'} <= set(inv.deltas)
+    assert inv.metrics['tuning'].psnr > inv.metrics['projection'].psnr + 1.0
+
+
 def test_locality_regularisation_runs(G):
     config = QUICK.replace(projection_steps=2, tuning_steps=3, stop_lpips=None, locality=True)
     inv = invert(G, _pattern(), config)

@@ -209,3 +209,31 @@ def test_conditional_generator_matches_reference():
     with pytest.raises(ValueError, match='conditional'):
         G.mapping(z, None)
     assert stylegan.w_from_seed(G, 0).shape == (1, G.num_ws, G.w_dim)
+
+
+def test_a_grown_generator_draws_the_upsampled_image_until_trained():
+    from stylegan import ops
+    G = make_generator(seed=3, img_resolution=32)
+    G.crop_recipe = {'recipe': 'ffhq'}
+    B = stylegan.grow(G, 128)
+    assert B.img_resolution == 128 and B.num_ws == G.num_ws + 4 and B.crop_recipe == G.crop_recipe
+    assert not B.training and not any(p.requires_grad for p in B.parameters())
+    z = torch.randn(2, G.z_dim, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        w = G.mapping(z, None)[:, :1]
+        assert torch.equal(B.mapping(z, None)[:, :1], w)                  # the same W space
+        small = G.synthesis(w.repeat(1, G.num_ws, 1), noise_mode='const')
+        big = B.synthesis(w.repeat(1, B.num_ws, 1), noise_mode='const')
+    f = B.synthesis.b64.resample_filter
+    assert torch.allclose(big, ops.upsample2d(ops.upsample2d(small, f), f), atol=1e-6)
+    assert big.std() > 0.1
+    again = stylegan.grow(G, 128)                                         # deterministic
+    assert all(torch.equal(a, b) for a, b in zip(B.state_dict().values(), again.state_dict().values()))
+    with torch.no_grad():
+        B.synthesis.b128.torgb.weight.normal_()                           # once the new block draws, it shows
+        assert not torch.allclose(B.synthesis(w.repeat(1, B.num_ws, 1), noise_mode='const'), big, atol=1e-3)
+    for bad in (32, 16, 96):
+        with pytest.raises(ValueError, match='larger power of two'):
+            stylegan.grow(G, bad)
+    with pytest.raises(ValueError, match="only a 'skip' generator"):
+        stylegan.grow(make_generator(architecture='resnet'), 64)
