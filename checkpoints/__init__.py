@@ -10,11 +10,11 @@ from .cache import (DownloadResult, VerifyResult, cache_dir, checkpoint_dir, dow
                     sha256_file, verify)
 from .loader import describe, detect_format, load_file, load_generator, random_generator, resolve_path
 from .native import save_generator
-from .registry import REGISTRY, CheckpointEntry, get_entry, list_checkpoints
+from .registry import REGISTRY, CheckpointEntry, get_entry, list_checkpoints, named_entry
 
 __all__ = [
     'load_generator', 'load_file', 'save_generator', 'random_generator', 'detect_format', 'describe',
-    'resolve_path', 'CheckpointEntry', 'REGISTRY', 'get_entry', 'list_checkpoints',
+    'resolve_path', 'CheckpointEntry', 'REGISTRY', 'get_entry', 'list_checkpoints', 'named_entry',
     'cache_dir', 'checkpoint_dir', 'local_path', 'download', 'verify', 'sha256_file',
     'DownloadResult', 'VerifyResult',
 ]

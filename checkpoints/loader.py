@@ -21,7 +21,7 @@ from stylegan.errors import BadCheckpointError, CheckpointNotFoundError, UnsafeC
 from stylegan.networks import Generator, grow
 
 from . import cache, native, nvidia, rosinality, tensorflow
-from .registry import REGISTRY, get_entry
+from .registry import REGISTRY, get_entry, named_entry
 from .restricted import restricted_load
 
 _LEGACY_TORCH_MAGIC = b'\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19'
@@ -142,7 +142,7 @@ def load_generator(path_or_name: PathOrName, device='cpu', *, download: bool = T
         G = random_generator(int(match.group(1)), int(match.group(2) or 0))
     else:
         G = load_file(resolve_path(text, download=download, progress=progress))
-        entry = REGISTRY.get(text) if not Path(text).exists() else None
+        entry = named_entry(text)
         if entry is not None and entry.grown_from:
             G = grow(G, entry.resolution)
     return G.eval().requires_grad_(False).to(device)

@@ -4,6 +4,7 @@ sha256 is filled in where it is known; for the others the first verified downloa
 the hash locally (see `checkpoints.cache`) and later downloads are held to it.
 """
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
@@ -90,6 +91,14 @@ REGISTRY: Dict[str, CheckpointEntry] = {e.name: e for e in _ENTRIES}
 
 def list_checkpoints() -> List[CheckpointEntry]:
     return list(_ENTRIES)
+
+
+def named_entry(path_or_name) -> Optional[CheckpointEntry]:
+    """The registry entry `path_or_name` names; None if it names none, or if a file of that
+    name exists (files win over names everywhere)."""
+    text = os.fspath(path_or_name)
+    entry = REGISTRY.get(text)
+    return None if entry is None or Path(text).exists() else entry
 
 
 def get_entry(name: str) -> CheckpointEntry:

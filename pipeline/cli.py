@@ -114,8 +114,7 @@ def checkpoints_verify(name_or_path):
     if result.status == 'mismatch':
         raise PhotodragError(f'{result.path} has sha256 {result.sha256}, expected {result.expected}: the file is '
                              f'damaged or not the published one; download it again with --force')
-    by_name = name_or_path in checkpoints.REGISTRY and not Path(name_or_path).exists()
-    G = checkpoints.load_generator(name_or_path if by_name else result.path, download=False)   # grown entries grow
+    G = checkpoints.load_generator(name_or_path, download=False)       # a name builds its entry (grown ones grow)
     click.echo(f'{result.path}: ok, {checkpoints.describe(G)}')
     note = {'recorded': ' (no published hash: recorded locally)', 'ok': ''}[result.status]
     click.echo(f'sha256 {result.sha256}{note}')
@@ -133,9 +132,9 @@ def checkpoints_convert(source, dest, overwrite):
         raise PhotodragError(f'{dest} is the source file; photodrag never writes over an input')
     if dest.suffix != '.safetensors':
         raise PhotodragError(f'{dest}: the output format is safetensors; name it *.safetensors')
-    by_name = source in checkpoints.REGISTRY and not Path(source).exists()
-    G = checkpoints.load_generator(source, download=False) if by_name else checkpoints.load_file(src_path)
-    checkpoints.save_generator(G, dest, extra={'converted_from': source if by_name else Path(src_path).name},
+    G = checkpoints.load_generator(source, download=False)             # a name builds its entry (grown ones grow)
+    from_name = checkpoints.named_entry(source) is not None
+    checkpoints.save_generator(G, dest, extra={'converted_from': source if from_name else Path(src_path).name},
                                overwrite=overwrite)
     click.echo(f'{dest}: {checkpoints.describe(G)}')
 

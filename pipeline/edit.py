@@ -593,7 +593,7 @@ def _recipe(checkpoint, recipe: Optional[str], size: int, G=None):
             raise PhotodragError(f'unknown crop recipe {recipe!r}; known: {", ".join(alignment.RECIPES)}')
         r = alignment.RECIPES[name]
         return dataclasses.replace(r, size=size)
-    if isinstance(checkpoint, str) and checkpoint in checkpoints.REGISTRY and not Path(checkpoint).exists():
+    if isinstance(checkpoint, str) and checkpoints.named_entry(checkpoint) is not None:
         return alignment.recipe_for_checkpoint(checkpoint, size=size)
     if getattr(G, 'crop_recipe', None):
         return alignment.recipe_from_metadata(G.crop_recipe, size=size)
