@@ -149,6 +149,7 @@ from conftest import make_generator   # noqa: E402
 
 import stylegan   # noqa: E402
 from inversion import Inversion, InversionConfig, generator_hash, invert   # noqa: E402
+from inversion.saved import pack_delta, unpack_delta   # noqa: E402
 import importlib   # noqa: E402
 from stylegan.errors import InvalidImageError   # noqa: E402
 
@@ -244,10 +245,14 @@ def test_int8_deltas_are_a_quarter_of_the_weights_and_change_the_image_little(G,
     a = exact.save(tmp_path / 'fp32.safetensors').stat().st_size
     b = small.save(tmp_path / 'int8.safetensors').stat().st_size
     assert b < 0.35 * a
-    for name, d in exact.deltas.items():                           # per-row error <= half a quantisation step
-        step = d.reshape(d.shape[0], -1).abs().amax(1) / 127 if d.ndim > 1 else d.abs().max().reshape(1) / 127
-        err = (small.deltas[name] - d).reshape(step.shape[0], -1).abs().amax(1)
-        assert bool((err <= step * 0.5 + 1e-7).all()), name
+    # The quantiser rounds each row to the nearest of 255 steps: error <= half a step, checked on
+    # one set of deltas (two inversions agree only to float noise on some CPUs, not bit for bit).
+    for name, d in exact.deltas.items():
+        rows = d.reshape(d.shape[0], -1) if d.ndim > 1 else d.reshape(1, -1)
+        step = rows.abs().amax(1) / 127
+        err = (unpack_delta(pack_delta(d, 'int8')) - d).reshape(rows.shape).abs().amax(1)
+        assert bool((err <= step * 0.5 * (1 + 1e-5)).all()), name
+        assert set(small.deltas) == set(exact.deltas) and small.deltas[name].shape == d.shape
     assert abs(small.metrics['tuning'].psnr - exact.metrics['tuning'].psnr) < 0.5
     assert torch.equal(Inversion.load(tmp_path / 'int8.safetensors').render(G), small.render(G))
 
