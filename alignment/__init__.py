@@ -13,7 +13,7 @@ from .faces import (DlibDetector, Face, FaceDetector, default_detector, detect_f
                     sort_faces)
 from .paste import BlendMask, Edit, PasteConfig, PasteResult, paste_back
 from .photo import DEFAULT_MAX_PIXELS, Photo, as_rgb, estimate_jpeg_quality, read_photo, write_photo
-from .recipes import (RECIPES, AlignedCrop, CropRecipe, align, box_quad, ffhq_quad, recipe_for_checkpoint,
+from .recipes import (RECIPES, AlignedCrop, CropRecipe, align, box_quad, ffhq_quad, recipe_for, recipe_for_checkpoint,
                       recipe_from_metadata, warp_quad)
 from .transform import CropTransform, homography
 
@@ -22,7 +22,7 @@ __all__ = [
     'Face', 'FaceDetector', 'DlibDetector', 'default_detector', 'detect_faces', 'select_face', 'sort_faces',
     'no_face_error',
     'CropTransform', 'homography',
-    'AlignedCrop', 'CropRecipe', 'RECIPES', 'align', 'ffhq_quad', 'box_quad', 'recipe_for_checkpoint',
+    'AlignedCrop', 'CropRecipe', 'RECIPES', 'align', 'ffhq_quad', 'box_quad', 'recipe_for', 'recipe_for_checkpoint',
     'recipe_from_metadata', 'warp_quad',
     'PasteConfig', 'Edit', 'BlendMask', 'PasteResult', 'paste_back',
 ]

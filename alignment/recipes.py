@@ -8,6 +8,7 @@ the quad leaves the photo, warp to `supersample` x the output size and area-down
 
 import dataclasses
 import math
+import os
 from dataclasses import dataclass
 from typing import Optional, Tuple, Union
 
@@ -84,6 +85,21 @@ def recipe_for_checkpoint(entry_or_name, size: Optional[int] = None) -> CropReci
     recipe = RECIPES[_ALIGNMENT_TO_RECIPE[alignment]]
     res = size if size is not None else getattr(entry, 'resolution', None)
     return dataclasses.replace(recipe, size=res)
+
+
+def recipe_for(checkpoint=None, G=None, size: Optional[int] = None) -> CropRecipe:
+    """The crop recipe a generator needs: its registry entry's when `checkpoint` is a registry
+    name (and no file of that name exists), else the one its checkpoint file recorded
+    (`G.crop_recipe`), else FFHQ faces; at `size` (default: G's resolution)."""
+    from checkpoints.registry import named_entry
+    if size is None and G is not None:
+        size = G.img_resolution
+    entry = named_entry(checkpoint) if isinstance(checkpoint, (str, os.PathLike)) else None
+    if entry is not None:
+        return recipe_for_checkpoint(entry, size=size)
+    if getattr(G, 'crop_recipe', None):
+        return recipe_from_metadata(G.crop_recipe, size=size)
+    return dataclasses.replace(RECIPES['ffhq'], size=size)
 
 
 def recipe_from_metadata(info: dict, size: Optional[int] = None) -> CropRecipe:

@@ -72,7 +72,7 @@ def main():
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     G = checkpoints.load_generator(args.checkpoint)
-    recipe = alignment.recipe_for_checkpoint(args.checkpoint) if args.checkpoint in checkpoints.REGISTRY else 'ffhq'
+    recipe = alignment.recipe_for(args.checkpoint, G)
     lpips_vgg = load_lpips('vgg')
     print(f'{args.checkpoint}: {G.img_resolution} px, {sum(p.numel() for p in G.parameters()) / 1e6:.1f} M weights, '
           f'{torch.get_num_threads()} threads')

@@ -132,8 +132,7 @@ def main():
     recipe = None
     if args.align:
         import alignment
-        recipe = (alignment.recipe_for_checkpoint(args.checkpoint) if checkpoints.named_entry(args.checkpoint or '')
-                  else alignment.RECIPES['ffhq'])
+        recipe = alignment.recipe_for(args.checkpoint, G)
     target = load_target(args.image, G, args.resolution, recipe).to(args.device)
     rows = []
     for name in ['reference'] + list(args.presets):

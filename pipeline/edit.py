@@ -583,21 +583,15 @@ def _check_points_in_mask(mask, drags) -> None:
 
 
 def _recipe(checkpoint, recipe: Optional[str], size: int, G=None):
-    """The crop recipe: `recipe` if given, else the registry entry's, else the one the
-    checkpoint file records (photodrag's own format), else FFHQ faces."""
+    """The crop recipe: `recipe` if given, else the checkpoint's (`alignment.recipe_for`)."""
     import alignment
-    import checkpoints
     if recipe is not None:
         name = {'none': 'object'}.get(recipe, recipe)
         if name not in alignment.RECIPES:
             raise PhotodragError(f'unknown crop recipe {recipe!r}; known: {", ".join(alignment.RECIPES)}')
         r = alignment.RECIPES[name]
         return dataclasses.replace(r, size=size)
-    if isinstance(checkpoint, str) and checkpoints.named_entry(checkpoint) is not None:
-        return alignment.recipe_for_checkpoint(checkpoint, size=size)
-    if getattr(G, 'crop_recipe', None):
-        return alignment.recipe_from_metadata(G.crop_recipe, size=size)
-    return dataclasses.replace(alignment.RECIPES['ffhq'], size=size)
+    return alignment.recipe_for(checkpoint, G, size=size)
 
 
 def _assign(jobs: List[FaceEdit], found, rec, box, photo, detector, size) -> List:

@@ -457,6 +457,12 @@ def test_a_checkpoint_file_carries_its_crop_recipe(tmp_path):
     assert checkpoints.load_generator(resaved).crop_recipe == info
     with pytest.raises(PhotodragError, match='does not know'):
         alignment.recipe_from_metadata({'recipe': 'unicorn'})
+    # recipe_for: a registry name's entry, else the file's record, else FFHQ; at G's size
+    rec = alignment.recipe_for(str(path), loaded)
+    assert (rec.name, rec.size, rec.quad_scale) == ('digiface', 32, 0.7)
+    assert alignment.recipe_for('demo-faces-256', size=256) == alignment.recipe_for_checkpoint('demo-faces', size=256)
+    plain = checkpoints.load_generator(tmp_path / 'plain.safetensors')
+    assert (alignment.recipe_for(tmp_path / 'plain.safetensors', plain).name, alignment.recipe_for(None, plain).size) == ('ffhq', 32)
 
 
 def test_flow_transfer_moves_the_photos_own_pixels():
