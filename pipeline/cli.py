@@ -40,6 +40,14 @@ def pick_device(requested: str = 'auto') -> str:
     return 'cpu'
 
 
+def _progress_bar(**kwargs):
+    """A tqdm bar on stderr: redrawn up to ten times a second on a terminal, at most every 10 s
+    when stderr is a log file or a pipe (a 40 s edit used to write ~1000 redraws into a log)."""
+    from tqdm import tqdm
+    interval = 0.1 if sys.stderr.isatty() else 10.0
+    return tqdm(file=sys.stderr, leave=False, mininterval=interval, maxinterval=max(10.0, interval), **kwargs)
+
+
 class _ByteProgress:
     """A tqdm bar fed by byte-count callbacks, opened on the first byte (on stderr)."""
 
@@ -47,9 +55,8 @@ class _ByteProgress:
         self.desc, self.bar = desc, None
 
     def __call__(self, done, total):
-        from tqdm import tqdm
         if self.bar is None:
-            self.bar = tqdm(desc=self.desc, total=total, unit='B', unit_scale=True, file=sys.stderr, leave=False)
+            self.bar = _progress_bar(desc=self.desc, total=total, unit='B', unit_scale=True)
         self.bar.update(done - self.bar.n)
 
     def close(self):
@@ -209,7 +216,6 @@ def drag_command(checkpoint, seed, truncation, drags, mask, steps, out, video, f
     """Drag points on a generated image (DragGAN), and save the result."""
     import dataclasses
     import time
-    from tqdm import tqdm
     import checkpoints
     import stylegan
     from drag import DragConfig, DragSession
@@ -236,7 +242,7 @@ def drag_command(checkpoint, seed, truncation, drags, mask, steps, out, video, f
         image = stylegan.to_uint8(session.render())[0]
         return report.draw_points(image, session.handles, session.targets, mask=mask_array, trails=trails, scale=scale)
 
-    bar = tqdm(total=steps, desc='drag', unit='step', file=sys.stderr, leave=False)
+    bar = _progress_bar(total=steps, desc='drag', unit='step')
     interrupted = False
     started = time.perf_counter()
     try:
@@ -246,8 +252,8 @@ def drag_command(checkpoint, seed, truncation, drags, mask, steps, out, video, f
             result = session.step()
             for trail, h in zip(trails, result.handles):
                 trail.append(h)
+            bar.set_postfix(distance=f'{max(result.distances):.1f}px', refresh=False)
             bar.update(result.step - bar.n)
-            bar.set_postfix(distance=f'{max(result.distances):.1f}px')
             if writer:
                 writer.write(frame())
     except KeyboardInterrupt:
@@ -307,7 +313,6 @@ def invert_command(crop, checkpoint, quality, seed, projection_steps, tuning_ste
     import time
     import numpy as np
     from PIL import Image, UnidentifiedImageError
-    from tqdm import tqdm
     import checkpoints
     import stylegan
     from inversion import InversionConfig, invert
@@ -338,9 +343,9 @@ def invert_command(crop, checkpoint, quality, seed, projection_steps, tuning_ste
         if bar is None:
             for other in bars.values():
                 other.close()
-            bar = bars[stage] = tqdm(total=total, desc=stage, unit='step', file=sys.stderr, leave=False)
+            bar = bars[stage] = _progress_bar(total=total, desc=stage, unit='step')
+        bar.set_postfix(lpips=f"{metrics['lpips']:.3f}", refresh=False)
         bar.update(step - bar.n)
-        bar.set_postfix(lpips=f"{metrics['lpips']:.3f}")
 
     started = time.perf_counter()
     try:
@@ -417,16 +422,14 @@ class _EditProgress:
             return
         key = (stage, info.get('face'))
         if key != self.key:
-            from tqdm import tqdm
             self.close_bar()
             self.key = key
-            self.bar = tqdm(total=total, desc=f'edit {info.get("face", 0)}: {stage}', unit='step', file=sys.stderr,
-                            leave=False)
-        self.bar.update(step - self.bar.n)
+            self.bar = _progress_bar(total=total, desc=f'edit {info.get("face", 0)}: {stage}', unit='step')
         if 'lpips' in info:
-            self.bar.set_postfix(lpips=f"{info['lpips']:.3f}")
+            self.bar.set_postfix(lpips=f"{info['lpips']:.3f}", refresh=False)
         if 'distance' in info:
-            self.bar.set_postfix(distance=f"{info['distance']:.1f}px")
+            self.bar.set_postfix(distance=f"{info['distance']:.1f}px", refresh=False)
+        self.bar.update(step - self.bar.n)
         if stage == 'drag' and self.writer is not None:
             self.frame(info['session'])
 

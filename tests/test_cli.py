@@ -105,6 +105,16 @@ def test_drag_writes_image_settings_and_video(small_checkpoint, tmp_path):
     assert not list((tmp_path / 'res').glob('.*tmp*'))
 
 
+def test_progress_bars_do_not_flood_a_log(small_checkpoint, tmp_path):
+    """With stderr going to a file or a pipe (here, the test runner), a bar redraws at most every
+    10 s: a 40-step drag writes a handful of bar lines, not one or two per step."""
+    result = run('drag', '--checkpoint', small_checkpoint, '--drag', '20,24:60,60', '--steps', 40,
+                 '--stop-distance', 0, '--out', tmp_path / 'o.png')
+    assert result.exit_code == 0, result.output
+    assert 'after 40 steps' in result.output
+    assert 1 <= result.stderr.count('drag:') <= 4, result.stderr
+
+
 def test_drag_with_a_mask_image(small_checkpoint, tmp_path):
     import numpy as np
     from PIL import Image
