@@ -641,14 +641,22 @@ def demo_drags(face, amount: float = 0.08, expression: str = 'smile'):
     return drags
 
 
+def default_demo_expression(checkpoint) -> str:
+    """'relax' for the demo generator and its grown forms (they learned few smiles wider than
+    the astronaut's), 'smile' for any other checkpoint."""
+    import checkpoints
+    entry = checkpoints.named_entry(checkpoint)
+    return 'relax' if entry is not None and 'demo-faces' in (entry.name, entry.grown_from) else 'smile'
+
+
 @main.command('demo')
 @click.option('--out', type=click.Path(file_okay=False), default='photodrag-demo', show_default=True,
               help='Output folder.')
 @click.option('--steps', type=click.IntRange(min=0), default=300, show_default=True, help='Drag step cap.')
 @click.option('--expression', type=click.Choice(EXPRESSIONS), default=None,
               help="'smile': mouth corners out and up; 'relax': in and down, closing her smile. "
-                   "Default: relax with the demo generator (it learned few smiles wider than hers), "
-                   "smile with any other checkpoint.")
+                   "Default: relax with the demo generator (demo-faces, demo-faces-256: it learned few "
+                   "smiles wider than hers), smile with any other checkpoint.")
 @_edit_options
 def demo_command(out, steps, expression, checkpoint, quality, projection_steps, tuning_steps, device, video, fps,
                  cache):
@@ -669,7 +677,7 @@ def demo_command(out, steps, expression, checkpoint, quality, projection_steps, 
     if not faces:
         raise alignment.no_face_error(0, str(DEMO_PHOTO))
     face = max(faces, key=lambda f: f.score)       # the helmet's badge can pass for a weak face
-    expression = expression or ('relax' if checkpoint == 'demo-faces' else 'smile')
+    expression = expression or default_demo_expression(checkpoint)
     drags = demo_drags(face, expression=expression)
     device = pick_device(device or 'auto')
     inv_quality = _inversion_quality(quality or 'fast', projection_steps, tuning_steps)

@@ -328,6 +328,15 @@ def test_cli_demo_with_another_checkpoint(ckpt, tmp_path, expression):
     assert rec['input']['path'].endswith(os.path.join('pipeline', 'assets', 'astronaut.png'))
 
 
+def test_demo_drags_the_demo_generators_towards_a_neutral_mouth(tmp_path, monkeypatch):
+    from pipeline.cli import default_demo_expression
+    assert default_demo_expression('demo-faces') == default_demo_expression('demo-faces-256') == 'relax'
+    assert default_demo_expression('random:64') == 'smile'
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / 'demo-faces').write_bytes(b'')                # a file of that name is not the registry's model
+    assert default_demo_expression('demo-faces') == 'smile'
+
+
 def test_demo_photo_is_bundled():
     from pipeline.cli import DEMO_PHOTO
     photo = alignment.read_photo(DEMO_PHOTO)
