@@ -45,7 +45,7 @@ def _progress_bar(**kwargs):
     when stderr is a log file or a pipe (a 40 s edit used to write ~1000 redraws into a log)."""
     from tqdm import tqdm
     interval = 0.1 if sys.stderr.isatty() else 10.0
-    return tqdm(file=sys.stderr, leave=False, mininterval=interval, maxinterval=max(10.0, interval), **kwargs)
+    return tqdm(file=sys.stderr, leave=False, mininterval=interval, **kwargs)
 
 
 class _ByteProgress:

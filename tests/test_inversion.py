@@ -247,12 +247,13 @@ def test_int8_deltas_are_a_quarter_of_the_weights_and_change_the_image_little(G,
     assert b < 0.35 * a
     # The quantiser rounds each row to the nearest of 255 steps: error <= half a step, checked on
     # one set of deltas (two inversions agree only to float noise on some CPUs, not bit for bit).
+    assert set(small.deltas) == set(exact.deltas)
     for name, d in exact.deltas.items():
         rows = d.reshape(d.shape[0], -1) if d.ndim > 1 else d.reshape(1, -1)
         step = rows.abs().amax(1) / 127
         err = (unpack_delta(pack_delta(d, 'int8')) - d).reshape(rows.shape).abs().amax(1)
         assert bool((err <= step * 0.5 * (1 + 1e-5)).all()), name
-        assert set(small.deltas) == set(exact.deltas) and small.deltas[name].shape == d.shape
+        assert small.deltas[name].shape == d.shape
     assert abs(small.metrics['tuning'].psnr - exact.metrics['tuning'].psnr) < 0.5
     assert torch.equal(Inversion.load(tmp_path / 'int8.safetensors').render(G), small.render(G))
 
