@@ -1,6 +1,6 @@
 """Photo I/O, face/object detection, crop recipes, CropTransform and paste-back.
 
-    import alignment
+    from photodrag import alignment
     photo = alignment.read_photo('group.jpg')
     faces = alignment.detect_faces(photo)                       # left to right
     crop = alignment.align(photo, faces[0], size=512)           # FFHQ recipe

@@ -10,7 +10,7 @@ from typing import List, Optional, Protocol, Sequence, Tuple, runtime_checkable
 
 import numpy as np
 
-from stylegan.errors import InvalidPointsError, NoFaceFoundError, PhotodragError
+from photodrag.errors import InvalidPointsError, NoFaceFoundError, PhotodragError
 
 Box = Tuple[float, float, float, float]
 

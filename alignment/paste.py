@@ -27,7 +27,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from stylegan.errors import InvalidMaskError, PhotodragError
+from photodrag.errors import InvalidMaskError, PhotodragError
 
 from .photo import as_rgb
 from .recipes import AlignedCrop

@@ -19,7 +19,7 @@ from typing import Optional, Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from stylegan.errors import PhotodragError, UnreadableImageError
+from photodrag.errors import PhotodragError, UnreadableImageError
 
 DEFAULT_MAX_PIXELS = 100_000_000          # decompression-bomb guard: 100 megapixels
 ORIENTATION_TAG = 0x0112

@@ -14,7 +14,7 @@ from typing import Optional, Tuple, Union
 
 import numpy as np
 
-from stylegan.errors import PhotodragError
+from photodrag.errors import PhotodragError
 
 from .faces import Face, FaceDetector, default_detector, no_face_error, select_face
 from .photo import as_rgb
@@ -45,7 +45,7 @@ RECIPES = {
     'car': CropRecipe('car', face=False, aspect=4 / 3, margin=0.05),
     'object': CropRecipe('object', face=False, aspect=1.0, margin=0.1),
     # The bundled demo generator's crop (DigiFace-1M's tight face crop, which its teacher
-    # learned): measured by `python -m checkpoints.train_demo --measure-template` as the
+    # learned): measured by `python training/train_demo.py --measure-template` as the
     # median FFHQ quad of dlib landmarks found on teacher samples (checkpoints/demo_faces/).
     'digiface': CropRecipe('digiface', face=True, quad_scale=DIGIFACE_QUAD[0], quad_shift=DIGIFACE_QUAD[1]),
 }
@@ -76,7 +76,7 @@ def recipe_for_checkpoint(entry_or_name, size: Optional[int] = None) -> CropReci
     `.alignment` (and optionally `.resolution`)."""
     entry = entry_or_name
     if isinstance(entry_or_name, str):
-        from checkpoints.registry import get_entry
+        from photodrag.checkpoints.registry import get_entry
         entry = get_entry(entry_or_name)
     alignment = getattr(entry, 'alignment', None)
     if alignment not in _ALIGNMENT_TO_RECIPE:
@@ -91,7 +91,7 @@ def recipe_for(checkpoint=None, G=None, size: Optional[int] = None) -> CropRecip
     """The crop recipe a generator needs: its registry entry's when `checkpoint` is a registry
     name (and no file of that name exists), else the one its checkpoint file recorded
     (`G.crop_recipe`), else FFHQ faces; at `size` (default: G's resolution)."""
-    from checkpoints.registry import named_entry
+    from photodrag.checkpoints.registry import named_entry
     if size is None and G is not None:
         size = G.img_resolution
     entry = named_entry(checkpoint) if isinstance(checkpoint, (str, os.PathLike)) else None
@@ -104,7 +104,7 @@ def recipe_for(checkpoint=None, G=None, size: Optional[int] = None) -> CropRecip
 
 def recipe_from_metadata(info: dict, size: Optional[int] = None) -> CropRecipe:
     """The recipe a checkpoint file records ({'recipe': name[, 'quad_scale': s, 'quad_shift': [dx, dy]]},
-    as `checkpoints.train_demo` writes it), at `size`."""
+    as `training/train_demo.py` writes it), at `size`."""
     name = info.get('recipe') if isinstance(info, dict) else None
     base = RECIPES.get(_ALIGNMENT_TO_RECIPE.get(name, name))
     if base is None:

@@ -10,7 +10,7 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
-from stylegan.errors import InvalidMaskError, InvalidPointsError, PhotodragError
+from photodrag.errors import InvalidMaskError, InvalidPointsError, PhotodragError
 
 
 @dataclass(frozen=True, eq=False)

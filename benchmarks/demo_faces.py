@@ -28,13 +28,13 @@ import _measure  # noqa: F401  (sets sys.path first)
 import numpy as np
 import torch
 
-import alignment
-import checkpoints
-import stylegan
-from drag import DragConfig, DragSession
-from inversion import InversionConfig, invert, load_lpips
-from pipeline.cli import DEMO_PHOTO, demo_drags
-from pipeline.report import content_shift, progress_towards, redetected_landmarks
+from photodrag import alignment
+from photodrag import checkpoints
+from photodrag import stylegan
+from photodrag.drag import DragConfig, DragSession
+from photodrag.inversion import InversionConfig, invert, load_lpips
+from photodrag.pipeline.cli import DEMO_PHOTO, demo_drags
+from photodrag.pipeline.report import content_shift, progress_towards, redetected_landmarks
 
 PHOTOS = Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'photos'
 PORTRAITS = ['portrait_facexlib_test2.jpg', 'portrait_deepface_img1.jpg', 'portrait_lowres_codeformer_04.jpg',

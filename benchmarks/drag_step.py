@@ -16,10 +16,10 @@ import time
 import _measure  # noqa: F401  (sets sys.path and malloc behaviour first)
 import torch
 
-import checkpoints
-import stylegan
+from photodrag import checkpoints
+from photodrag import stylegan
 from _measure import PeakRSS, mib, trim
-from drag import DragConfig, DragSession
+from photodrag.drag import DragConfig, DragSession
 
 MODES = [('reference fp32', dict(mode='reference')),
          ('fast fp32', dict(mode='fast')),

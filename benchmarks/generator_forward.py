@@ -13,8 +13,8 @@ import argparse
 import _measure  # noqa: F401  (sets sys.path and malloc behaviour first)
 import torch
 
-import checkpoints
-from stylegan import reference
+from photodrag import checkpoints
+import stylegan_reference as reference
 from _measure import PeakRSS, median_seconds, mib
 
 

@@ -33,9 +33,9 @@ from _measure import trim  # first: sets sys.path and malloc behaviour
 import numpy as np
 import torch
 
-import checkpoints
-import stylegan
-from inversion import InversionConfig, invert, load_lpips, psnr
+from photodrag import checkpoints
+from photodrag import stylegan
+from photodrag.inversion import InversionConfig, invert, load_lpips, psnr
 
 
 def scaled(config: InversionConfig, scale: float) -> InversionConfig:
@@ -48,7 +48,7 @@ def load_target(spec: str, G, resolution: int, recipe=None) -> torch.Tensor:
         with torch.no_grad():
             return G.synthesis(stylegan.w_from_seed(G, 1), noise_mode='const').clamp(-1, 1)
     if recipe is not None:                  # a photo: its most prominent face, aligned
-        import alignment
+        from photodrag import alignment
         photo = alignment.read_photo(spec)
         face = alignment.select_face(alignment.detect_faces(photo))
         return stylegan.from_uint8(alignment.align(photo, face, size=resolution, recipe=recipe).image)
@@ -131,7 +131,7 @@ def main():
         return
     recipe = None
     if args.align:
-        import alignment
+        from photodrag import alignment
         recipe = alignment.recipe_for(args.checkpoint, G)
     target = load_target(args.image, G, args.resolution, recipe).to(args.device)
     rows = []

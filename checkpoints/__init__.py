@@ -1,6 +1,6 @@
 """The model zoo: safe loaders for every generator format, the registry, the download cache.
 
-    import checkpoints
+    from photodrag import checkpoints
     G = checkpoints.load_generator('stylegan2-ffhq-512')        # a registry name
     G = checkpoints.load_generator('network-snapshot.pkl')       # or any supported file
     checkpoints.save_generator(G, 'ffhq512.safetensors')         # photodrag's own format

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, Optional
 
-from stylegan.errors import CheckpointNotFoundError, DownloadError
+from photodrag.errors import CheckpointNotFoundError, DownloadError
 
 from .registry import CheckpointEntry, get_entry
 

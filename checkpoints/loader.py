@@ -17,12 +17,12 @@ from typing import Union
 
 import torch
 
-from stylegan.errors import BadCheckpointError, CheckpointNotFoundError, UnsafeCheckpointError
-from stylegan.networks import Generator, grow
+from photodrag.errors import BadCheckpointError, CheckpointNotFoundError, UnsafeCheckpointError
+from photodrag.stylegan.networks import Generator, grow
 
 from . import cache, native, nvidia, rosinality, tensorflow
 from .registry import REGISTRY, get_entry, named_entry
-from .restricted import restricted_load
+from photodrag.restricted import restricted_load
 
 _LEGACY_TORCH_MAGIC = b'\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19'
 _IMAGE_MAGIC = {b'\x89PNG': 'a PNG image', b'\xff\xd8\xff': 'a JPEG image', b'GIF8': 'a GIF image'}

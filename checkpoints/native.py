@@ -14,8 +14,8 @@ from typing import Any, Dict, Optional
 
 import torch
 
-from stylegan.errors import BadCheckpointError, PhotodragError
-from stylegan.networks import Generator
+from photodrag.errors import BadCheckpointError, PhotodragError
+from photodrag.stylegan.networks import Generator
 
 from .nvidia import load_state_strict
 

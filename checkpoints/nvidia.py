@@ -6,10 +6,10 @@ from typing import Any, Dict, Mapping
 
 import torch
 
-from stylegan.errors import BadCheckpointError
-from stylegan.networks import MAPPING_DEFAULTS, SYNTHESIS_DEFAULTS, Generator
+from photodrag.errors import BadCheckpointError
+from photodrag.stylegan.networks import MAPPING_DEFAULTS, SYNTHESIS_DEFAULTS, Generator
 
-from .restricted import PersistentObject, finite_or_raise, module_tensors
+from photodrag.restricted import PersistentObject, finite_or_raise, module_tensors
 
 _GENERATOR_ARGS = ('z_dim', 'c_dim', 'w_dim', 'img_resolution', 'img_channels', 'mapping_kwargs', 'synthesis_kwargs')
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from stylegan.errors import CheckpointNotFoundError
+from photodrag.errors import CheckpointNotFoundError
 
 NVIDIA_NC = 'NVIDIA Source Code License-NC (non-commercial research use only)'
 SELF_DISTILLED = 'Self-Distilled StyleGAN release (research use; check its terms before other uses)'
@@ -47,7 +47,7 @@ DEMO_LICENCE = ('photodrag demo model: non-commercial research and trying photod
 _ENTRIES: List[CheckpointEntry] = [
     CheckpointEntry('demo-faces', '', 'demo-faces.safetensors', 128, 'human faces (small demo model, offline)',
                     'digiface', DEMO_LICENCE, 'photodrag', bundled='demo_faces/demo-faces.safetensors',
-                    notes='bundled with photodrag, trained by `python -m checkpoints.train_demo`; '
+                    notes='bundled with photodrag, trained by `python training/train_demo.py`; '
                           'the default for `photodrag demo` and `photodrag edit`'),
     CheckpointEntry('demo-faces-256', '', 'demo-faces.safetensors', 256,
                     'human faces (the demo model grown to 256 px, offline)', 'digiface', DEMO_LICENCE, 'photodrag',

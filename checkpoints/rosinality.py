@@ -12,8 +12,8 @@ from typing import Any, Dict, Mapping, Optional
 
 import torch
 
-from stylegan.errors import BadCheckpointError
-from stylegan.networks import Generator
+from photodrag.errors import BadCheckpointError
+from photodrag.stylegan.networks import Generator
 
 from .nvidia import load_state_strict
 

@@ -12,11 +12,11 @@ from typing import Any, Dict
 import numpy as np
 import torch
 
-from stylegan.errors import BadCheckpointError
-from stylegan.networks import Generator
+from photodrag.errors import BadCheckpointError
+from photodrag.stylegan.networks import Generator
 
 from .nvidia import load_state_strict
-from .restricted import TFNetwork
+from photodrag.restricted import TFNetwork
 
 # TF keyword -> (our keyword, default); None = the TF default.
 _SYNTHESIS_KEYS = {

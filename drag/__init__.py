@@ -1,6 +1,6 @@
 """DragGAN's point dragging: features, point tracking, motion supervision, DragSession.
 
-    from drag import DragSession, DragConfig
+    from photodrag.drag import DragSession, DragConfig
     session = DragSession(G, w, handles=[(x, y)], targets=[(x2, y2)], config=DragConfig(precision='bf16'))
     session.run()
 """

@@ -11,7 +11,7 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from stylegan.errors import InvalidMaskError, InvalidPointsError
+from photodrag.errors import InvalidMaskError, InvalidPointsError
 
 Point = Tuple[float, float]
 

@@ -19,7 +19,7 @@ from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
 
-from stylegan.errors import InvalidPointsError
+from photodrag.errors import InvalidPointsError
 
 from .config import DragConfig
 from .features import FeatureMap, FullResFeatures, LowResFeatures

@@ -1,12 +1,12 @@
 """Inversion: LPIPS, W/W+ projection, pivotal tuning and saved inversions.
 
-    from inversion import invert, InversionConfig
+    from photodrag.inversion import invert, InversionConfig
     inv = invert(G, crop, InversionConfig.preset('balanced'), cache=True)
     G_tuned, ws = inv.generator(G), inv.ws
 """
 
 from .config import PRESETS, InversionConfig
-from .invert import invert, prepare_target, psnr
+from .optimize import invert, prepare_target, psnr
 from .lpips import load_lpips
 from .saved import Inversion, StageMetrics, generator_hash
 

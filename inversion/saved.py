@@ -21,7 +21,7 @@ from typing import Any, Dict, Optional
 
 import torch
 
-from stylegan.errors import BadCheckpointError, PhotodragError
+from photodrag.errors import BadCheckpointError, PhotodragError
 
 from .config import InversionConfig
 
@@ -207,7 +207,7 @@ def cache_key(img_hash: str, base_hash: str, config: InversionConfig) -> str:
 
 
 def default_cache_dir() -> Path:
-    from checkpoints.cache import cache_dir
+    from photodrag.checkpoints.cache import cache_dir
     return cache_dir() / 'inversions'
 
 

@@ -1,6 +1,6 @@
 """Chaining the stages: edit() a real photo end to end, the click CLI (`photodrag`), reports.
 
-    import pipeline
+    from photodrag import pipeline
     result = pipeline.edit('photo.jpg', [((x1, y1), (x2, y2))], checkpoint='demo-faces')
     result.save('photo_edited.jpg')
     pipeline.edit_from_record(result.record)      # the same pixels again

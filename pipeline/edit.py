@@ -1,6 +1,6 @@
 """edit(): a real photo in, the dragged photo out — detect, align, invert, drag, paste back.
 
-    import pipeline
+    from photodrag import pipeline
     result = pipeline.edit('group.jpg', [((410, 300), (418, 290))], checkpoint='demo-faces')
     result.save('group_edited.jpg')                       # format, EXIF, ICC, JPEG quality kept
     result.record.save('group_edited.json')
@@ -26,7 +26,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from stylegan.errors import InvalidMaskError, InvalidPointsError, PhotodragError
+from photodrag.errors import InvalidMaskError, InvalidPointsError, PhotodragError
 
 Point = Tuple[float, float]
 Drag = Tuple[Point, Point]
@@ -163,7 +163,7 @@ class EditResult:
 
     def save(self, path, quality: Union[int, str, None] = None) -> Path:
         """Write the edited photo like the input (format by suffix, EXIF, ICC, JPEG quality), atomically."""
-        import alignment
+        from photodrag import alignment
         return alignment.write_photo(self.pixels, path, like=self.photo, quality=quality)
 
     def before_after(self, points: bool = True) -> np.ndarray:
@@ -192,10 +192,10 @@ def edit(photo, edits, checkpoint: Union[str, os.PathLike] = 'demo-faces', face:
 
     Raises `InvalidPointsError` for points outside the photo or outside the face's crop,
     `NoFaceFoundError` when there is no face or the index is out of range."""
-    import alignment
-    import checkpoints
-    from drag import DragConfig
-    from inversion import InversionConfig
+    from photodrag import alignment
+    from photodrag import checkpoints
+    from photodrag.drag import DragConfig
+    from photodrag.inversion import InversionConfig
 
     started = time.perf_counter()
     timings: Dict[str, float] = {}
@@ -304,9 +304,9 @@ def edit_from_record(record, *, photo=None, checkpoint=None, masks: Optional[Dic
     sha256; every setting comes from the record. On the same machine and device the output
     is bit-identical (compare `result.record.output['pixels_sha256']`). `masks`: arrays for
     faces whose mask was given as an array (the record keeps only its hash), by face position."""
-    import alignment
-    from drag import DragConfig
-    from inversion import InversionConfig
+    from photodrag import alignment
+    from photodrag.drag import DragConfig
+    from photodrag.inversion import InversionConfig
 
     if not isinstance(record, EditRecord):
         record = EditRecord.from_dict(record) if isinstance(record, dict) else EditRecord.load(record)
@@ -322,7 +322,7 @@ def edit_from_record(record, *, photo=None, checkpoint=None, masks: Optional[Dic
                              f'{record.input["pixels_sha256"][:12]})')
     ckpt = checkpoint if checkpoint is not None else (record.checkpoint.get('name') or record.checkpoint.get('path'))
     if checkpoint is None and record.checkpoint.get('sha256'):
-        import checkpoints
+        from photodrag import checkpoints
         path = checkpoints.resolve_path(ckpt)
         digest = _file_sha256(path)
         if digest != record.checkpoint['sha256']:
@@ -358,10 +358,10 @@ def edit_from_record(record, *, photo=None, checkpoint=None, masks: Optional[Dic
 # ---------------------------------------------------------------- one face
 
 def _edit_one(k, job, target, mask_photo, mask_info, photo, G, rec, inv_config, drag_config, device, cache, emit):
-    import alignment
-    import stylegan
-    from drag import DragSession
-    from inversion import invert
+    from photodrag import alignment
+    from photodrag import stylegan
+    from photodrag.drag import DragSession
+    from photodrag.inversion import invert
 
     timings = {}
     R = int(G.img_resolution)
@@ -539,7 +539,7 @@ def _load_mask(mask, size) -> Tuple[Optional[np.ndarray], Optional[Dict[str, Any
     path = None
     if isinstance(mask, (str, os.PathLike)):
         from PIL import Image, ImageOps, UnidentifiedImageError
-        from stylegan.errors import UnreadableImageError
+        from photodrag.errors import UnreadableImageError
         path = Path(mask)
         try:
             with Image.open(path) as im:
@@ -584,7 +584,7 @@ def _check_points_in_mask(mask, drags) -> None:
 
 def _recipe(checkpoint, recipe: Optional[str], size: int, G=None):
     """The crop recipe: `recipe` if given, else the checkpoint's (`alignment.recipe_for`)."""
-    import alignment
+    from photodrag import alignment
     if recipe is not None:
         name = {'none': 'object'}.get(recipe, recipe)
         if name not in alignment.RECIPES:
@@ -597,7 +597,7 @@ def _recipe(checkpoint, recipe: Optional[str], size: int, G=None):
 def _assign(jobs: List[FaceEdit], found, rec, box, photo, detector, size) -> List:
     """Each job's `Face` (index -1: located by a box) or, for object recipes, its box; splits
     jobs that pick their faces by the handles into one job per face (`jobs` is updated)."""
-    import alignment
+    from photodrag import alignment
     if not rec.face:
         for job in jobs:
             if job.face is not None:
@@ -649,13 +649,13 @@ def pixels_sha256(pixels: np.ndarray) -> str:
 
 
 def _file_sha256(path) -> str:
-    from checkpoints import sha256_file
+    from photodrag.checkpoints import sha256_file
     return sha256_file(path)
 
 
 def _checkpoint_info(checkpoint, G) -> Dict[str, Any]:
-    import checkpoints
-    from inversion import generator_hash
+    from photodrag import checkpoints
+    from photodrag.inversion import generator_hash
     text = os.fspath(checkpoint)
     path = digest = None
     if not text.startswith('random:') or Path(text).exists():

@@ -7,7 +7,7 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
-from stylegan.errors import PhotodragError
+from photodrag.errors import PhotodragError
 
 HANDLE = (230, 40, 40)      # RGB: red handles
 TARGET = (40, 110, 240)     # blue targets
@@ -143,7 +143,7 @@ def redetected_landmarks(image: np.ndarray, detector=None, upscale: int = 512) -
     face is found. Like `content_shift`, it measures an edit without the generator's features."""
     import cv2
 
-    import alignment
+    from photodrag import alignment
     detector = detector or alignment.default_detector()
     h, w = image.shape[:2]
     big = cv2.resize(np.ascontiguousarray(image), (upscale, upscale), interpolation=cv2.INTER_CUBIC)

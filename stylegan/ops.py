@@ -2,7 +2,7 @@
 
 Every op reproduces NVIDIA's reference path: the same padding, filter orientation, gains
 and order of bias / noise / activation / clamp, so that weights trained with NVIDIA's code
-give the same image. `stylegan.reference` restates that path op by op, literally and
+give the same image. `tests/stylegan_reference.py` restates that path op by op, literally and
 slowly; the tests hold these faster versions to it.
 
 Conventions: activations NCHW; a resampling filter is a float32 [fh, fw] tensor made by

@@ -5,7 +5,7 @@ random-weight generators cannot show that (their tracking "converges" while noth
 
 import torch
 
-import stylegan
+from photodrag import stylegan
 
 R = 32                       # image size
 SPREAD = 10.0                # the blob centre is 15.5 + SPREAD * p for p in [-1, 1]^2

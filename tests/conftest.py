@@ -1,16 +1,13 @@
 """Shared fixtures: tiny seeded generators with every parameter made non-trivial."""
 
 import os
-import sys
 
 import pytest
 import torch
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+from photodrag import stylegan
 
-import stylegan  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 SHARED_PHOTOS = os.path.join(ROOT, '..', 'shared', 'data', 'photos')
 

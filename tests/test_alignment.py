@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import alignment
-from alignment import AlignedCrop, CropTransform
-from stylegan.errors import InvalidPointsError, NoFaceFoundError, PhotodragError, UnreadableImageError
+from photodrag import alignment
+from photodrag.alignment import AlignedCrop, CropTransform
+from photodrag.errors import InvalidPointsError, NoFaceFoundError, PhotodragError, UnreadableImageError
 
 PHOTOS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), '..', 'shared', 'data', 'photos')
 
@@ -429,7 +429,7 @@ def test_ffhq_geometry_matches_the_reference_quad_warp():
 
 
 def test_scaled_quad_recipes_invert_their_measurement():
-    from alignment.recipes import DIGIFACE_QUAD, quad_relative_to_crop, scale_quad
+    from photodrag.alignment.recipes import DIGIFACE_QUAD, quad_relative_to_crop, scale_quad
     # a face whose FFHQ quad is an axis-aligned square inside a 256-px crop
     quad = np.array([[40.0, 30.0], [40.0, 230.0], [240.0, 230.0], [240.0, 30.0]])
     scale, shift = quad_relative_to_crop(quad, 256)
@@ -443,7 +443,7 @@ def test_scaled_quad_recipes_invert_their_measurement():
 
 
 def test_a_checkpoint_file_carries_its_crop_recipe(tmp_path):
-    import checkpoints
+    from photodrag import checkpoints
     from conftest import make_generator
     G = make_generator(img_resolution=32)
     info = {'recipe': 'digiface', 'quad_scale': 0.7, 'quad_shift': [0.01, -0.02]}
@@ -484,7 +484,7 @@ def test_flow_transfer_moves_the_photos_own_pixels():
     region = (slice(95, 115), slice(100, 120))                     # inside the moved patch, in the photo
     sharp = lambda a: float(cv2.Laplacian(cv2.cvtColor(a, cv2.COLOR_RGB2GRAY), cv2.CV_32F)[region].var())  # noqa
     assert sharp(flow) > 0.5 * sharp(photo) > 2 * sharp(pixels)
-    from pipeline.report import content_shift
+    from photodrag.pipeline.report import content_shift
     found = content_shift(photo, flow, (105.0, 105.0), (109.0, 105.0))
     assert abs(found[0] - 109) <= 1 and abs(found[1] - 105) <= 1     # the photo's own texture moved 4 px
     untouched = results['flow'].mask() == 0

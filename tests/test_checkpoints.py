@@ -9,11 +9,11 @@ import urllib.request
 import pytest
 import torch
 
-import checkpoints
+from photodrag import checkpoints
 import formats
-from checkpoints import cache
+from photodrag.checkpoints import cache
 from conftest import make_generator
-from stylegan.errors import (BadCheckpointError, CheckpointNotFoundError, DownloadError, PhotodragError,
+from photodrag.errors import (BadCheckpointError, CheckpointNotFoundError, DownloadError, PhotodragError,
                              UnsafeCheckpointError)
 
 
@@ -157,7 +157,7 @@ def test_truncated_files_are_reported(G, tmp_path, kind):
 def test_flipped_bytes_in_a_tensor_layout_are_caught(G, tmp_path):
     # A storage that claims fewer elements than a tensor needs must not read out of bounds.
     storage = torch.TypedStorage(4, dtype=torch.float32)
-    from checkpoints.restricted import _rebuild_tensor
+    from photodrag.restricted import _rebuild_tensor
     with pytest.raises(BadCheckpointError, match='reaches past its storage'):
         _rebuild_tensor(storage, 0, (100,), (1,))
 

@@ -6,10 +6,10 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-import checkpoints
+from photodrag import checkpoints
 import formats
 from conftest import make_generator
-from pipeline.cli import main
+from photodrag.pipeline.cli import main
 
 
 def run(*args):
@@ -24,7 +24,7 @@ def test_help_pages():
 
 
 def test_console_script_is_installed():
-    done = subprocess.run([sys.executable, '-m', 'pipeline.cli', '--help'], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, '-m', 'photodrag', '--help'], capture_output=True, text=True)
     assert done.returncode == 0 and 'checkpoints' in done.stdout
 
 
@@ -67,7 +67,7 @@ def test_errors_are_one_line_without_traceback(tmp_path, monkeypatch, args, mess
 def test_corrupt_file_error_from_real_process(tmp_path):
     bad = tmp_path / 'broken.pkl'
     bad.write_bytes(b'\x80\x04garbage')
-    done = subprocess.run([sys.executable, '-m', 'pipeline.cli', 'checkpoints', 'verify', str(bad)],
+    done = subprocess.run([sys.executable, '-m', 'photodrag', 'checkpoints', 'verify', str(bad)],
                           capture_output=True, text=True)
     assert done.returncode == 2
     assert 'truncated or corrupt' in done.stderr and 'Traceback' not in done.stderr

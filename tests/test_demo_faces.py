@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-import checkpoints
-import stylegan
-from pipeline.cli import DEMO_PHOTO as ASTRONAUT
-from pipeline.report import content_shift
+from photodrag import checkpoints
+from photodrag import stylegan
+from photodrag.pipeline.cli import DEMO_PHOTO as ASTRONAUT
+from photodrag.pipeline.report import content_shift
 
 
 def test_content_shift_finds_a_known_move():
@@ -43,13 +43,13 @@ def test_demo_generator_is_registered_bundled_and_loads_offline(monkeypatch, tmp
 
 
 def test_demo_generator_grown_to_256_px_is_registered_and_draws_the_same_faces(monkeypatch, tmp_path):
-    from stylegan import ops
+    from photodrag.stylegan import ops
     monkeypatch.setenv('PHOTODRAG_CACHE', str(tmp_path))
     entry = checkpoints.get_entry('demo-faces-256')
     assert entry.grown_from == 'demo-faces' and entry.bundled == checkpoints.get_entry('demo-faces').bundled
     G, B = checkpoints.load_generator('demo-faces'), checkpoints.load_generator('demo-faces-256')
     assert B.img_resolution == 256 and B.crop_recipe == G.crop_recipe
-    import alignment
+    from photodrag import alignment
     recipe = alignment.recipe_for_checkpoint('demo-faces-256')
     assert recipe.name == 'digiface' and recipe.size == 256
     w = stylegan.w_from_seed(G, 1)[:, :1]
@@ -65,7 +65,7 @@ def test_demo_samples_are_varied_faces():
     pytest.importorskip('dlib')
     import cv2
 
-    from inversion import load_lpips
+    from photodrag.inversion import load_lpips
     G = checkpoints.load_generator('demo-faces')
     z = torch.randn(16, G.z_dim, generator=torch.Generator().manual_seed(2026))
     with torch.no_grad():
@@ -86,7 +86,7 @@ def inverted_astronaut(tmp_path_factory):
     (about 40 s on 2 cores), shared by the tests below."""
     alignment = pytest.importorskip('alignment')
     pytest.importorskip('dlib')
-    from inversion import InversionConfig, invert
+    from photodrag.inversion import InversionConfig, invert
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv('PHOTODRAG_CACHE', str(tmp_path_factory.mktemp('cache')))
         G = checkpoints.load_generator('demo-faces')
@@ -99,7 +99,7 @@ def inverted_astronaut(tmp_path_factory):
 
 @pytest.mark.slow
 def test_demo_inverts_the_astronaut_faithfully(inverted_astronaut):
-    from inversion import load_lpips, psnr
+    from photodrag.inversion import load_lpips, psnr
     G, _, crop, inv = inverted_astronaut
     recon, target = inv.render(G), stylegan.from_uint8(crop.image)
     with torch.no_grad():
@@ -116,7 +116,7 @@ def test_demo_inverts_the_shared_portraits(name, monkeypatch, tmp_path):
     import os
 
     from conftest import SHARED_PHOTOS
-    from inversion import InversionConfig, invert, load_lpips, psnr
+    from photodrag.inversion import InversionConfig, invert, load_lpips, psnr
     alignment = pytest.importorskip('alignment')
     pytest.importorskip('dlib')
     path = os.path.join(SHARED_PHOTOS, name)
@@ -136,7 +136,7 @@ def test_demo_inverts_the_shared_portraits(name, monkeypatch, tmp_path):
 
 def test_redetected_landmarks_follow_the_face():
     import cv2
-    from pipeline.report import progress_towards, redetected_landmarks
+    from photodrag.pipeline.report import progress_towards, redetected_landmarks
     pytest.importorskip('dlib')
     face = cv2.imread(str(ASTRONAUT))[60:260, 150:350, ::-1]      # the astronaut's face, RGB
     face = np.ascontiguousarray(face)
@@ -157,9 +157,9 @@ def test_a_drag_on_the_inverted_astronaut_moves_her_mouth_corners(inverted_astro
     the pixels under the handles must have moved a good part of the way (NCC 0.41 / 0.51). A
     wider smile is not tested: the demo generator learned few (its teacher's DigiFace-1M faces
     are mostly neutral), and the same drag outward and up moves her landmarks < 10 %."""
-    from drag import DragConfig, DragSession
-    from pipeline.cli import demo_drags
-    from pipeline.report import progress_towards, redetected_landmarks
+    from photodrag.drag import DragConfig, DragSession
+    from photodrag.pipeline.cli import demo_drags
+    from photodrag.pipeline.report import progress_towards, redetected_landmarks
     alignment = pytest.importorskip('alignment')
     G, face, crop, inv = inverted_astronaut
     lm = crop.transform.to_crop(face.landmarks)
@@ -181,7 +181,7 @@ def test_a_drag_on_the_inverted_astronaut_moves_her_mouth_corners(inverted_astro
 def test_cli_verifies_and_converts_the_grown_demo_generator(tmp_path, monkeypatch):
     from click.testing import CliRunner
 
-    from pipeline.cli import main
+    from photodrag.pipeline.cli import main
     monkeypatch.setenv('PHOTODRAG_CACHE', str(tmp_path / 'cache'))
     runner = CliRunner()
     out = runner.invoke(main, ['checkpoints', 'verify', 'demo-faces-256'])

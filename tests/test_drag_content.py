@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from blobs import BlobWorld
-from drag import DragConfig, DragSession
+from photodrag.drag import DragConfig, DragSession
 
 pytestmark = pytest.mark.slow
 

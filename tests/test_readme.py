@@ -28,7 +28,7 @@ def test_python_example_runs():
 def test_quick_start_drag_command(tmp_path):
     line = next(l.strip() for l in README.splitlines() if l.strip().startswith('photodrag drag --checkpoint random'))
     args = shlex.split(line)[1:]
-    done = subprocess.run([sys.executable, '-m', 'pipeline.cli', *args], cwd=tmp_path, capture_output=True,
+    done = subprocess.run([sys.executable, '-m', 'photodrag', *args], cwd=tmp_path, capture_output=True,
                           text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     for name in ('drag.png', 'drag.json', 'drag.mp4'):
@@ -41,7 +41,7 @@ def test_quick_start_demo_command(tmp_path):
     line = next(l.strip() for l in README.splitlines() if l.strip().startswith('photodrag demo'))
     assert line == 'photodrag demo'
     env = dict(os.environ, PHOTODRAG_CACHE=str(tmp_path / 'cache'), PHOTODRAG_OFFLINE='1')
-    done = subprocess.run([sys.executable, '-m', 'pipeline.cli', *shlex.split(line)[1:]], cwd=tmp_path,
+    done = subprocess.run([sys.executable, '-m', 'photodrag', *shlex.split(line)[1:]], cwd=tmp_path,
                           capture_output=True, text=True, timeout=900, env=env)
     assert done.returncode == 0, done.stderr
     out = tmp_path / 'photodrag-demo'

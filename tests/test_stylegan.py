@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-import stylegan
-from stylegan import reference
+from photodrag import stylegan
+import stylegan_reference as reference
 from conftest import make_generator
 
 TOL = 1e-4  # the bound on |ours - NVIDIA| in fp32
@@ -124,7 +124,7 @@ def test_batch_and_gradients_match_between_fused_and_unfused():
 
 
 def test_float64_gradcheck_of_modulated_conv():
-    from stylegan import ops
+    from photodrag.stylegan import ops
     g = torch.Generator().manual_seed(0)
     x = torch.randn(1, 3, 5, 5, dtype=torch.float64, generator=g, requires_grad=True)
     w = torch.randn(4, 3, 3, 3, dtype=torch.float64, generator=g)
@@ -148,7 +148,7 @@ def test_to_uint8_round_trip():
 def test_memory_lean_autograd_gives_plain_gradients(conv_clamp, architecture):
     # With frozen weights, the lean functions keep one activation per layer; the gradient
     # with respect to the latent must be the one plain PyTorch ops give.
-    from stylegan import ops
+    from photodrag.stylegan import ops
     G = make_generator(conv_clamp=conv_clamp, architecture=architecture)
     ws0 = G.mapping(torch.randn(1, G.z_dim, generator=torch.Generator().manual_seed(3)), None)
     grads = {}
@@ -165,7 +165,7 @@ def test_memory_lean_autograd_gives_plain_gradients(conv_clamp, architecture):
 
 
 def test_float64_gradcheck_of_lean_functions():
-    from stylegan import ops
+    from photodrag.stylegan import ops
     g = torch.Generator().manual_seed(0)
     x = torch.randn(1, 3, 6, 7, dtype=torch.float64, generator=g, requires_grad=True)
     for transpose, stride, pad, groups in [(False, 1, 1, 1), (False, 2, 0, 1), (False, 1, (1, 2), 3),
@@ -212,7 +212,7 @@ def test_conditional_generator_matches_reference():
 
 
 def test_a_grown_generator_draws_the_upsampled_image_until_trained():
-    from stylegan import ops
+    from photodrag.stylegan import ops
     G = make_generator(seed=3, img_resolution=32)
     G.crop_recipe = {'recipe': 'ffhq'}
     B = stylegan.grow(G, 128)

@@ -20,7 +20,7 @@ from typing import Any, Dict, Mapping, Tuple
 import numpy as np
 import torch
 
-from stylegan.errors import BadCheckpointError, UnsafeCheckpointError
+from photodrag.errors import BadCheckpointError, UnsafeCheckpointError
 
 
 class EasyDict(dict):

@@ -1,14 +1,18 @@
 """The one exception family of photodrag.
 
-It lives in the base package because every stage imports `stylegan`; each stage raises
-the subclass that names what went wrong. The CLI prints the message of any
-`PhotodragError` as one line and exits non-zero; any other exception is a bug.
-Messages say what was wrong and what to do about it.
+Every stage imports this module (it imports nothing itself, so the photo stage does not load
+torch for its exceptions); each raises the subclass that names what went wrong. The CLI
+prints the message of any `PhotodragError` as one line and exits with status 2; any other
+exception is a bug. Messages say what was wrong and what to do about it.
 """
 
 
 class PhotodragError(Exception):
     """A problem with the user's input or environment that the user can fix."""
+
+
+class InvalidSettingsError(PhotodragError, ValueError):
+    """A setting (a config field, a CLI option, a record entry) has a value photodrag cannot use."""
 
 
 class BadCheckpointError(PhotodragError):
@@ -35,6 +39,10 @@ class InvalidMaskError(PhotodragError, ValueError):
     """A drag mask has the wrong shape or values outside [0, 1]."""
 
 
+class InvalidBoxError(PhotodragError, ValueError):
+    """A face or object box is malformed, empty or not finite."""
+
+
 class UnreadableImageError(PhotodragError):
     """An image file cannot be read or decoded."""
 
@@ -45,3 +53,8 @@ class NoFaceFoundError(PhotodragError):
 
 class InvalidImageError(PhotodragError, ValueError):
     """An image has the wrong size, channel count, dtype or range, or NaN/infinite values."""
+
+
+__all__ = ['PhotodragError', 'InvalidSettingsError', 'BadCheckpointError', 'UnsafeCheckpointError',
+           'CheckpointNotFoundError', 'DownloadError', 'InvalidPointsError', 'InvalidMaskError', 'InvalidBoxError',
+           'UnreadableImageError', 'NoFaceFoundError', 'InvalidImageError']

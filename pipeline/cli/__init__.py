@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from stylegan.errors import PhotodragError
+from photodrag.errors import PhotodragError
 
 
 class _Group(click.Group):
@@ -85,7 +85,7 @@ def checkpoints_group():
 @checkpoints_group.command('list')
 def checkpoints_list():
     """Known checkpoints, and whether each is in the cache."""
-    import checkpoints
+    from photodrag import checkpoints
     rows = [('name', 'px', 'domain', 'format', 'cached', 'licence')]
     for e in checkpoints.list_checkpoints():
         cached = 'yes' if checkpoints.local_path(e).is_file() else ('n/a' if not e.supported else 'no')
@@ -101,7 +101,7 @@ def checkpoints_list():
 @click.option('--force', is_flag=True, help='Download again even if the file is cached.')
 def checkpoints_download(name, force):
     """Download checkpoint NAME into the cache, verified."""
-    import checkpoints
+    from photodrag import checkpoints
     progress = _ByteProgress(name)
     try:
         result = checkpoints.download(name, force=force, progress=progress)
@@ -116,7 +116,7 @@ def checkpoints_download(name, force):
 @click.argument('name_or_path')
 def checkpoints_verify(name_or_path):
     """Check a cached checkpoint's sha256 (by NAME) and that it loads as a generator."""
-    import checkpoints
+    from photodrag import checkpoints
     result = checkpoints.verify(name_or_path)
     if result.status == 'mismatch':
         raise PhotodragError(f'{result.path} has sha256 {result.sha256}, expected {result.expected}: the file is '
@@ -133,7 +133,7 @@ def checkpoints_verify(name_or_path):
 @click.option('--overwrite', is_flag=True, help='Replace DEST if it exists (never the source).')
 def checkpoints_convert(source, dest, overwrite):
     """Convert SOURCE (any supported format or a registry name) to photodrag's .safetensors DEST."""
-    import checkpoints
+    from photodrag import checkpoints
     src_path = checkpoints.resolve_path(source)
     if dest.exists() and os.path.samefile(dest, src_path):
         raise PhotodragError(f'{dest} is the source file; photodrag never writes over an input')
@@ -168,7 +168,7 @@ def load_mask(path, resolution: int):
     """A mask image (white = may change, black = keep) as float [R, R] in [0, 1]."""
     import numpy as np
     from PIL import Image, UnidentifiedImageError
-    from stylegan.errors import InvalidMaskError, UnreadableImageError
+    from photodrag.errors import InvalidMaskError, UnreadableImageError
     try:
         with Image.open(path) as im:
             im.load()
@@ -216,10 +216,10 @@ def drag_command(checkpoint, seed, truncation, drags, mask, steps, out, video, f
     """Drag points on a generated image (DragGAN), and save the result."""
     import dataclasses
     import time
-    import checkpoints
-    import stylegan
-    from drag import DragConfig, DragSession
-    from . import report
+    from photodrag import checkpoints
+    from photodrag import stylegan
+    from photodrag.drag import DragConfig, DragSession
+    from photodrag.pipeline import report
 
     pairs = [parse_drag(d) for d in drags]
     _check_outputs([out, video], [checkpoint, mask])
@@ -313,11 +313,11 @@ def invert_command(crop, checkpoint, quality, seed, projection_steps, tuning_ste
     import time
     import numpy as np
     from PIL import Image, UnidentifiedImageError
-    import checkpoints
-    import stylegan
-    from inversion import InversionConfig, invert
-    from stylegan.errors import UnreadableImageError
-    from . import report
+    from photodrag import checkpoints
+    from photodrag import stylegan
+    from photodrag.inversion import InversionConfig, invert
+    from photodrag.errors import UnreadableImageError
+    from photodrag.pipeline import report
 
     out_dir = Path(out)
     _check_outputs([out_dir / 'inversion.safetensors', out_dir / 'compare.png', out_dir / 'inversion.json'],
@@ -414,7 +414,7 @@ class _EditProgress:
         self.bar = self.key = None
         self.writer = None
         if video:
-            from . import report
+            from photodrag.pipeline import report
             self.writer = report.VideoWriter(video, fps=fps)
 
     def __call__(self, stage, step, total, info):
@@ -434,8 +434,8 @@ class _EditProgress:
             self.frame(info['session'])
 
     def frame(self, session):
-        import stylegan
-        from . import report
+        from photodrag import stylegan
+        from photodrag.pipeline import report
         image = stylegan.to_uint8(session.render())[0]
         scale = max(1, 512 // session.resolution)
         self.writer.write(report.draw_points(image, session.handles, session.targets, scale=scale))
@@ -465,7 +465,7 @@ def _run_edit(run, video, fps):
 
 def _write_edit_outputs(result, out, record, before_after, writer):
     """Write every output of an edit (each atomically); nothing is written before the edit succeeded."""
-    from . import report
+    from photodrag.pipeline import report
     written = [('edited photo', result.save(out))]
     if before_after:
         written.append(('before/after', report.save_image(before_after, result.before_after())))
@@ -523,7 +523,7 @@ def _inversion_quality(quality, projection_steps, tuning_steps):
     """A preset name, or the preset with step overrides as an InversionConfig."""
     if projection_steps is None and tuning_steps is None:
         return quality
-    from inversion import InversionConfig
+    from photodrag.inversion import InversionConfig
     changes = {k: v for k, v in (('projection_steps', projection_steps), ('tuning_steps', tuning_steps))
                if v is not None}
     return InversionConfig.preset(quality, **changes)
@@ -561,7 +561,7 @@ def edit_command(photo, drags, face, mask, box, recipe, steps, seed, upsample, o
     photodrag edit group.jpg --face 1 --drag 410,300:418,290 --video drag.mp4
     photodrag edit --from-record group_edited.json --out again.jpg
     """
-    import pipeline
+    from photodrag import pipeline
 
     if from_record:
         given = [name for name, value in (('--drag', drags), ('--face', face), ('--mask', mask), ('--box', box),
@@ -613,7 +613,7 @@ def edit_command(photo, drags, face, mask, box, recipe, steps, seed, upsample, o
     _summary(result, _write_edit_outputs(result, out, record, before_after, writer))
 
 
-DEMO_PHOTO = Path(__file__).parent / 'assets' / 'astronaut.png'
+DEMO_PHOTO = Path(__file__).parent.parent / 'assets' / 'astronaut.png'
 
 
 EXPRESSIONS = ('smile', 'relax')
@@ -644,7 +644,7 @@ def demo_drags(face, amount: float = 0.08, expression: str = 'smile'):
 def default_demo_expression(checkpoint) -> str:
     """'relax' for the demo generator and its grown forms (they learned few smiles wider than
     the astronaut's), 'smile' for any other checkpoint."""
-    import checkpoints
+    from photodrag import checkpoints
     entry = checkpoints.named_entry(checkpoint)
     return 'relax' if entry is not None and 'demo-faces' in (entry.name, entry.grown_from) else 'smile'
 
@@ -664,8 +664,8 @@ def demo_command(out, steps, expression, checkpoint, quality, projection_steps, 
 
     Uses the bundled demo generator (demo-faces) unless --checkpoint says otherwise.
     """
-    import alignment
-    import pipeline
+    from photodrag import alignment
+    from photodrag import pipeline
 
     out_dir = Path(out)
     edited, before_after, record = out_dir / 'astronaut_edited.png', out_dir / 'astronaut_before_after.png', \
@@ -695,8 +695,8 @@ def demo_command(out, steps, expression, checkpoint, quality, projection_steps, 
 @click.option('--upsample', type=click.IntRange(min=0), default=None, help='Detector upsampling (small faces).')
 def faces_command(photo, preview, upsample):
     """List the faces found in PHOTO (numbered left to right, as --face takes them)."""
-    import alignment
-    from . import report
+    from photodrag import alignment
+    from photodrag.pipeline import report
 
     _check_outputs([preview], [photo])
     image = alignment.read_photo(photo)

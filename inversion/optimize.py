@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from stylegan.errors import InvalidImageError
+from photodrag.errors import InvalidImageError
 
 from .config import InversionConfig
 from .lpips import load_lpips

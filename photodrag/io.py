@@ -1,0 +1,170 @@
+"""Helpers every stage may use: the cache root, file hashing, atomic writes, and the one
+validator each for boxes and masks.
+
+This module imports only NumPy and the standard library (Pillow when a mask file is read),
+so the photo stage can use it without loading torch.
+"""
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator, Optional, Sequence, Tuple
+
+import numpy as np
+
+from photodrag.errors import InvalidBoxError, InvalidMaskError, PhotodragError, UnreadableImageError
+
+CACHE_ENV = 'PHOTODRAG_CACHE'
+
+Box = Tuple[float, float, float, float]
+
+
+# ---------------------------------------------------------------- cache and hashing
+
+def cache_dir() -> Path:
+    """photodrag's cache root: $PHOTODRAG_CACHE, else $XDG_CACHE_HOME/photodrag, else
+    ~/.cache/photodrag (checkpoints/ and inversions/ live below it)."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    base = os.environ.get('XDG_CACHE_HOME') or os.path.join(os.path.expanduser('~'), '.cache')
+    return Path(base) / 'photodrag'
+
+
+def sha256_file(path, chunk: int = 1 << 20) -> str:
+    """The sha256 of a file's bytes, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------- atomic writes
+
+def temp_sibling(path, tag: str = 'tmp') -> Path:
+    """A new, unique temporary file name in `path`'s folder that keeps its suffix (writers such
+    as Pillow and OpenCV pick the format from it); the folder is created if needed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.stem}.', suffix=f'.{tag}{path.suffix}')
+    os.close(fd)
+    return Path(tmp)
+
+
+@contextlib.contextmanager
+def atomic_write(path, tag: str = 'tmp') -> Iterator[Path]:
+    """Write a file under `path` all at once or not at all.
+
+        with atomic_write('out.png') as tmp:
+            image.save(tmp)
+
+    The body writes to a temporary file in the same folder; when it returns, the file is
+    renamed over `path` (an atomic step on one file system); when it raises, the temporary
+    file is removed and `path` is left as it was. OS errors become a `PhotodragError` that
+    names `path`."""
+    path = Path(path)
+    try:
+        tmp = temp_sibling(path, tag)
+    except OSError as e:
+        raise PhotodragError(f'cannot write {path}: {e.strerror or e}') from None
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except OSError as e:
+        raise PhotodragError(f'cannot write {path}: {e.strerror or e}') from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_text(path, text: str) -> Path:
+    """Write `text` to `path` atomically."""
+    with atomic_write(path) as tmp:
+        tmp.write_text(text)
+    return Path(path)
+
+
+def write_json(path, data: Any) -> Path:
+    """Write `data` as indented JSON to `path` atomically (non-JSON values as their str)."""
+    return write_text(path, json.dumps(data, indent=2, default=str) + '\n')
+
+
+# ---------------------------------------------------------------- boxes
+
+def check_box(box, what: str = 'a box') -> Box:
+    """(x0, y0, x1, y1) as four finite floats with x1 > x0 and y1 > y0, or `InvalidBoxError`."""
+    try:
+        b = tuple(float(v) for v in box)
+    except (TypeError, ValueError):
+        b = ()
+    if len(b) != 4 or not all(math.isfinite(v) for v in b) or b[2] <= b[0] or b[3] <= b[1]:
+        raise InvalidBoxError(f'{what} is (x0, y0, x1, y1) with x1 > x0 and y1 > y0, got {box!r}')
+    return b
+
+
+# ---------------------------------------------------------------- masks
+
+def as_mask(mask, shape: Sequence[int], what: str = 'mask') -> np.ndarray:
+    """A mask array (bool, uint8 0..255, or numbers in [0, 1]; 1 = may change) as a C-contiguous
+    float32 [H, W] array in [0, 1]. `shape` is (H, W); leading axes of size 1 are dropped.
+    Anything else is an `InvalidMaskError` that says what was wrong."""
+    a = np.asarray(mask)
+    while a.ndim > 2 and a.shape[0] == 1:
+        a = a[0]
+    h, w = (int(v) for v in shape)
+    if a.dtype == np.bool_:
+        m = a.astype(np.float32)
+    elif a.dtype == np.uint8:
+        m = a.astype(np.float32) / 255.0
+    elif np.issubdtype(a.dtype, np.number) and not np.issubdtype(a.dtype, np.complexfloating):
+        m = a.astype(np.float32)
+    else:
+        raise InvalidMaskError(f'{what} must be numeric (bool, uint8 or float in [0, 1]), got {a.dtype}')
+    if m.shape != (h, w):
+        size = f'{w}x{h}' if w != h else f'{w}x{w}'
+        raise InvalidMaskError(f'{what} has shape {tuple(np.shape(mask))}; it must be {size} '
+                               f'(height {h}, width {w}: one value per pixel)')
+    if not np.isfinite(m).all():
+        raise InvalidMaskError(f'{what} contains NaN or infinite values')
+    lo, hi = float(m.min()), float(m.max())
+    if lo < 0 or hi > 1:
+        raise InvalidMaskError(f'{what} values must lie in [0, 1] (1 = may change); found {lo:g}..{hi:g}. '
+                               'An 8-bit mask image should be divided by 255.')
+    return np.ascontiguousarray(m)
+
+
+def load_mask(source, shape: Sequence[int], what: str = 'mask', size_name: Optional[str] = None) -> np.ndarray:
+    """A mask from an image file (grayscale, white = may change, EXIF orientation applied) or
+    an array, as `as_mask` gives it. `size_name` says in the size error what the mask must match
+    ("the photo's size")."""
+    if not isinstance(source, (str, os.PathLike)):
+        return as_mask(source, shape, what)
+    from PIL import Image, ImageOps, UnidentifiedImageError
+    path = Path(source)
+    try:
+        with Image.open(path) as im:
+            im.load()
+            gray = ImageOps.exif_transpose(im).convert('L')
+    except FileNotFoundError:
+        raise UnreadableImageError(f'{path}: no such mask file') from None
+    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as e:
+        raise UnreadableImageError(f'cannot read mask {path}: {e}') from None
+    h, w = (int(v) for v in shape)
+    if gray.size != (w, h):
+        where = f'{size_name} {w}x{h}' if size_name else f'{w}x{h}'
+        raise InvalidMaskError(f'{what} {path} is {gray.size[0]}x{gray.size[1]}; it must be {where} '
+                               '(white = may change, black = keep)')
+    return np.ascontiguousarray(np.asarray(gray, np.float32) / 255.0)
+
+
+def mask_sha256(mask: np.ndarray) -> str:
+    """The sha256 of a float32 mask's shape and values (what edit records keep of a mask)."""
+    m = np.ascontiguousarray(mask, np.float32)
+    return hashlib.sha256(f'{m.shape};'.encode() + m.tobytes()).hexdigest()
+
+
+__all__ = ['cache_dir', 'sha256_file', 'temp_sibling', 'atomic_write', 'write_text', 'write_json', 'check_box',
+           'as_mask', 'load_mask', 'mask_sha256', 'CACHE_ENV']
