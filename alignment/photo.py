@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from photodrag.errors import PhotodragError, UnreadableImageError
+from photodrag.io import atomic_write
 
 DEFAULT_MAX_PIXELS = 100_000_000          # decompression-bomb guard: 100 megapixels
 ORIENTATION_TAG = 0x0112
@@ -159,16 +160,11 @@ def write_photo(photo_or_array, path, like: Optional[Photo] = None, quality: Uni
         options['subsampling'] = sub if sub in (0, 1, 2) else (0 if options['quality'] >= 90 else 2)
     if fmt == 'TIFF':
         options['compression'] = 'tiff_deflate'
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f'.{path.stem}.{os.getpid()}.tmp{path.suffix}')
-    try:
-        Image.fromarray(pixels, 'RGB').save(tmp, format=fmt, **options)
-        os.replace(tmp, path)
-    except (OSError, ValueError, KeyError) as e:
-        raise PhotodragError(f'{path}: cannot write the image: {e}') from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_write(path) as tmp:
+        try:
+            Image.fromarray(pixels, 'RGB').save(tmp, format=fmt, **options)
+        except (ValueError, KeyError) as e:
+            raise PhotodragError(f'{path}: cannot write the image: {e}') from None
     return path
 
 

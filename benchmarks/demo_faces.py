@@ -33,7 +33,7 @@ from photodrag import checkpoints
 from photodrag import stylegan
 from photodrag.drag import DragConfig, DragSession
 from photodrag.inversion import InversionConfig, invert, load_lpips
-from photodrag.pipeline.cli import DEMO_PHOTO, demo_drags
+from photodrag.pipeline.demo import DEMO_PHOTO, demo_drags
 from photodrag.pipeline.report import content_shift, progress_towards, redetected_landmarks
 
 PHOTOS = Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'photos'

@@ -8,7 +8,6 @@ download), and only then renamed into place, so a cache file is always complete.
 
 import hashlib
 import json
-import os
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -16,20 +15,13 @@ from pathlib import Path
 from typing import Callable, Dict, Optional
 
 from photodrag.errors import CheckpointNotFoundError, DownloadError
+from photodrag.io import CACHE_ENV, atomic_write, cache_dir, sha256_file, write_text  # noqa: F401 (re-exported)
 
 from .registry import CheckpointEntry, get_entry
 
-CACHE_ENV = 'PHOTODRAG_CACHE'
 _HASHES = 'sha256.json'
 
 Progress = Callable[[int, Optional[int]], None]   # (bytes so far, total or None)
-
-
-def cache_dir() -> Path:
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV]).expanduser()
-    base = os.environ.get('XDG_CACHE_HOME') or os.path.join(os.path.expanduser('~'), '.cache')
-    return Path(base) / 'photodrag'
 
 
 def checkpoint_dir() -> Path:
@@ -40,14 +32,6 @@ def local_path(entry: CheckpointEntry) -> Path:
     """Where the checkpoint lives on this machine: inside the package for bundled ones,
     in the cache for the others."""
     return entry.bundled_path if entry.bundled else checkpoint_dir() / entry.filename
-
-
-def sha256_file(path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def recorded_hashes() -> Dict[str, str]:
@@ -64,11 +48,7 @@ def recorded_hashes() -> Dict[str, str]:
 def record_hash(name: str, digest: str) -> None:
     hashes = recorded_hashes()
     hashes[name] = digest
-    path = checkpoint_dir() / _HASHES
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f'.{_HASHES}.{os.getpid()}.tmp')
-    tmp.write_text(json.dumps(hashes, indent=2, sort_keys=True))
-    os.replace(tmp, path)
+    write_text(checkpoint_dir() / _HASHES, json.dumps(hashes, indent=2, sort_keys=True))
 
 
 def expected_hash(entry: CheckpointEntry) -> Optional[str]:
@@ -99,10 +79,8 @@ def download(name: str, *, force: bool = False, progress: Optional[Progress] = N
         return DownloadResult(dest, sha256_file(dest), False)
     if dest.exists() and not force:
         return DownloadResult(dest, sha256_file(dest), False)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f'.{dest.name}.{os.getpid()}.part')
     failures = []
-    try:
+    with atomic_write(dest, tag='part') as tmp:     # removed unless the download is complete and verified
         for url in (entry.url,) + entry.mirrors:
             try:
                 digest = _fetch(url, tmp, progress, timeout)
@@ -116,9 +94,6 @@ def download(name: str, *, force: bool = False, progress: Optional[Progress] = N
         if expected and digest != expected:
             raise DownloadError(f'{name}: downloaded file has sha256 {digest}, expected {expected}; it was '
                                 'discarded. Try again later, or report it if it persists.')
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
     newly = expected is None
     if newly:
         record_hash(entry.name, digest)

@@ -8,13 +8,13 @@ tensor container and the config is JSON.
 """
 
 import json
-import os
 from pathlib import Path
 from typing import Any, Dict, Optional
 
 import torch
 
 from photodrag.errors import BadCheckpointError, PhotodragError
+from photodrag.io import atomic_write
 from photodrag.stylegan.networks import Generator
 
 from .nvidia import load_state_strict
@@ -36,13 +36,8 @@ def save_generator(G: Generator, path, extra: Optional[Dict[str, Any]] = None, o
     if extra:
         meta.update(extra)
     tensors = {k: v.detach().to('cpu', torch.float32).contiguous().clone() for k, v in G.state_dict().items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
-    try:
+    with atomic_write(path) as tmp:
         save_file(tensors, str(tmp), metadata={META_KEY: json.dumps(meta)})
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -4,6 +4,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Optional
 
+from photodrag.errors import InvalidSettingsError
+
 MODES = ('fast', 'reference')
 PRECISIONS = ('fp32', 'bf16', 'fp16')
 LATENT_SPACES = ('w', 'w+')
@@ -30,7 +32,16 @@ class DragConfig:
     precision: str = 'fp32'                 # 'fp32'; 'bf16' (CPU or CUDA autocast); 'fp16' (CUDA autocast)
 
     def __post_init__(self):
-        checks = [
+        try:
+            checks = self._checks()
+        except TypeError as e:      # a string where a number belongs, say
+            raise InvalidSettingsError(f'DragConfig: a setting has the wrong type ({e})') from None
+        for ok, message in checks:
+            if not ok:
+                raise InvalidSettingsError(f'DragConfig: {message}')
+
+    def _checks(self):
+        return [
             (self.mode in MODES, f'mode must be one of {MODES}'),
             (self.precision in PRECISIONS, f'precision must be one of {PRECISIONS}'),
             (self.latent_space in LATENT_SPACES, f'latent_space must be one of {LATENT_SPACES}'),
@@ -43,9 +54,12 @@ class DragConfig:
             (self.stop_distance is None or self.stop_distance >= 0, 'stop_distance must be >= 0'),
             (self.max_steps >= 0, 'max_steps must be >= 0'),
         ]
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(f'DragConfig: {message}')
+
+    def check_device(self, device) -> None:
+        """fp16 autocast needs CUDA: say so before anything runs on another device."""
+        if self.precision == 'fp16' and not str(device).startswith('cuda'):
+            raise InvalidSettingsError(f"precision 'fp16' needs a CUDA device, not {device}; use 'bf16' (or fp32) "
+                                       'on the CPU')
 
     def replace(self, **changes) -> 'DragConfig':
         return dataclasses.replace(self, **changes)

@@ -19,7 +19,7 @@ from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
 
-from photodrag.errors import InvalidPointsError
+from photodrag.errors import InvalidPointsError, InvalidSettingsError
 
 from .config import DragConfig
 from .features import FeatureMap, FullResFeatures, LowResFeatures
@@ -79,8 +79,7 @@ class DragSession:
         self.device = next(G.parameters()).device
         self.feature_resolution = G.block_resolution(config.block_index(len(G.synthesis.block_resolutions)))
         self._autocast = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}[config.precision]
-        if config.precision == 'fp16' and self.device.type != 'cuda':
-            raise ValueError("precision 'fp16' needs a CUDA device; use 'bf16' on the CPU")
+        config.check_device(self.device.type)
         self.w0 = self._check_latent(w)
         n_opt = min(config.optimized_ws, G.num_ws)
         self._n_opt = n_opt
@@ -188,7 +187,7 @@ class DragSession:
     def set_lr(self, lr: float) -> None:
         """Change the learning rate; Adam's moment estimates are kept."""
         if not lr > 0:
-            raise ValueError('lr must be positive')
+            raise InvalidSettingsError(f'lr must be a positive number, got {lr!r}')
         for group in self._optimizer.param_groups:
             group['lr'] = float(lr)
 
@@ -197,7 +196,7 @@ class DragSession:
         handles, points and optimiser state of then. Returns the restored state."""
         target = self._step - steps if to_step is None else to_step
         if not 0 <= target <= self._step:
-            raise ValueError(f'can undo to steps 0..{self._step}, not {target}')
+            raise InvalidSettingsError(f'can undo to steps 0..{self._step}, not {target}')
         snap = self._history[target]
         del self._history[target + 1:]
         with torch.no_grad():
@@ -263,14 +262,14 @@ class DragSession:
     def _check_latent(self, w: torch.Tensor) -> torch.Tensor:
         G = self.G
         if not isinstance(w, torch.Tensor):
-            raise ValueError('w must be a tensor [1, num_ws, w_dim] or [1, w_dim]')
+            raise InvalidSettingsError('w must be a tensor [1, num_ws, w_dim] or [1, w_dim]')
         w = w.detach().to(self.device, torch.float32)
         if w.ndim == 2 and w.shape == (1, G.w_dim):
             w = w[:, None].repeat(1, G.num_ws, 1)
         if w.ndim != 3 or w.shape != (1, G.num_ws, G.w_dim):
-            raise ValueError(f'w must be [1, {G.num_ws}, {G.w_dim}] or [1, {G.w_dim}], got {tuple(w.shape)}')
+            raise InvalidSettingsError(f'w must be [1, {G.num_ws}, {G.w_dim}] or [1, {G.w_dim}], got {tuple(w.shape)}')
         if not bool(torch.isfinite(w).all()):
-            raise ValueError('w contains NaN or infinite values')
+            raise InvalidSettingsError('w contains NaN or infinite values')
         return w.clone()
 
     def _ws(self) -> torch.Tensor:

@@ -4,6 +4,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Optional
 
+from photodrag.errors import InvalidSettingsError
+
 PRECISIONS = ('fp32', 'bf16', 'fp16')
 DELTA_FORMATS = ('int8', 'fp16', 'fp32')
 LATENT_SPACES = ('w', 'w+')
@@ -54,7 +56,16 @@ class InversionConfig:
     allow_random_lpips: bool = False        # unit tests only: LPIPS with random trunks if no weights
 
     def __post_init__(self):
-        checks = [
+        try:
+            checks = self._checks()
+        except TypeError as e:      # a string where a number belongs, say
+            raise InvalidSettingsError(f'InversionConfig: a setting has the wrong type ({e})') from None
+        for ok, message in checks:
+            if not ok:
+                raise InvalidSettingsError(f'InversionConfig: {message}')
+
+    def _checks(self):
+        return [
             (self.projection_steps >= 0 and self.tuning_steps >= 0, 'step counts must be >= 0'),
             (self.projection_lr > 0 and self.tuning_lr > 0, 'learning rates must be positive'),
             (0 <= self.lr_warmup <= 1 and 0 < self.lr_rampdown <= 1, 'lr_warmup in [0, 1], lr_rampdown in (0, 1]'),
@@ -72,9 +83,12 @@ class InversionConfig:
             (self.precision in PRECISIONS, f'precision must be one of {PRECISIONS}'),
             (self.delta_format in DELTA_FORMATS, f'delta_format must be one of {DELTA_FORMATS}'),
         ]
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(f'InversionConfig: {message}')
+
+    def check_device(self, device) -> None:
+        """fp16 autocast needs CUDA: say so before anything runs on another device."""
+        if self.precision == 'fp16' and not str(device).startswith('cuda'):
+            raise InvalidSettingsError(f"precision 'fp16' needs a CUDA device, not {device}; use 'bf16' (or fp32) "
+                                       'on the CPU')
 
     def replace(self, **changes) -> 'InversionConfig':
         return dataclasses.replace(self, **changes)
@@ -83,7 +97,7 @@ class InversionConfig:
     def preset(cls, name: str, **changes) -> 'InversionConfig':
         """A named recipe (see PRESETS), with `changes` on top."""
         if name not in PRESETS:
-            raise ValueError(f'unknown inversion preset {name!r}; choose one of {sorted(PRESETS)}')
+            raise InvalidSettingsError(f'unknown inversion preset {name!r}; choose one of {sorted(PRESETS)}')
         return dataclasses.replace(PRESETS[name], **changes)
 
 

@@ -22,7 +22,6 @@ tests), never as a silent fallback.
 import hashlib
 import importlib.util
 import os
-import tempfile
 import threading
 import urllib.error
 import urllib.request
@@ -35,6 +34,7 @@ import torch
 from torch import nn
 
 from photodrag.errors import PhotodragError
+from photodrag.io import atomic_write
 
 OFFLINE_ENV = 'PHOTODRAG_OFFLINE'
 DOWNLOAD_TIMEOUT_S = 5.0
@@ -176,23 +176,17 @@ def _download(filename: str, dest: Path) -> bool:
     """One short attempt at torchvision's URL; True when `dest` now holds a verified file."""
     prefix = filename.rsplit('-', 1)[1].split('.')[0]
     try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        with urllib.request.urlopen(_TV_URL + filename, timeout=DOWNLOAD_TIMEOUT_S) as resp:
-            fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=filename + '.', suffix='.part')
+        with urllib.request.urlopen(_TV_URL + filename, timeout=DOWNLOAD_TIMEOUT_S) as resp, \
+                atomic_write(dest, tag='part') as tmp:
             h = hashlib.sha256()
-            try:
-                with os.fdopen(fd, 'wb') as f:
-                    while block := resp.read(1 << 20):
-                        h.update(block)
-                        f.write(block)
-                if not h.hexdigest().startswith(prefix):
-                    return False
-                os.replace(tmp, dest)
-                return True
-            finally:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
-    except (urllib.error.URLError, OSError, ValueError):
+            with open(tmp, 'wb') as f:
+                while block := resp.read(1 << 20):
+                    h.update(block)
+                    f.write(block)
+            if not h.hexdigest().startswith(prefix):
+                raise ValueError(f'{filename}: sha256 does not match')      # the partial file is removed
+        return True
+    except (urllib.error.URLError, OSError, ValueError, PhotodragError):
         return False
 
 

@@ -84,8 +84,7 @@ def invert(G, image, config: Optional[InversionConfig] = None, callback: Optiona
     """
     config = config or InversionConfig()
     device = torch.device(device) if device is not None else next(G.parameters()).device
-    if config.precision == 'fp16' and device.type != 'cuda':
-        raise ValueError("precision 'fp16' needs a CUDA device; use 'bf16' on the CPU")
+    config.check_device(device.type)
     target = prepare_target(image, G.img_resolution, device)
     img_hash, base_hash = image_hash(target), generator_hash(G)
     path = None

@@ -13,15 +13,14 @@ snaps them to that sum before its final render), so a reload rebuilds them bit f
 import copy
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Optional
 
 import torch
 
-from photodrag.errors import BadCheckpointError, PhotodragError
+from photodrag.errors import BadCheckpointError, InvalidSettingsError, PhotodragError
+from photodrag.io import atomic_write, cache_dir
 
 from .config import InversionConfig
 
@@ -108,17 +107,8 @@ class Inversion:
         tensors = {'w_pivot': self.w_pivot.detach().float().cpu().contiguous()}
         tensors.update({f'noise.{k}': v.detach().float().cpu().contiguous() for k, v in self.noise.items()})
         tensors.update({f'delta.{k}{suffix}': t for k, parts in self.packed.items() for suffix, t in parts.items()})
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-        os.close(fd)
-        try:
-            save_file(tensors, tmp, metadata={'photodrag': json.dumps(self.metadata())})
-            os.replace(tmp, path)
-        except OSError as e:
-            raise PhotodragError(f'cannot write {path}: {e}') from None
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        with atomic_write(path) as tmp:
+            save_file(tensors, str(tmp), metadata={'photodrag': json.dumps(self.metadata())})
         return path
 
     @classmethod
@@ -167,7 +157,7 @@ def pack_delta(delta: torch.Tensor, fmt: str) -> Dict[str, torch.Tensor]:
     if fmt == 'fp16':
         return {'': delta.half().contiguous()}
     if fmt != 'int8':
-        raise ValueError(f'unknown delta format {fmt!r}')
+        raise InvalidSettingsError(f'unknown delta format {fmt!r}; use one of int8, fp16, fp32')
     rows = delta.reshape(delta.shape[0], -1) if delta.ndim > 1 else delta.reshape(1, -1)
     scale = rows.abs().amax(dim=1) / 127
     safe = torch.where(scale > 0, scale, torch.ones_like(scale))
@@ -207,7 +197,6 @@ def cache_key(img_hash: str, base_hash: str, config: InversionConfig) -> str:
 
 
 def default_cache_dir() -> Path:
-    from photodrag.checkpoints.cache import cache_dir
     return cache_dir() / 'inversions'
 
 

@@ -5,12 +5,16 @@
     result.save('photo_edited.jpg')
     pipeline.edit_from_record(result.record)      # the same pixels again
 
-`pipeline.edit` is the function (it shadows the module `pipeline/edit.py`, whose other
-names are all exported here).
+Modules: `config` (EditConfig), `checks` (the inputs, checked), `editing` (edit,
+edit_from_record), `record` (the edit record), `generated` (drags on generated images),
+`demo` (the bundled demo), `device`, `report` (pictures and videos), `cli`.
 """
 
-from .edit import (EditRecord, EditResult, FaceEdit, FaceRecord, FaceResult, before_after, edit, edit_from_record,
-                   pixels_sha256)
+from .checks import FaceEdit
+from .config import EditConfig
+from .editing import EditResult, FaceResult, edit, edit_from_record
+from .record import EditRecord, FaceRecord, pixels_sha256
+from .report import before_after
 
-__all__ = ['edit', 'edit_from_record', 'EditResult', 'EditRecord', 'FaceEdit', 'FaceRecord', 'FaceResult',
-           'before_after', 'pixels_sha256']
+__all__ = ['edit', 'edit_from_record', 'EditConfig', 'EditResult', 'EditRecord', 'FaceEdit', 'FaceRecord',
+           'FaceResult', 'before_after', 'pixels_sha256']

@@ -127,7 +127,7 @@ def test_drag_with_a_mask_image(small_checkpoint, tmp_path):
     Image.fromarray(mask[:32, :32]).save(tmp_path / 'small.png')
     bad = run('drag', '--checkpoint', small_checkpoint, '--drag', '20,24:30,20', '--mask', tmp_path / 'small.png',
               '--out', tmp_path / 'o.png')
-    assert bad.exit_code == 2 and 'must be that size' in bad.output
+    assert bad.exit_code == 2 and "must be the generator's size" in bad.output
     same = run('drag', '--checkpoint', small_checkpoint, '--drag', '20,24:30,20', '--mask', tmp_path / 'mask.png',
                '--out', tmp_path / 'mask.png')
     assert same.exit_code == 2 and 'never writes over an input' in same.output

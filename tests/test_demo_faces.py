@@ -10,7 +10,7 @@ import torch
 
 from photodrag import checkpoints
 from photodrag import stylegan
-from photodrag.pipeline.cli import DEMO_PHOTO as ASTRONAUT
+from photodrag.pipeline.demo import DEMO_PHOTO as ASTRONAUT
 from photodrag.pipeline.report import content_shift
 
 
@@ -158,7 +158,7 @@ def test_a_drag_on_the_inverted_astronaut_moves_her_mouth_corners(inverted_astro
     wider smile is not tested: the demo generator learned few (its teacher's DigiFace-1M faces
     are mostly neutral), and the same drag outward and up moves her landmarks < 10 %."""
     from photodrag.drag import DragConfig, DragSession
-    from photodrag.pipeline.cli import demo_drags
+    from photodrag.pipeline.demo import demo_drags
     from photodrag.pipeline.report import progress_towards, redetected_landmarks
     alignment = pytest.importorskip('alignment')
     G, face, crop, inv = inverted_astronaut

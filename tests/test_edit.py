@@ -18,7 +18,8 @@ from photodrag import checkpoints
 from photodrag import pipeline
 from conftest import SHARED_PHOTOS, make_generator
 from photodrag.inversion import InversionConfig
-from photodrag.pipeline.cli import demo_drags, main
+from photodrag.pipeline.cli import main
+from photodrag.pipeline.demo import demo_drags
 from photodrag.errors import InvalidMaskError, InvalidPointsError, NoFaceFoundError, PhotodragError
 
 # A few steps of everything: the mechanics, not the quality, are under test here.
@@ -278,7 +279,7 @@ def test_cli_edit_then_from_record(group, ckpt, tmp_path):
     assert Image.open(work / 'ba.png').size[1] == original.size[1]
     frames = int(cv2.VideoCapture(str(work / 'drag.mp4')).get(cv2.CAP_PROP_FRAME_COUNT))
     rec = json.loads(record.read_text())
-    assert frames == rec['faces'][0]['drag']['steps'] + 2 and rec['quality'] is None
+    assert frames == rec['faces'][0]['drag']['steps'] + 2 and rec['config']['quality'] is None
     assert not [p for p in work.iterdir() if p.name.startswith('.')]
 
     again = run('edit', '--from-record', record, '--out', work / 'again.png')
@@ -329,7 +330,7 @@ def test_cli_demo_with_another_checkpoint(ckpt, tmp_path, expression):
 
 
 def test_demo_drags_the_demo_generators_towards_a_neutral_mouth(tmp_path, monkeypatch):
-    from photodrag.pipeline.cli import default_demo_expression
+    from photodrag.pipeline.demo import default_demo_expression
     assert default_demo_expression('demo-faces') == default_demo_expression('demo-faces-256') == 'relax'
     assert default_demo_expression('random:64') == 'smile'
     monkeypatch.chdir(tmp_path)
@@ -338,7 +339,7 @@ def test_demo_drags_the_demo_generators_towards_a_neutral_mouth(tmp_path, monkey
 
 
 def test_demo_photo_is_bundled():
-    from photodrag.pipeline.cli import DEMO_PHOTO
+    from photodrag.pipeline.demo import DEMO_PHOTO
     photo = alignment.read_photo(DEMO_PHOTO)
     assert photo.size == (512, 512)
     assert 'public domain' in (DEMO_PHOTO.parent / 'NOTICE.txt').read_text()

@@ -1,0 +1,378 @@
+"""edit(): a real photo in, the dragged photo out — detect, align, invert, drag, paste back.
+
+    from photodrag import pipeline
+    result = pipeline.edit('group.jpg', [((410, 300), (418, 290))], checkpoint='demo-faces')
+    result.save('group_edited.jpg')                       # format, EXIF, ICC, JPEG quality kept
+    result.record.save('group_edited.json')
+    again = pipeline.edit_from_record('group_edited.json')  # the same pixels, on the same machine
+
+Points and masks are given in photo pixels (docs/architecture.md); each face's
+`CropTransform` maps them into its aligned crop and maps the results back. Faces are edited
+one after another, each in its own crop with its own inversion, and pasted into one output.
+The reconstruction before the drag is the paste reference, so only what the drag changed
+(the old and the new silhouette) is blended in; every other pixel is the input's, bit for bit.
+"""
+
+import dataclasses
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+
+import numpy as np
+
+from photodrag.errors import PhotodragError
+
+from . import checks
+from .checks import Box, Drag, FaceEdit, FaceSelector, MaskLike
+from .config import EditConfig
+from .record import EditRecord, FaceRecord, checkpoint_info, environment, library_version, pixels_sha256
+
+# callback(stage, step, total, info): stage 'load', 'detect', 'align', 'projection', 'tuning',
+# 'drag' or 'paste'; info['face'] is the position of the face being edited (0, 1, ...); the
+# 'drag' stage also passes the live `session`, its `crop` and the step's `result`.
+Callback = Callable[[str, int, int, Dict[str, Any]], None]
+
+
+@dataclass(frozen=True, eq=False)
+class FaceResult:
+    """One edited face: its crop, the reconstruction before the drag, the dragged crop (uint8),
+    the inversion, and the drag's final state (crop pixels)."""
+    crop: Any                   # alignment.AlignedCrop
+    reconstruction: np.ndarray
+    edited: np.ndarray
+    inversion: Any              # inversion.Inversion
+    drag: Any                   # drag.DragStep
+    mask: Optional[np.ndarray]  # the crop-space drag mask, if any
+
+
+@dataclass(frozen=True, eq=False)
+class EditResult:
+    """The edited photo's pixels (uint8 RGB, the input's size), the input `Photo`, the blend
+    mask (photo-sized float32; 0 = the input's pixels unchanged), per-face results, the record."""
+    pixels: np.ndarray
+    photo: Any                  # alignment.Photo
+    blend_mask: np.ndarray
+    faces: Tuple[FaceResult, ...]
+    record: EditRecord
+
+    def save(self, path, quality: Union[int, str, None] = None) -> Path:
+        """Write the edited photo like the input (format by suffix, EXIF, ICC, JPEG quality), atomically."""
+        from photodrag import alignment
+        return alignment.write_photo(self.pixels, path, like=self.photo, quality=quality)
+
+    def before_after(self, points: bool = True) -> np.ndarray:
+        """Input | output side by side, the drags drawn small and hollow (`report.before_after`)."""
+        from .report import before_after
+        return before_after(self, points=points)
+
+
+# ---------------------------------------------------------------- edit
+
+def edit(photo, edits, config: Optional[EditConfig] = None, *, face: FaceSelector = None, mask: MaskLike = None,
+         box: Optional[Box] = None, callback: Optional[Callback] = None,
+         cache: Union[bool, str, os.PathLike] = True, detector=None, download: bool = True,
+         **settings) -> EditResult:
+    """Drag points on the faces (or object) of a real photo and paste the result back.
+
+    photo: a path or an `alignment.Photo`. edits: drags ((x1, y1), (x2, y2)) for the face
+    chosen by `face` (see `FaceEdit`), one `FaceEdit`, a list of them, or a dict
+    {face: drags or FaceEdit}. All points and masks are in photo pixels.
+    config: an `EditConfig`; keyword `settings` are its fields and replace them
+    (`edit(photo, drags, checkpoint='demo-faces', quality='fast', max_steps=100)`).
+    The checkpoint's registry entry picks the crop recipe (config.recipe overrides; files
+    default to 'ffhq'); object recipes crop `box` (or each FaceEdit's box, or the whole photo).
+    mask: a photo-sized mask for every face without its own. cache: reuse inversions of the
+    same crop ($PHOTODRAG_CACHE/inversions, or this folder).
+
+    Raises `InvalidPointsError` for points outside the photo or outside the face's crop,
+    `NoFaceFoundError` when there is no face or the index is out of range, and
+    `InvalidSettingsError` for settings that make no sense."""
+    from photodrag import alignment, checkpoints
+
+    started = time.perf_counter()
+    timings: Dict[str, float] = {}
+    emit = callback or (lambda *a: None)
+
+    # settings first: a bad setting fails before anything slow runs
+    config = _config(config, settings)
+    inv_config, drag_config = config.inversion_config(), config.drag_config()
+
+    t = time.perf_counter()
+    photo = photo if isinstance(photo, alignment.Photo) else alignment.read_photo(photo)
+    width, height = photo.size
+    jobs = checks.normalise(edits, face)
+    box = None if box is None else checks.check_box(box)
+    for job in jobs:
+        checks.check_drags(job.drags, (width, height))
+        if isinstance(job.face, tuple):
+            checks.check_photo_point(job.face, (width, height), 'the face point')
+    loaded: Dict[int, Tuple] = {}          # id(mask source) -> (array, record entry); split jobs share a source
+
+    def mask_of(job):
+        source = job.mask if job.mask is not None else mask
+        if id(source) not in loaded:
+            loaded[id(source)] = checks.photo_mask(source, (width, height))
+        return loaded[id(source)]
+
+    for job in jobs:
+        checks.check_points_in_mask(mask_of(job)[0], job.drags)
+    timings['read'] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    emit('load', 0, 1, {})
+    G = checkpoints.load_generator(config.checkpoint, device=config.device, download=download)
+    ckpt_info = checkpoint_info(config.checkpoint, G)
+    rec = checks.crop_recipe(config.checkpoint, config.recipe, int(G.img_resolution), G)
+    timings['load'] = time.perf_counter() - t
+    emit('load', 1, 1, {'checkpoint': ckpt_info})
+
+    # faces: detect once, then give every job its face (or box)
+    t = time.perf_counter()
+    found: List = []
+    if rec.face and any(job.box is None and box is None for job in jobs):
+        emit('detect', 0, 1, {})
+        found = alignment.detect_faces(photo, detector=detector, upsample=config.upsample)
+        if not found:
+            raise alignment.no_face_error(0, str(photo.path or 'the photo'), config.upsample)
+        emit('detect', 1, 1, {'faces': len(found)})
+    targets = _assign(jobs, found, rec, box, photo, detector, (width, height))
+    timings['detect'] = time.perf_counter() - t
+
+    face_results, face_records = [], []
+    for k, (job, target) in enumerate(zip(jobs, targets)):
+        mask_photo, mask_info = mask_of(job)
+        res, frec = _edit_one(k, job, target, mask_photo, mask_info, photo, G, rec, inv_config, drag_config,
+                              device=config.device, cache=cache, emit=emit)
+        face_results.append(res)
+        face_records.append(frec)
+        for stage, seconds in frec.timings.items():
+            timings[stage] = timings.get(stage, 0.0) + seconds
+
+    t = time.perf_counter()
+    emit('paste', 0, 1, {})
+    pasted = alignment.paste_back(photo, [alignment.Edit(r.crop, _masked_edit(r), reference=r.reconstruction)
+                                          for r in face_results], config.paste)
+    timings['paste'] = time.perf_counter() - t
+    emit('paste', 1, 1, {})
+    timings['total'] = time.perf_counter() - started
+
+    from photodrag.io import sha256_file
+    record = EditRecord(
+        library_version=library_version(),
+        input={'path': str(photo.path) if photo.path else None,
+               'sha256': sha256_file(photo.path) if photo.path and Path(photo.path).is_file() else None,
+               'pixels_sha256': pixels_sha256(photo.pixels), 'width': width, 'height': height,
+               'format': photo.format},
+        checkpoint=ckpt_info, recipe=rec.name, device=str(config.device),
+        config=config.replace(recipe=rec.name).resolved().to_dict(),
+        detection={'upsample': config.upsample, 'faces_found': len(found)},
+        faces=face_records,
+        output={'pixels_sha256': pixels_sha256(pasted.pixels), 'width': width, 'height': height},
+        timings={k: round(v, 3) for k, v in timings.items()},
+        environment=environment())
+    return EditResult(pixels=pasted.pixels, photo=photo, blend_mask=pasted.mask(), faces=tuple(face_results),
+                      record=record)
+
+
+def _config(config: Optional[EditConfig], settings: Dict[str, Any]) -> EditConfig:
+    """`config` (or the defaults) with keyword `settings` on top; unknown names are an error."""
+    from photodrag.errors import InvalidSettingsError
+    names = {f.name for f in dataclasses.fields(EditConfig)}
+    unknown = sorted(set(settings) - names)
+    if unknown:
+        raise InvalidSettingsError(f'edit() got unknown setting(s) {", ".join(unknown)}; settings are the fields '
+                                   f'of EditConfig: {", ".join(sorted(names))}')
+    if config is not None and not isinstance(config, EditConfig):
+        raise InvalidSettingsError(f'config must be an EditConfig, got {type(config).__name__}')
+    settings = {k: (os.fspath(v) if k == 'checkpoint' and isinstance(v, os.PathLike) else v)
+                for k, v in settings.items()}
+    if 'quality' in settings and 'inversion' not in settings:
+        settings['inversion'] = None            # a preset given by name replaces the config's inversion
+    return dataclasses.replace(config or EditConfig(), **settings)
+
+
+def edit_from_record(record, *, photo=None, checkpoint=None, masks: Optional[Dict[int, np.ndarray]] = None,
+                     device: Optional[str] = None, callback: Optional[Callback] = None,
+                     cache: Union[bool, str, os.PathLike] = True, detector=None) -> EditResult:
+    """Run the edit a record describes again (a record, its dict, or a JSON file).
+
+    The photo and checkpoint come from the record (overridable) and must have the recorded
+    sha256; every setting comes from the record. On the same machine and device the output
+    is bit-identical (compare `result.record.output['pixels_sha256']`). `masks`: arrays for
+    faces whose mask was given as an array (the record keeps only its hash), by face position."""
+    from photodrag import alignment
+    from photodrag.io import sha256_file
+
+    if not isinstance(record, EditRecord):
+        record = EditRecord.from_dict(record) if isinstance(record, dict) else EditRecord.load(record)
+    config = record.edit_config()
+    if photo is None:
+        path = record.input.get('path')
+        if not path:
+            raise PhotodragError('the record was made from pixels, not a file; pass photo=')
+        photo = path
+    photo = photo if isinstance(photo, alignment.Photo) else alignment.read_photo(photo)
+    if pixels_sha256(photo.pixels) != record.input['pixels_sha256']:
+        raise PhotodragError(f'{photo.path or "the photo"} is not the photo of the record (its pixels differ: '
+                             f'sha256 {pixels_sha256(photo.pixels)[:12]}, recorded '
+                             f'{record.input["pixels_sha256"][:12]})')
+    ckpt = checkpoint if checkpoint is not None else (record.checkpoint.get('name') or record.checkpoint.get('path'))
+    if checkpoint is None and record.checkpoint.get('sha256'):
+        from photodrag import checkpoints
+        path = checkpoints.resolve_path(ckpt)
+        digest = sha256_file(path)
+        if digest != record.checkpoint['sha256']:
+            raise PhotodragError(f'checkpoint {ckpt} ({path}) has sha256 {digest[:12]}, the record was made with '
+                                 f'{record.checkpoint["sha256"][:12]}; pass the original checkpoint')
+
+    jobs = []
+    for k, f in enumerate(record.faces):
+        m = None
+        if f.mask is not None:
+            if masks is not None and k in masks:
+                m = masks[k]
+            elif f.mask.get('path'):
+                m = f.mask['path']
+            else:
+                raise PhotodragError(f'face {k} of the record had a mask given as an array; pass masks={{{k}: array}}')
+        drags = [(tuple(h), tuple(t)) for h, t in zip(f.handles_photo, f.targets_photo)]
+        if f.index is not None:
+            jobs.append(FaceEdit(face=int(f.index), drags=drags, mask=m))
+        else:
+            jobs.append(FaceEdit(face=None, drags=drags, mask=m, box=tuple(f.box)))
+    config = config.replace(checkpoint=os.fspath(ckpt), device=device or config.device)
+    result = edit(photo, jobs, config, callback=callback, cache=cache, detector=detector)
+    for k, f in enumerate(record.faces):
+        if f.mask is not None and result.record.faces[k].mask['sha256'] != f.mask['sha256']:
+            raise PhotodragError(f'the mask of face {k} is not the one of the record (its values differ)')
+    return result
+
+
+# ---------------------------------------------------------------- one face
+
+def _edit_one(k, job, target, mask_photo, mask_info, photo, G, rec, inv_config, drag_config, *, device, cache, emit):
+    from photodrag import alignment, stylegan
+    from photodrag.drag import DragSession
+    from photodrag.inversion import invert
+
+    timings = {}
+    R = int(G.img_resolution)
+    t = time.perf_counter()
+    emit('align', 0, 1, {'face': k})
+    crop = alignment.align(photo, target, size=R, recipe=rec)
+    tf = crop.transform
+    handles_photo = np.array([d[0] for d in job.drags], np.float64)
+    targets_photo = np.array([d[1] for d in job.drags], np.float64)
+    handles_crop, targets_crop = tf.to_crop(handles_photo), tf.to_crop(targets_photo)
+    face_name = checks.face_name(k, crop)
+    for i, (p, q) in enumerate(zip(handles_photo, handles_crop)):
+        checks.check_in_crop(p, q, crop, f'handle {i + 1}', face_name)
+    for i, (p, q) in enumerate(zip(targets_photo, targets_crop)):
+        checks.check_in_crop(p, q, crop, f'target {i + 1}', face_name)
+    mask_crop = None if mask_photo is None else tf.mask_to_crop(mask_photo)
+    timings['align'] = time.perf_counter() - t
+    emit('align', 1, 1, {'face': k, 'crop': crop})
+
+    t = time.perf_counter()
+    inv = invert(G, crop.image, inv_config, device=device, cache=cache,
+                 callback=lambda stage, step, total, metrics: emit(stage, step, total, {**metrics, 'face': k}))
+    G_tuned = inv.generator(G)
+    timings['invert'] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    session = DragSession(G_tuned, inv.ws.to(device), [tuple(p) for p in handles_crop.tolist()],
+                          [tuple(p) for p in targets_crop.tolist()], mask=mask_crop, config=drag_config)
+    reconstruction = stylegan.to_uint8(session.render())[0]
+    emit('drag', 0, drag_config.max_steps, {'face': k, 'session': session, 'crop': crop, 'result': session.state()})
+    while not session.done:
+        step = session.step()
+        emit('drag', step.step, drag_config.max_steps, {'face': k, 'session': session, 'crop': crop, 'result': step,
+                                                        'distance': max(step.distances)})
+    final = session.state()
+    edited = stylegan.to_uint8(session.render())[0]
+    timings['drag'] = time.perf_counter() - t
+    del G_tuned, session
+
+    final_crop = np.array(final.handles, np.float64)
+    final_photo = tf.to_photo(final_crop)
+    metrics = inv.metrics.get('tuning') or inv.metrics.get('projection')
+    face = crop.face
+    frec = FaceRecord(
+        index=None if face is None or face.index < 0 else int(face.index),
+        box=[float(v) for v in (face.box if face is not None else target)],
+        landmarks=None if face is None or face.landmarks is None else np.asarray(face.landmarks).tolist(),
+        score=None if face is None else float(face.score),
+        crop_matrix=np.asarray(tf.matrix).tolist(), crop_size=list(tf.crop_size),
+        handles_photo=handles_photo.tolist(), targets_photo=targets_photo.tolist(),
+        handles_crop=handles_crop.tolist(), targets_crop=targets_crop.tolist(),
+        mask=mask_info,
+        inversion={'lpips': metrics.lpips, 'lpips_net': metrics.lpips_net, 'psnr': metrics.psnr,
+                   'from_cache': bool(inv.from_cache), 'image_hash': inv.image_hash,
+                   'stages': {name: dataclasses.asdict(m) for name, m in inv.metrics.items()}},
+        drag={'steps': final.step, 'reason': final.reason, 'handles_crop': final_crop.tolist(),
+              'handles_photo': final_photo.tolist(), 'distances_crop': [float(d) for d in final.distances],
+              'distances_photo': np.hypot(*(targets_photo - final_photo).T).tolist()},
+        timings={k2: round(v, 3) for k2, v in timings.items()})
+    return FaceResult(crop=crop, reconstruction=reconstruction, edited=edited, inversion=inv, drag=final,
+                      mask=mask_crop), frec
+
+
+def _masked_edit(r: FaceResult) -> np.ndarray:
+    """The edited crop where the mask lets it change, the reconstruction where it is frozen:
+    the paste region (|edited - reference|) then stays inside the mask."""
+    if r.mask is None:
+        return r.edited
+    m = r.mask[..., None]
+    mixed = r.edited.astype(np.float32) * m + r.reconstruction.astype(np.float32) * (1 - m)
+    return np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
+
+
+def _assign(jobs: List[FaceEdit], found, rec, box, photo, detector, size) -> List:
+    """Each job's `Face` (index -1: located by a box) or, for object recipes, its box; splits
+    jobs that pick their faces by the handles into one job per face (`jobs` is updated)."""
+    from photodrag import alignment
+    if not rec.face:
+        for job in jobs:
+            if job.face is not None:
+                raise PhotodragError(f'the {rec.name!r} crop recipe works on a box, not on faces; give a box '
+                                     '(or none for the whole photo) instead of a face')
+        if len(jobs) > 1 and any(job.box is None for job in jobs) and box is None:
+            raise PhotodragError('several edits of one photo with an object recipe need a box each')
+        return [job.box or box or (0.0, 0.0, float(size[0]), float(size[1])) for job in jobs]
+
+    out: List = []
+    split: List[FaceEdit] = []
+    for job in jobs:
+        if job.box is not None or (box is not None and job.face is None):
+            b = job.box or box
+            det = detector or alignment.default_detector()
+            split.append(job)
+            out.append(alignment.Face(box=b, landmarks=det.landmarks(photo.pixels, b), score=0.0, index=-1))
+        elif job.face is None:
+            groups: Dict[int, List[Drag]] = {}
+            for d in job.drags:
+                groups.setdefault(alignment.select_face(found, point=d[0]).index, []).append(d)
+            for index in sorted(groups):
+                split.append(dataclasses.replace(job, face=index, drags=groups[index]))
+                out.append(found[index])
+        else:
+            if isinstance(job.face, tuple):
+                f = alignment.select_face(found, point=job.face)
+            else:
+                f = alignment.select_face(found, index=job.face)
+            split.append(job)
+            out.append(f)
+    jobs[:] = split
+    seen = {}
+    for k, f in enumerate(out):
+        if f.index >= 0:
+            if f.index in seen:
+                raise PhotodragError(f'face {f.index} is edited twice (edits {seen[f.index]} and {k}); put all of '
+                                     'its drags in one edit')
+            seen[f.index] = k
+    return out
+
+
+__all__ = ['edit', 'edit_from_record', 'EditConfig', 'EditResult', 'FaceResult', 'FaceEdit', 'Callback']
