@@ -1,11 +1,14 @@
 """Reading and writing photos: any common format in, uint8 RGB out, metadata kept for the way back.
 
-`read_photo` applies the EXIF orientation, flattens transparency over white, converts
+`read_photo` applies the EXIF orientation, flattens transparency over white (the stages see
+RGB) but keeps the straight RGBA of a transparent photo, converts
 grayscale, palette, CMYK (through its ICC profile when it has one) and 16-bit images to
 8-bit RGB, and keeps what writing the edit back needs: format, EXIF (orientation reset to
 1, since the pixels are now upright), ICC profile, JPEG quality and chroma subsampling.
 `write_photo` writes atomically (temporary file in the same folder, then `os.replace`) and
-never over the photo it was read from.
+never over the photo it was read from. Written `like` a transparent photo, in a format that
+holds alpha (PNG, WebP, TIFF), the output keeps the input's alpha channel: an edit changes
+colour, not transparency; unchanged pixels keep their exact straight colour.
 """
 
 import functools
@@ -40,6 +43,12 @@ class Photo:
     jpeg_quality: Optional[int] = None          # estimated IJG quality of a JPEG source
     jpeg_subsampling: Optional[int] = None      # Pillow's code: 0 = 4:4:4, 1 = 4:2:2, 2 = 4:2:0
     source_mode: Optional[str] = None           # Pillow mode before conversion ('CMYK', 'I;16', 'P', ...)
+    rgba: Optional[np.ndarray] = None           # straight uint8 RGBA [H, W, 4] of a photo with transparency
+
+    @property
+    def alpha(self) -> Optional[np.ndarray]:
+        """The photo's alpha channel (uint8 [H, W], 255 = opaque), or None when it has none."""
+        return None if self.rgba is None else self.rgba[..., 3]
 
     @property
     def size(self):
@@ -110,6 +119,7 @@ def read_photo(path, max_pixels: Optional[int] = DEFAULT_MAX_PIXELS) -> Photo:
                 exif = _upright_exif(img)          # after the transpose: it edits img's EXIF in place
                 img = upright
                 pixels, icc = _decode_pixels(img, icc)
+                rgba = _straight_rgba(img)
     except UnreadableImageError:
         raise
     except Image.DecompressionBombError as e:
@@ -122,7 +132,7 @@ def read_photo(path, max_pixels: Optional[int] = DEFAULT_MAX_PIXELS) -> Photo:
             reason = f'the file is truncated ({reason})'
         raise UnreadableImageError(f'{path}: cannot decode the image: {reason}') from None
     return Photo(pixels=pixels, format=fmt, exif=exif, icc_profile=icc, path=path.resolve(),
-                 jpeg_quality=quality, jpeg_subsampling=subsampling, source_mode=source_mode)
+                 jpeg_quality=quality, jpeg_subsampling=subsampling, source_mode=source_mode, rgba=rgba)
 
 
 def write_photo(photo_or_array, path, like: Optional[Photo] = None, quality: Union[int, str, None] = None,
@@ -160,9 +170,12 @@ def write_photo(photo_or_array, path, like: Optional[Photo] = None, quality: Uni
         options['subsampling'] = sub if sub in (0, 1, 2) else (0 if options['quality'] >= 90 else 2)
     if fmt == 'TIFF':
         options['compression'] = 'tiff_deflate'
+    image = Image.fromarray(pixels, 'RGB')
+    if like is not None and like.rgba is not None and fmt in _ALPHA_FORMATS and like.rgba.shape[:2] == pixels.shape[:2]:
+        image = Image.fromarray(_restore_alpha(pixels, like), 'RGBA')
     with atomic_write(path) as tmp:
         try:
-            Image.fromarray(pixels, 'RGB').save(tmp, format=fmt, **options)
+            image.save(tmp, format=fmt, **options)
         except (ValueError, KeyError) as e:
             raise PhotodragError(f'{path}: cannot write the image: {e}') from None
     return path
@@ -218,6 +231,31 @@ def _upright_exif(img: Image.Image) -> Optional[bytes]:
         return exif.tobytes()
     except Exception:        # noqa: BLE001 -- malformed maker notes must not stop the edit
         return None
+
+
+_ALPHA_FORMATS = ('PNG', 'WEBP', 'TIFF')
+
+
+def _straight_rgba(img: Image.Image) -> Optional[np.ndarray]:
+    """The straight (not premultiplied) RGBA of an image with transparency; None when it has
+    none or every pixel is opaque."""
+    if img.mode not in ('RGBA', 'LA', 'PA', 'RGBa', 'La') and not (img.mode == 'P' and 'transparency' in img.info):
+        return None
+    rgba = np.asarray(img.convert('RGBA'))
+    return None if (rgba[..., 3] == 255).all() else np.ascontiguousarray(rgba)
+
+
+def _restore_alpha(pixels: np.ndarray, like: 'Photo') -> np.ndarray:
+    """RGBA to write for edited `pixels` (composited over white, as `like.pixels` is): the input's
+    alpha; its straight colour where the pixel is unchanged, the colour that composites to the
+    edited pixel elsewhere."""
+    rgba = like.rgba
+    a = rgba[..., 3:4].astype(np.float32) / 255.0
+    straight = (pixels.astype(np.float32) - _WHITE * (1.0 - a)) / np.maximum(a, 1.0 / 255)
+    colour = np.where(a > 0, np.clip(np.rint(straight), 0, 255), pixels).astype(np.uint8)
+    same = (pixels == like.pixels).all(axis=2, keepdims=True)
+    colour = np.where(same, rgba[..., :3], colour)
+    return np.ascontiguousarray(np.concatenate([colour, rgba[..., 3:]], axis=2))
 
 
 def _decode_pixels(img: Image.Image, icc: Optional[bytes]):

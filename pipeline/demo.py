@@ -52,7 +52,8 @@ def default_demo_expression(checkpoint) -> str:
 
 
 def demo_face(detector=None):
-    """(the demo `Photo`, its face): the best-scoring face dlib finds in the bundled portrait."""
+    """(the demo `Photo`, its face): the face dlib finds in the bundled portrait (the best-scoring
+    one, should a detector number more)."""
     from photodrag import alignment
     photo = alignment.read_photo(DEMO_PHOTO)
     faces = alignment.detect_faces(photo, detector=detector)

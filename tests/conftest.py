@@ -12,6 +12,15 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_PHOTOS = os.path.join(ROOT, '..', 'shared', 'data', 'photos')
 
 
+def shared_photo(name: str) -> str:
+    """The path of a real test photo from the project's shared data, or a skip that says how to get it."""
+    path = os.path.join(SHARED_PHOTOS, name)
+    if not os.path.isfile(path):
+        pytest.skip(f'needs the shared test photo {name}: put the project\'s shared/ folder beside the checkout '
+                    f'(../shared/data/photos, see README "Tests")')
+    return path
+
+
 def make_generator(seed=0, img_resolution=32, channel_base=512, channel_max=32, randomize=True, **kwargs):
     """A small random generator whose biases, noise strengths and w_avg are not zero,
     so that every parameter visibly matters in equivalence and format tests."""

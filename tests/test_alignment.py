@@ -11,7 +11,6 @@ from photodrag import alignment
 from photodrag.alignment import AlignedCrop, CropTransform
 from photodrag.errors import InvalidPointsError, NoFaceFoundError, PhotodragError, UnreadableImageError
 
-PHOTOS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), '..', 'shared', 'data', 'photos')
 
 
 def smooth_image(h=240, w=300, seed=0):
@@ -346,10 +345,8 @@ def test_write_keeps_metadata_and_refuses_to_overwrite(tmp_path):
 # ---------------------------------------------------------------- faces (dlib, real photos)
 
 def _photo(name):
-    path = os.path.join(PHOTOS, name)
-    if not os.path.exists(path):
-        pytest.skip(f'test photo {name} not available (../shared/data/photos)')
-    return alignment.read_photo(path)
+    from conftest import shared_photo
+    return alignment.read_photo(shared_photo(name))
 
 
 def _needs_dlib():

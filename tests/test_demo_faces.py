@@ -61,7 +61,7 @@ def test_demo_generator_grown_to_256_px_is_registered_and_draws_the_same_faces(m
 
 @pytest.mark.slow
 def test_demo_samples_are_varied_faces():
-    alignment = pytest.importorskip('alignment')
+    from photodrag import alignment
     pytest.importorskip('dlib')
     import cv2
 
@@ -84,7 +84,7 @@ def test_demo_samples_are_varied_faces():
 def inverted_astronaut(tmp_path_factory):
     """The astronaut's face, aligned with the demo recipe and inverted with the fast preset
     (about 40 s on 2 cores), shared by the tests below."""
-    alignment = pytest.importorskip('alignment')
+    from photodrag import alignment
     pytest.importorskip('dlib')
     from photodrag.inversion import InversionConfig, invert
     with pytest.MonkeyPatch.context() as mp:
@@ -113,15 +113,12 @@ def test_demo_inverts_the_astronaut_faithfully(inverted_astronaut):
                                   'portrait_lowres_codeformer_04.jpg', 'portrait_aligned1024_e4e_input.jpg'])
 def test_demo_inverts_the_shared_portraits(name, monkeypatch, tmp_path):
     """The real portraits beside the checkout (skipped where they are absent), fast preset."""
-    import os
 
-    from conftest import SHARED_PHOTOS
+    from conftest import shared_photo
     from photodrag.inversion import InversionConfig, invert, load_lpips, psnr
-    alignment = pytest.importorskip('alignment')
+    from photodrag import alignment
     pytest.importorskip('dlib')
-    path = os.path.join(SHARED_PHOTOS, name)
-    if not os.path.isfile(path):
-        pytest.skip(f'test photo {name} not available (../shared/data/photos)')
+    path = shared_photo(name)
     monkeypatch.setenv('PHOTODRAG_CACHE', str(tmp_path))
     G = checkpoints.load_generator('demo-faces')
     photo = alignment.read_photo(path)
@@ -160,7 +157,7 @@ def test_a_drag_on_the_inverted_astronaut_moves_her_mouth_corners(inverted_astro
     from photodrag.drag import DragConfig, DragSession
     from photodrag.pipeline.demo import demo_drags
     from photodrag.pipeline.report import progress_towards, redetected_landmarks
-    alignment = pytest.importorskip('alignment')
+    from photodrag import alignment
     G, face, crop, inv = inverted_astronaut
     lm = crop.transform.to_crop(face.landmarks)
     drags = demo_drags(alignment.Face(box=(0, 0, 1, 1), landmarks=lm, score=0.0), 0.08, expression='relax')

@@ -16,7 +16,7 @@ from PIL import Image
 from photodrag import alignment
 from photodrag import checkpoints
 from photodrag import pipeline
-from conftest import SHARED_PHOTOS, make_generator
+from conftest import make_generator, shared_photo
 from photodrag.inversion import InversionConfig
 from photodrag.pipeline.cli import main
 from photodrag.pipeline.demo import demo_drags
@@ -44,9 +44,7 @@ def ckpt(tmp_path_factory):
 @pytest.fixture(scope='module')
 def group(tmp_path_factory):
     """A copy of the group photo and its two faces (dlib)."""
-    src = os.path.join(SHARED_PHOTOS, GROUP)
-    if not os.path.isfile(src):
-        pytest.skip(f'test photo {GROUP} not available (../shared/data/photos)')
+    src = shared_photo(GROUP)
     pytest.importorskip('dlib')
     pytest.importorskip('face_recognition_models')
     path = tmp_path_factory.mktemp('photo') / GROUP

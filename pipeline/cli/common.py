@@ -11,7 +11,8 @@ from photodrag.errors import PhotodragError
 
 
 class Group(click.Group):
-    """A click group that turns photodrag's own errors into one clear line and exit status 2."""
+    """A click group that turns photodrag's own errors, and click's errors in a sub-command's
+    arguments, into one clear line on stderr and exit status 2."""
 
     def invoke(self, ctx):
         try:
@@ -19,14 +20,19 @@ class Group(click.Group):
         except PhotodragError as e:
             click.echo(f'error: {_one_line(e)}', err=True)
             ctx.exit(2)
+        except click.UsageError as e:
+            where = e.ctx.command_path if e.ctx is not None else ctx.command_path
+            click.echo(f'error: {_one_line(e.format_message())} (see `{where} --help`)', err=True)
+            ctx.exit(2)
 
 
 def _one_line(error) -> str:
     return ' '.join(str(error).split())
 
 
-def checkpoint_option(required=False, default=None, help_default=''):
-    return click.option('--checkpoint', required=required, default=default, metavar='NAME|PATH',
+def checkpoint_option(required=False, help_default=''):
+    # no default=None: click 8.3+ counts an explicit None default as a value for a required option
+    return click.option('--checkpoint', required=required, metavar='NAME|PATH',
                         help='A registry name (photodrag checkpoints list), a checkpoint file, or random:RES[:SEED].'
                              + help_default)
 

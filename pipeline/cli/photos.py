@@ -263,15 +263,18 @@ def faces_command(photo, preview, landmarks, upsample):
 
     check_outputs([preview], [photo])
     image = alignment.read_photo(photo)
-    faces = alignment.detect_faces(image, upsample=upsample)
+    faces, weak = alignment.detect_faces(image, upsample=upsample, with_weak=True)
     if not faces:
-        raise alignment.no_face_error(0, str(photo), upsample)
+        raise alignment.no_face_error(len(weak), str(photo), upsample)
     rows = [('face', 'box (x0,y0,x1,y1)', 'size', 'score')]
     for f in faces:
         rows.append((str(f.index), ','.join(f'{v:.0f}' for v in f.box), f'{f.width:.0f}px', f'{f.score:.2f}'))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     for r in rows:
         click.echo('  '.join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    for f in weak:
+        click.echo(f'not numbered: a weak detection at {",".join(f"{v:.0f}" for v in f.box)} (score {f.score:.2f}) '
+                   'whose eyes are not darker than its cheeks: not a face')
     if landmarks:
         import numpy as np
         for f in faces:
