@@ -14,6 +14,28 @@ pytestmark = pytest.mark.slow
 README = open(os.path.join(ROOT, 'README.md')).read()
 
 
+def quick_start():
+    """The two one-line commands at the top of the README: (demo line, test line)."""
+    section = README.split('## Quick start', 1)[1].split('\n## ', 1)[0]
+    lines = [line.strip() for line in section.splitlines() if line.startswith('    ') and line.strip()]
+    assert len(lines) == 2, lines
+    return lines
+
+
+def test_ci_runs_the_readmes_test_command_verbatim():
+    demo, tests = quick_start()
+    assert demo.endswith('&& photodrag demo') and tests.endswith('&& python3 -m pytest -q')
+    ci = [line.strip() for line in open(os.path.join(ROOT, '.ci', 'run')).read().splitlines()]
+    assert tests in ci
+    # the test line installs everything the demo line does (same torch, extras that include faces)
+    assert demo.split(' -e ')[0] == tests.split(' -e ')[0]
+    import configparser
+    cfg = configparser.ConfigParser()
+    cfg.read(os.path.join(ROOT, 'setup.cfg'))
+    extras = {k: set(v.split()) for k, v in cfg['options.extras_require'].items()}
+    assert extras['faces'] <= extras['dev']
+
+
 def test_python_example_runs():
     code = re.search(r'```python\n(.*?)```', README, re.S).group(1)
     code = code.replace("'stylegan2-ffhq-512'", "'random:512'")          # no download in tests
@@ -38,7 +60,7 @@ def test_quick_start_drag_command(tmp_path):
 
 def test_quick_start_demo_command(tmp_path):
     """`photodrag demo` as the README gives it: offline, bundled generator and photo."""
-    line = next(l.strip() for l in README.splitlines() if l.strip().startswith('photodrag demo'))
+    line = quick_start()[0].rsplit('&&', 1)[1].strip()
     assert line == 'photodrag demo'
     env = dict(os.environ, PHOTODRAG_CACHE=str(tmp_path / 'cache'), PHOTODRAG_OFFLINE='1')
     done = subprocess.run([sys.executable, '-m', 'photodrag', *shlex.split(line)[1:]], cwd=tmp_path,
