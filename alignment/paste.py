@@ -1,6 +1,6 @@
 """Paste-back: warp edited crops into the photo and blend them in with a soft mask.
 
-As face-restoration tools do it (ALGORITHMS.md section 4): the crop's transform, inverted,
+As face-restoration tools do it (docs/algorithms.md §4): the crop's transform, inverted,
 brings the edited crop back; a feathered mask (edge width sqrt(area) / 20) blends it over
 the photo; faces go in one after another. Beyond that:
 
@@ -27,7 +27,8 @@ from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from photodrag.errors import InvalidMaskError, PhotodragError
+from photodrag.errors import InvalidSettingsError, PhotodragError
+from photodrag.io import as_mask
 
 from .photo import as_rgb
 from .recipes import AlignedCrop
@@ -48,7 +49,16 @@ class PasteConfig:
         for name, allowed in (('blend', ('alpha', 'poisson')), ('region', ('auto', 'square', 'changed')),
                               ('transfer', ('flow', 'pixels'))):
             if getattr(self, name) not in allowed:
-                raise PhotodragError(f'PasteConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}')
+                raise InvalidSettingsError(f'PasteConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}')
+        numbers = (('feather', self.feather, 0, 10_000, True), ('change_threshold', self.change_threshold, 0, 1, False),
+                   ('edge_margin', self.edge_margin, 0, 1_000, False))
+        for name, value, lo, hi, optional in numbers:
+            if optional and value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
+                raise InvalidSettingsError(f'PasteConfig.{name} must be a number in [{lo}, {hi}], got {value!r}')
+        if not isinstance(self.colour_match, bool):
+            raise InvalidSettingsError(f'PasteConfig.colour_match must be true or false, got {self.colour_match!r}')
 
 
 @dataclass(frozen=True, eq=False)
@@ -298,13 +308,5 @@ def _crop_image(image, crop: AlignedCrop, what: str) -> np.ndarray:
 
 
 def _crop_mask(mask, crop: AlignedCrop) -> np.ndarray:
-    m = np.asarray(mask)
-    if m.dtype == np.bool_:
-        m = m.astype(np.float32)
-    if m.shape != crop.image.shape[:2]:
-        raise InvalidMaskError(f'the edit mask must be crop-sized {crop.image.shape[:2]}, got {m.shape}')
-    m = m.astype(np.float32)
-    if not np.isfinite(m).all() or m.min() < 0 or m.max() > 1:
-        raise InvalidMaskError('the edit mask values must be in [0, 1]')
-    return m
+    return as_mask(mask, crop.image.shape[:2], 'the edit mask (crop-sized)')
 

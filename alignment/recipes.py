@@ -7,7 +7,6 @@ the quad leaves the photo, warp to `supersample` x the output size and area-down
 """
 
 import dataclasses
-import math
 import os
 from dataclasses import dataclass
 from typing import Optional, Tuple, Union
@@ -15,6 +14,7 @@ from typing import Optional, Tuple, Union
 import numpy as np
 
 from photodrag.errors import PhotodragError
+from photodrag.io import check_box
 
 from .faces import Face, FaceDetector, default_detector, no_face_error, select_face
 from .photo import as_rgb
@@ -117,7 +117,7 @@ def recipe_from_metadata(info: dict, size: Optional[int] = None) -> CropRecipe:
 
 
 def ffhq_quad(landmarks: np.ndarray) -> np.ndarray:
-    """The FFHQ crop quad [4, 2] (TL, BL, BR, TR) from 68 landmarks (ALGORITHMS.md section 4)."""
+    """The FFHQ crop quad [4, 2] (TL, BL, BR, TR) from 68 landmarks (docs/algorithms.md §4)."""
     lm = np.asarray(landmarks, np.float64)
     if lm.shape != (68, 2) or not np.isfinite(lm).all():
         raise PhotodragError(f'the FFHQ recipe needs 68 finite (x, y) landmarks, got shape {lm.shape}')
@@ -164,9 +164,7 @@ def box_quad(box: Box, aspect: float = 1.0, margin: float = 0.1, crop_aspect: fl
     """An axis-aligned quad around `box` (x0, y0, x1, y1, numpy-slice style) grown by `margin`
     on each side and to the content `aspect` (w/h), then extended to the crop's own aspect.
     Returns (quad [4, 2], content rectangle in continuous photo coordinates (l, t, r, b))."""
-    x0, y0, x1, y1 = (float(v) for v in box)
-    if not (x1 > x0 and y1 > y0) or not all(math.isfinite(v) for v in (x0, y0, x1, y1)):
-        raise PhotodragError(f'a box is (x0, y0, x1, y1) with x1 > x0 and y1 > y0, got {box!r}')
+    x0, y0, x1, y1 = check_box(box)
     if aspect <= 0 or margin < 0:
         raise PhotodragError(f'aspect must be > 0 and margin >= 0, got aspect={aspect}, margin={margin}')
     l, t, r, b = x0 - 0.5, y0 - 0.5, x1 - 0.5, y1 - 0.5        # outer pixel edges in centre coordinates
@@ -215,13 +213,13 @@ def align(image, face_or_box: Union[Face, Box, None] = None, size: Optional[int]
                     raise no_face_error(0, getattr(image, 'path', None) or '')
                 face = select_face(faces)
             else:
-                box = _as_box(face_or_box)
+                box = check_box(face_or_box)
                 face = Face(box=box, landmarks=det.landmarks(pixels, box), score=0.0)
         if face.landmarks is None:
             raise PhotodragError('the FFHQ recipe needs a face with landmarks; use a box recipe for a bare box')
         quad = scale_quad(ffhq_quad(face.landmarks), rec.quad_scale, rec.quad_shift)
     else:
-        box = face.box if face is not None else (_as_box(face_or_box) if face_or_box is not None else (0, 0, w, h))
+        box = face.box if face is not None else (check_box(face_or_box) if face_or_box is not None else (0, 0, w, h))
         asp = rec.aspect if aspect is None else float(aspect)
         mar = (rec.margin if face_or_box is not None else 0.0) if margin is None else float(margin)
         quad, _ = box_quad(box, asp, mar)
@@ -325,8 +323,4 @@ def _resolve_recipe(recipe) -> CropRecipe:
     return RECIPES[name]
 
 
-def _as_box(box) -> Box:
-    b = np.asarray(box, np.float64).reshape(-1)
-    if b.shape != (4,) or not np.isfinite(b).all() or b[2] <= b[0] or b[3] <= b[1]:
-        raise PhotodragError(f'a box is (x0, y0, x1, y1) with x1 > x0 and y1 > y0, got {box!r}')
-    return tuple(float(v) for v in b)
+

@@ -1,6 +1,6 @@
 """CropTransform: the one object that moves points, images and masks between photo and crop.
 
-Convention (ARCHITECTURE.md): points are (x, y) floats with pixel centres at integer
+Convention (docs/architecture.md, "Coordinates"): points are (x, y) floats with pixel centres at integer
 coordinates, in both the photo and the crop. OpenCV's warps use the same convention, so
 the 3x3 matrix goes to `cv2.warpPerspective` unchanged.
 """
@@ -10,7 +10,8 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
-from photodrag.errors import InvalidMaskError, InvalidPointsError, PhotodragError
+from photodrag.errors import InvalidPointsError, PhotodragError
+from photodrag.io import as_mask
 
 
 @dataclass(frozen=True, eq=False)
@@ -159,12 +160,4 @@ def _restore(out: np.ndarray, like: np.ndarray) -> np.ndarray:
 
 
 def _as_mask(mask, size) -> np.ndarray:
-    m = np.asarray(mask)
-    if m.dtype == np.bool_:
-        m = m.astype(np.float32)
-    if m.ndim != 2 or (m.shape[1], m.shape[0]) != tuple(size):
-        raise InvalidMaskError(f'expected a mask [{size[1]}, {size[0]}] (height, width), got shape {m.shape}')
-    m = m.astype(np.float32)
-    if not np.isfinite(m).all() or m.min() < 0 or m.max() > 1:
-        raise InvalidMaskError('mask values must be in [0, 1]')
-    return m
+    return as_mask(mask, (size[1], size[0]))       # size is (width, height)

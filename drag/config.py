@@ -13,7 +13,7 @@ LATENT_SPACES = ('w', 'w+')
 
 @dataclass(frozen=True)
 class DragConfig:
-    """Settings of one drag (see shared ALGORITHMS.md §2 for where each value comes from).
+    """Settings of one drag (docs/algorithms.md §2 says where each value comes from).
 
     Radii are given in pixels of a 512-px image and scale with the generator's resolution R
     (rounded, at least 1), as DragGAN's code scales them.

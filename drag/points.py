@@ -8,10 +8,10 @@ soft values are honoured (the keep-still penalty is weighted by 1 - mask).
 import math
 from typing import List, Optional, Sequence, Tuple
 
-import numpy as np
 import torch
 
 from photodrag.errors import InvalidMaskError, InvalidPointsError
+from photodrag.io import as_mask
 
 Point = Tuple[float, float]
 
@@ -42,32 +42,14 @@ def check_points(handles: Sequence, targets: Sequence, resolution: int) -> Tuple
 
 
 def prepare_mask(mask, resolution: int, device) -> Optional[torch.Tensor]:
-    """A mask as a float tensor [R, R] in [0, 1] on `device`, or None when it constrains nothing."""
+    """A mask as a float tensor [R, R] in [0, 1] on `device`, or None when it constrains nothing
+    (checked by `photodrag.io.as_mask`: bool, uint8 0..255, or numbers in [0, 1])."""
     if mask is None:
         return None
     if isinstance(mask, torch.Tensor):
-        m = mask.detach().to('cpu')
-        m = m.float() if m.dtype == torch.bool else m
-    else:
-        array = np.asarray(mask)
-        if array.dtype == np.bool_:
-            array = array.astype(np.float32)
-        if not np.issubdtype(array.dtype, np.number):
-            raise InvalidMaskError(f'mask must be numeric, got {array.dtype}')
-        m = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
-    m = m.to(torch.float32)
-    while m.ndim > 2 and m.shape[0] == 1:
-        m = m[0]
-    if tuple(m.shape) != (resolution, resolution):
-        raise InvalidMaskError(f'mask has shape {tuple(mask.shape)}; it must be {resolution}x{resolution} '
-                               '(one value per generator pixel)')
-    if not bool(torch.isfinite(m).all()):
-        raise InvalidMaskError('mask contains NaN or infinite values')
-    lo, hi = float(m.min()), float(m.max())
-    if lo < 0 or hi > 1:
-        raise InvalidMaskError(f'mask values must lie in [0, 1] (1 = may change); found {lo:g}..{hi:g}. '
-                               'An 8-bit mask image should be divided by 255.')
-    if lo == 1:
+        mask = mask.detach().to('cpu').numpy()
+    m = torch.from_numpy(as_mask(mask, (resolution, resolution)))
+    if float(m.min()) == 1:
         return None
     return m.to(device)
 

@@ -14,7 +14,7 @@ LPIPS_NETS = ('vgg', 'alex')
 
 @dataclass(frozen=True)
 class InversionConfig:
-    """Settings of one inversion (shared ALGORITHMS.md §3 says where each default comes from).
+    """Settings of one inversion (docs/algorithms.md §3 says where each default comes from).
 
     Stage A projects the image into W (one w for every layer; 'w+' = one per layer) together
     with the per-layer noise maps; stage B fine-tunes every generator weight at that pivot.

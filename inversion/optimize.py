@@ -6,7 +6,8 @@
 
 Stage A optimises one w (or one per layer, 'w+') and the per-layer noise maps of a private
 copy of G against VGG-LPIPS + noise regularisation; stage B freezes that pivot and tunes
-every weight of the copy with L2 + AlexNet-LPIPS until LPIPS reaches `stop_lpips`.
+every weight of the copy with L2 + LPIPS (PTI's AlexNet by default, VGG in the presets) until
+LPIPS reaches `stop_lpips` (docs/algorithms.md §3).
 Works for any num_ws / resolution / device: nothing here assumes 18 layers or 1024 px.
 """
 

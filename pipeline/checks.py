@@ -12,7 +12,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from photodrag.errors import InvalidMaskError, InvalidPointsError, PhotodragError
+from photodrag.errors import InvalidMaskError, InvalidPointsError, InvalidSettingsError, PhotodragError
 from photodrag.io import check_box, load_mask, mask_sha256
 
 Point = Tuple[float, float]
@@ -148,7 +148,7 @@ def crop_recipe(checkpoint, recipe: Optional[str], size: int, G=None):
     if recipe is not None:
         name = {'none': 'object'}.get(recipe, recipe)
         if name not in alignment.RECIPES:
-            raise PhotodragError(f'unknown crop recipe {recipe!r}; known: {", ".join(alignment.RECIPES)}')
+            raise InvalidSettingsError(f'unknown crop recipe {recipe!r}; known: {", ".join(alignment.RECIPES)}')
         r = alignment.RECIPES[name]
         return dataclasses.replace(r, size=size)
     return alignment.recipe_for(checkpoint, G, size=size)

@@ -28,7 +28,7 @@ weights and records into checkpoints/demo_faces/ to ship them.
 
 At the end (or with `--export-only`) it writes `<out>/demo-faces.safetensors` (our native
 format, config and provenance in its metadata), `samples.png` (16 random samples) and
-`loss.png`, and measures the crop its faces follow (the mean dlib landmarks of teacher
+`loss.png`, and measures the crop its faces follow (the median dlib landmarks of teacher
 samples) so that `alignment` crops real photos the same way (`--measure-template`).
 """
 
@@ -61,7 +61,7 @@ STUDENT = dict(z_dim=TEACHER_Z, c_dim=0, w_dim=256, img_resolution=128, img_chan
 
 PROVENANCE = {
     'name': 'demo-faces',
-    'trained_by': 'checkpoints/train_demo.py (photodrag)',
+    'trained_by': 'training/train_demo.py (photodrag)',
     'teacher': 'gan-face-generate 1.1.1 (PyPI): DCGAN 64x64, code MIT (c) 2023 Chien Liu',
     'teacher_data': 'DigiFace-1M (Microsoft; synthetic faces; licensed for non-commercial research only)',
     'licence': ('photodrag demo model: for trying photodrag and for non-commercial research only, '
