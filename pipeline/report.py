@@ -39,7 +39,16 @@ def draw_points(image: np.ndarray, handles: Sequence[Tuple[float, float]], targe
         if len(trail) > 1:
             cv2.polylines(out, [np.array([at(p) for p in trail], np.int32)], False, (255, 210, 60), line)
     for h, t in zip(handles, targets):
-        cv2.arrowedLine(out, at(h), at(t), (255, 255, 255), line, cv2.LINE_AA, tipLength=0.15 if not hollow else 0.3)
+        start, end = at(h), at(t)
+        if hollow:          # the arrow runs from ring to ring and leaves the points themselves clear
+            d = np.subtract(end, start, dtype=np.float64)
+            length = float(np.hypot(*d))
+            if length > 2 * radius + 2:
+                start, end = (tuple(int(round(v)) for v in np.add(start, d * radius / length)),
+                              tuple(int(round(v)) for v in np.subtract(end, d * radius / length)))
+                cv2.arrowedLine(out, start, end, (255, 255, 255), line, cv2.LINE_AA, tipLength=0.3)
+        else:
+            cv2.arrowedLine(out, start, end, (255, 255, 255), line, tipLength=0.15)
         cv2.circle(out, at(h), radius, HANDLE, line if hollow else -1, cv2.LINE_AA)
         cv2.circle(out, at(t), radius + (0 if hollow else 2), TARGET, line, cv2.LINE_AA)   # a ring: the handle shows
     return out

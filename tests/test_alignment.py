@@ -370,6 +370,17 @@ def test_face_counts_of_the_test_photos(name):
         assert f.landmarks.shape == (68, 2) and f.box[2] > f.box[0]
 
 
+def test_the_badge_on_the_astronauts_suit_is_not_numbered_as_a_face():
+    _needs_dlib()
+    from photodrag.pipeline.demo import DEMO_PHOTO
+    photo = alignment.read_photo(DEMO_PHOTO)
+    faces, weak = alignment.detect_faces(photo, with_weak=True)
+    assert [f.index for f in faces] == [0] and faces[0].score > 1 and faces[0].box[1] < 150     # her face, at the top
+    assert len(weak) == 1 and weak[0].score < alignment.WEAK_SCORE and weak[0].box[1] > 300    # the mission patch
+    assert alignment.eye_contrast(photo.pixels, faces[0]) > 1 > alignment.eye_contrast(photo.pixels, weak[0])
+    assert len(alignment.detect_faces(photo)) == 1
+
+
 def test_aligned_crop_realigns_to_nearly_the_identity():
     _needs_dlib()
     photo = _photo('portrait_aligned1024_e4e_input.jpg')
