@@ -4,7 +4,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Optional
 
-from photodrag.errors import InvalidSettingsError
+from photodrag.errors import InvalidSettingsError, check_settings
 
 MODES = ('fast', 'reference')
 PRECISIONS = ('fp32', 'bf16', 'fp16')
@@ -32,13 +32,7 @@ class DragConfig:
     precision: str = 'fp32'                 # 'fp32'; 'bf16' (CPU or CUDA autocast); 'fp16' (CUDA autocast)
 
     def __post_init__(self):
-        try:
-            checks = self._checks()
-        except TypeError as e:      # a string where a number belongs, say
-            raise InvalidSettingsError(f'DragConfig: a setting has the wrong type ({e})') from None
-        for ok, message in checks:
-            if not ok:
-                raise InvalidSettingsError(f'DragConfig: {message}')
+        check_settings('DragConfig', self._checks)
 
     def _checks(self):
         return [

@@ -4,7 +4,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Optional
 
-from photodrag.errors import InvalidSettingsError
+from photodrag.errors import InvalidSettingsError, check_settings
 
 PRECISIONS = ('fp32', 'bf16', 'fp16')
 DELTA_FORMATS = ('int8', 'fp16', 'fp32')
@@ -56,13 +56,7 @@ class InversionConfig:
     allow_random_lpips: bool = False        # unit tests only: LPIPS with random trunks if no weights
 
     def __post_init__(self):
-        try:
-            checks = self._checks()
-        except TypeError as e:      # a string where a number belongs, say
-            raise InvalidSettingsError(f'InversionConfig: a setting has the wrong type ({e})') from None
-        for ok, message in checks:
-            if not ok:
-                raise InvalidSettingsError(f'InversionConfig: {message}')
+        check_settings('InversionConfig', self._checks)
 
     def _checks(self):
         return [

@@ -55,6 +55,18 @@ class InvalidImageError(PhotodragError, ValueError):
     """An image has the wrong size, channel count, dtype or range, or NaN/infinite values."""
 
 
-__all__ = ['PhotodragError', 'InvalidSettingsError', 'BadCheckpointError', 'UnsafeCheckpointError',
+def check_settings(owner: str, make_checks) -> None:
+    """Raise `InvalidSettingsError` naming `owner` for the first failed (ok, message) pair that
+    `make_checks()` returns; a TypeError while checking (a string where a number belongs) is one too."""
+    try:
+        checks = make_checks()
+    except TypeError as e:
+        raise InvalidSettingsError(f'{owner}: a setting has the wrong type ({e})') from None
+    for ok, message in checks:
+        if not ok:
+            raise InvalidSettingsError(f'{owner}: {message}')
+
+
+__all__ = ['check_settings', 'PhotodragError', 'InvalidSettingsError', 'BadCheckpointError', 'UnsafeCheckpointError',
            'CheckpointNotFoundError', 'DownloadError', 'InvalidPointsError', 'InvalidMaskError', 'InvalidBoxError',
            'UnreadableImageError', 'NoFaceFoundError', 'InvalidImageError']

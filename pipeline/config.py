@@ -88,10 +88,7 @@ class EditConfig:
         """The inverse of `to_dict`; unknown keys and wrong types are an `InvalidSettingsError`."""
         if not isinstance(data, dict):
             raise InvalidSettingsError(f'an edit config is a JSON object, got {type(data).__name__}')
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise InvalidSettingsError(f'unknown edit setting(s): {", ".join(map(str, unknown))}')
+        _check_keys(cls, data, 'edit')
         values = dict(data)
         for key, kind in (('inversion', InversionConfig), ('drag', DragConfig), ('paste', PasteConfig)):
             if values.get(key) is not None:
@@ -103,13 +100,16 @@ def _is_int(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
+def _check_keys(kind, data, what: str) -> None:
+    unknown = sorted(map(str, set(data) - {f.name for f in dataclasses.fields(kind)}))
+    if unknown:
+        raise InvalidSettingsError(f'unknown {what} setting(s): {", ".join(k[:40] for k in unknown[:10])}')
+
+
 def _sub_config(kind, data, key):
     if not isinstance(data, dict):
         raise InvalidSettingsError(f'the {key} settings are a JSON object, got {type(data).__name__}')
-    names = {f.name for f in dataclasses.fields(kind)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise InvalidSettingsError(f'unknown {key} setting(s): {", ".join(map(str, unknown))}')
+    _check_keys(kind, data, key)
     try:
         return kind(**data)
     except TypeError as e:

@@ -47,6 +47,7 @@ import torch
 import torch.nn.functional as F
 
 from photodrag.errors import PhotodragError
+from photodrag.io import atomic_write
 from photodrag.stylegan.networks import Generator
 
 TEACHER_PACKAGE = 'gan-face-generate==1.1.1'
@@ -164,16 +165,13 @@ def _grid(images: torch.Tensor, rows: int) -> np.ndarray:
 
 def _save_png(array: np.ndarray, path: Path):
     from PIL import Image
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f'.{path.name}.tmp')
-    Image.fromarray(array).save(tmp, format='PNG')
-    os.replace(tmp, path)
+    with atomic_write(path) as tmp:
+        Image.fromarray(array).save(tmp, format='PNG')
 
 
 def _atomic_torch_save(obj, path: Path):
-    tmp = path.with_name(f'.{path.name}.tmp')
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic_write(path) as tmp:
+        torch.save(obj, tmp)
 
 
 class _ThreadTuner:
