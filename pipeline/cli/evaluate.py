@@ -1,0 +1,115 @@
+"""`photodrag eval landmarks|content|dragbench`: measure how well edits land (pipeline/evaluation.py)."""
+
+from pathlib import Path
+
+import click
+
+from .common import Group, check_outputs, parse_box, parse_drag, parse_face, progress_bar
+from .photos import _edit_config, _edit_options
+
+
+def _eval_options(f):
+    """The edit settings an evaluation runs with; --quality defaults to fast to keep runs short."""
+    return _edit_options(click.option('--steps', type=click.IntRange(0, 100_000), default=None,
+                                      help='Drag step cap.  [default: 300]')(f))
+
+
+def _finish(report, out):
+    from photodrag.pipeline.evaluation import write_report
+    written = write_report(report, out)
+    means = {k: v for k, v in report.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    click.echo('  '.join(f'{k} {v:.3f}' if isinstance(v, float) else f'{k} {v}' for k, v in means.items()))
+    for what, path in written.items():
+        click.echo(f'{what}: {path}')
+
+
+class _SampleBar:
+    def __init__(self, desc):
+        self.bar, self.desc = None, desc
+
+    def __call__(self, done, total, sample):
+        if self.bar is None:
+            self.bar = progress_bar(total=total, desc=self.desc, unit='sample')
+        self.bar.update(done - self.bar.n)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+@click.group('eval', cls=Group)
+def eval_group():
+    """Measure edits the way the papers do: landmarks, where the content went, DragBench.
+
+    Each writes OUT/report.json (means at the top, one entry per sample under "samples")
+    and OUT/contact_sheet.png (before | after, handles red, targets blue, found green).
+    """
+
+
+@eval_group.command('landmarks')
+@click.argument('photos_dir', type=click.Path(file_okay=False))
+@click.option('--points', type=click.Choice(['1', '5', '68']), default='5', show_default=True,
+              help="How many of face A's landmarks are dragged to face B's (DragGAN's Table 1).")
+@click.option('--pairs', type=click.IntRange(1, 10_000), default=4, show_default=True,
+              help='Pairs of faces (each face with the next, in file and left-to-right order).')
+@click.option('--out', type=click.Path(file_okay=False), required=True, help='Report folder.')
+@_eval_options
+def eval_landmarks_command(photos_dir, points, pairs, out, steps, checkpoint, quality, projection_steps,
+                           tuning_steps, device, video, fps, cache):
+    """Drag face A's landmarks to face B's in photos of PHOTOS_DIR; report the mean distance."""
+    from photodrag.pipeline.evaluation import eval_landmarks
+    check_outputs([Path(out) / 'report.json'], [])
+    config = _edit_config(checkpoint, quality or 'fast', projection_steps, tuning_steps, device, max_steps=steps)
+    bar = _SampleBar('pairs')
+    try:
+        report = eval_landmarks(photos_dir, int(points), pairs, config, cache=cache, progress=bar)
+    finally:
+        bar.close()
+    _finish(report, out)
+
+
+@eval_group.command('content')
+@click.argument('photo', type=click.Path(dir_okay=False))
+@click.option('--drag', 'drags', multiple=True, required=True, metavar='X1,Y1:X2,Y2',
+              help='A drag in photo pixels, as `photodrag edit` takes it; repeat for more.')
+@click.option('--face', default=None, metavar='N|X,Y|all', help='Which face (as `photodrag edit --face`).')
+@click.option('--box', metavar='X0,Y0,X1,Y1', help='A face or object box instead of detection.')
+@click.option('--recipe', default=None, metavar='NAME', help="Crop recipe.  [default: the checkpoint's]")
+@click.option('--out', type=click.Path(file_okay=False), required=True, help='Report folder.')
+@_eval_options
+def eval_content_command(photo, drags, face, box, recipe, out, steps, checkpoint, quality, projection_steps,
+                         tuning_steps, device, video, fps, cache):
+    """Edit PHOTO with the drags and report where the content under each handle went."""
+    from photodrag.pipeline.evaluation import eval_content
+    pairs = [parse_drag(d, 'photo') for d in drags]
+    face_sel, box = parse_face(face), parse_box(box)
+    check_outputs([Path(out) / 'report.json'], [photo])
+    config = _edit_config(checkpoint, quality or 'fast', projection_steps, tuning_steps, device, max_steps=steps,
+                          recipe=recipe)
+    report = eval_content(photo, pairs, config, face=face_sel, cache=cache, **({'box': box} if box else {}))
+    _finish(report, out)
+
+
+@eval_group.command('dragbench')
+@click.argument('dragbench_dir', type=click.Path(file_okay=False))
+@click.option('--limit', type=click.IntRange(1, 100_000), default=None, help='At most this many samples.')
+@click.option('--out', type=click.Path(file_okay=False), required=True,
+              help='Results (OUT/<category>/<sample>/dragged_image.png) and the report.')
+@_eval_options
+def eval_dragbench_command(dragbench_dir, limit, out, steps, checkpoint, quality, projection_steps, tuning_steps,
+                           device, video, fps, cache):
+    """Run DragBench's samples through the pipeline: image fidelity and content distance."""
+    from photodrag.pipeline.evaluation import eval_dragbench
+    if Path(out).resolve() == Path(dragbench_dir).resolve():
+        from photodrag.errors import PhotodragError
+        raise PhotodragError('--out is the benchmark folder; write the results somewhere else')
+    config = _edit_config(checkpoint, quality or 'fast', projection_steps, tuning_steps, device, max_steps=steps)
+    bar = _SampleBar('samples')
+    try:
+        report = eval_dragbench(dragbench_dir, out, config, limit=limit, cache=cache, progress=bar)
+    finally:
+        bar.close()
+    _finish(report, out)
+
+
+__all__ = ['eval_group']
