@@ -130,10 +130,14 @@ def eval_landmarks(photos_dir, points: int = 5, pairs: int = 4, config: Optional
         if progress:
             progress(k + 1, len(todo), sample)
     keys = ('md', 'md_no_edit', 'md_iod', 'md_no_edit_iod', 'md_photo', 'md_photo_iod', 'fidelity_outside',
-            'psnr_outside')
+            'psnr_outside', 'content_distance_512', 'tracker_distance_512', 'content_progress')
     report = {'protocol': 'landmarks', 'photos': str(photos_dir), 'points': points, 'pairs': len(samples),
               **_means(samples, keys), 'by_region': _grouped(
                   [r for s in samples for r in s.get('points_detail', ())], 'region', 'distance_512'),
+              'content_by_region': _grouped([c for s in samples for c in s.get('content', ())], 'region',
+                                            'content_progress'),
+              'content_by_direction': _grouped([c for s in samples for c in s.get('content', ())], 'direction',
+                                               'content_progress'),
               'seconds_by_stage': _mean_dicts([s['timings'] for s in samples if 'timings' in s]),
               'config': config.resolved().to_dict(), 'samples': samples}
     report['_sheet'] = sheet
@@ -186,6 +190,9 @@ def _landmark_sample(photo_a, face_a, photo_b, face_b, chosen, config, cache, lp
     if (~editable).any():
         out['fidelity_outside'], out['psnr_outside'] = metrics.outside_fidelity(
             fres.reconstruction, fres.edited, editable, lpips)
+    content = content_report(fres, frec, R)          # protocol 2 on the same edit
+    out.update(content=content, **{k: float(np.mean([c[k] for c in content]))
+                                   for k in ('content_distance_512', 'tracker_distance_512', 'content_progress')})
     rows = [{'handle': list(h), 'target': list(t), 'found': None if found is None else list(found[i])}
             for i, h, t in zip(chosen, handles, targets)]
     sheet.append(_sheet_row(fres.reconstruction, fres.edited, rows))

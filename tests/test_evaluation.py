@@ -116,3 +116,33 @@ def test_eval_landmarks_on_two_real_faces(tmp_path, monkeypatch):
     assert report['md'] == s['md'] and {p['region'] for p in s['points_detail']} == {'eyes', 'nose', 'mouth'}
     written = write_report(report, tmp_path / 'out')
     assert json.loads(written['report'].read_text())['md'] == pytest.approx(s['md'])
+
+
+def test_eval_dragbench_writes_results_where_the_published_scripts_read_them(tmp_path, monkeypatch):
+    """DragBench end to end on a tiny made-up benchmark and a tiny random generator (mechanics)."""
+    from conftest import lpips_or_skip
+    from photodrag import checkpoints
+    from photodrag.pipeline.cli import main
+    from photodrag.pipeline.dragbench import write_sample
+    lpips_or_skip('vgg')
+    monkeypatch.setenv('PHOTODRAG_CACHE', str(tmp_path / 'cache'))
+    checkpoints.save_generator(checkpoints.random_generator(32), tmp_path / 'g.safetensors')
+    bench = tmp_path / 'bench'
+    mask = np.zeros((64, 80), np.uint8)
+    mask[10:50, 20:70] = 1
+    write_sample(bench / 'art' / 'a1', textured(64, 80, 1), [(40, 30)], [(44, 28)], mask=mask, prompt='a texture')
+    write_sample(bench / 'art' / 'a2', textured(64, 80, 2), [(30, 30), (50, 20)], [(33, 33), (47, 22)], fmt='json')
+    out = tmp_path / 'results'
+    result = CliRunner().invoke(main, ['eval', 'dragbench', str(bench), '--checkpoint', str(tmp_path / 'g.safetensors'),
+                                       '--projection-steps', '2', '--tuning-steps', '0', '--steps', '2',
+                                       '--out', str(out)])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / 'report.json').read_text())
+    assert [s['name'] for s in report['samples']] == ['art/a1', 'art/a2'] and report['failed'] == 0
+    for s in report['samples']:
+        assert (out / s['name'] / 'dragged_image.png').is_file() and s['recipe'] == 'object'
+        assert 0 < s['image_fidelity'] <= 1 and s['content_distance'] >= 0
+    assert report['image_fidelity'] == pytest.approx(np.mean([s['image_fidelity'] for s in report['samples']]))
+    assert len(report['samples'][1]['points']) == 2
+    bad = CliRunner().invoke(main, ['eval', 'dragbench', str(bench), '--out', str(bench)])
+    assert bad.exit_code == 2 and 'benchmark folder' in bad.output
