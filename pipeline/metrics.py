@@ -31,7 +31,8 @@ def content_shift(before: np.ndarray, after: np.ndarray, handle, target, half: i
     g1 = cv2.cvtColor(np.ascontiguousarray(after), cv2.COLOR_RGB2GRAY).astype(np.float32)
     hx, hy = int(round(handle[0])), int(round(handle[1]))
     if not (half <= hx < g0.shape[1] - half and half <= hy < g0.shape[0] - half):
-        raise InvalidPointsError(f'handle {tuple(handle)} is too close to the image border for a {2 * half + 1} px patch')
+        raise InvalidPointsError(f'handle {tuple(handle)} is too close to the image border for a '
+                                 f'{2 * half + 1} px patch')
     patch = g0[hy - half:hy + half + 1, hx - half:hx + half + 1]
     reach = int(np.ceil(1.5 * np.hypot(target[0] - handle[0], target[1] - handle[1]))) + half + 2
     cx, cy = (handle[0] + target[0]) / 2, (handle[1] + target[1]) / 2
@@ -82,7 +83,8 @@ def content_match(before: np.ndarray, after: np.ndarray, handle, target, half: i
     position, its distance to `target`, the drag's length, and the share of the way it moved."""
     found = content_shift(before, after, handle, target, half)
     return {'found': [found[0], found[1]], 'distance': float(np.hypot(*np.subtract(target, found))),
-            'length': float(np.hypot(*np.subtract(target, handle))), 'progress': progress_towards(handle, found, target)}
+            'length': float(np.hypot(*np.subtract(target, handle))),
+            'progress': progress_towards(handle, found, target)}
 
 
 def mean_distance(a, b) -> float:
@@ -143,7 +145,8 @@ def image_fidelity(a: np.ndarray, b: np.ndarray, lpips=None, size: int = 224) ->
         return 1.0 - float(lpips(tensor(a), tensor(b)))
 
 
-def outside_fidelity(reference: np.ndarray, edited: np.ndarray, editable: np.ndarray, lpips=None) -> Tuple[float, float]:
+def outside_fidelity(reference: np.ndarray, edited: np.ndarray, editable: np.ndarray,
+                     lpips=None) -> Tuple[float, float]:
     """(1 - LPIPS(alex), PSNR) of `edited` against `reference` outside the `editable` region:
     the editable pixels are taken from the reference, so only changes elsewhere count."""
     keep = ~np.asarray(editable, bool)

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import click
 
-from .common import Group, check_outputs, parse_box, parse_drag, parse_face, progress_bar
+from .common import Group, StageBars, check_outputs, parse_box, parse_drag, parse_face, progress_bar
 from .photos import _edit_config, _edit_options
 
 
@@ -86,7 +86,12 @@ def eval_content_command(photo, drags, face, box, recipe, out, steps, checkpoint
     check_outputs([Path(out) / 'report.json'], [photo])
     config = _edit_config(checkpoint, quality or 'fast', projection_steps, tuning_steps, device, max_steps=steps,
                           recipe=recipe)
-    report = eval_content(photo, pairs, config, face=face_sel, cache=cache, **({'box': box} if box else {}))
+    bars = StageBars(stages=('projection', 'tuning', 'drag'))
+    try:
+        report = eval_content(photo, pairs, config, face=face_sel, cache=cache, callback=bars,
+                              **({'box': box} if box else {}))
+    finally:
+        bars.close()
     _finish(report, out)
 
 

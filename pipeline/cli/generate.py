@@ -24,7 +24,8 @@ from .common import ByteProgress, StageBars, check_outputs, checkpoint_option, d
 @click.option('--steps', type=click.IntRange(min=0), default=300, show_default=True, help='Step cap.')
 @click.option('--out', type=click.Path(dir_okay=False), default='drag.png', show_default=True,
               help='Final image; its settings and result go to the same name with .json.')
-@click.option('--video', type=click.Path(dir_okay=False), help='Also write the trajectory with the points drawn (.mp4, .webm, .avi).')
+@click.option('--video', type=click.Path(dir_okay=False),
+              help='Also write the trajectory with the points drawn (.mp4, .webm, .avi).')
 @click.option('--fps', type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True,
               help='Frames per second of --video.')
 @click.option('--lr', type=float, default=None, help='Adam learning rate (default 2e-3).')
@@ -100,7 +101,8 @@ def drag_command(checkpoint, seed, truncation, drags, mask, steps, out, video, f
 @click.option('--projection-steps', type=click.IntRange(0, 100_000), default=None, help='Override the preset.')
 @click.option('--tuning-steps', type=click.IntRange(0, 100_000), default=None, help='Override the preset.')
 @click.option('--cache/--no-cache', default=True, show_default=True,
-              help='Reuse an earlier inversion of the same crop, checkpoint and settings ($PHOTODRAG_CACHE/inversions).')
+              help='Reuse an earlier inversion of the same crop, checkpoint and settings '
+                   '($PHOTODRAG_CACHE/inversions).')
 @device_option
 @click.option('--out', type=click.Path(file_okay=False), default='inversion', show_default=True,
               help='Output folder: inversion.safetensors, inversion.json, compare.png (target | reconstruction).')
