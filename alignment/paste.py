@@ -65,11 +65,14 @@ class PasteConfig:
 class Edit:
     """One crop to paste: its `AlignedCrop`, the `edited` image (uint8, crop-sized), an optional
     crop-space `mask` (float [0, 1], 1 = may change) and an optional `reference` (the unedited
-    reconstruction; the change region is measured against it, default the aligned crop)."""
+    reconstruction; the change region is measured against it, default the aligned crop).
+    `limit`: a photo-sized float [0, 1] bound on the paste: where it is 0 the output pixel is
+    the input's, bit for bit; elsewhere the blend weight is at most its value."""
     crop: AlignedCrop
     edited: np.ndarray
     mask: Optional[np.ndarray] = None
     reference: Optional[np.ndarray] = None
+    limit: Optional[np.ndarray] = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -200,6 +203,9 @@ def _paste_one(out: np.ndarray, edit: Edit, cfg: PasteConfig) -> BlendMask:
     if px1 <= px0 or py1 <= py0:
         return BlendMask(box=(0, 0, 0, 0), mask=np.zeros((0, 0), np.float32))
     mask = np.ascontiguousarray(mask[py0 - wy0:py1 - wy0, px0 - wx0:px1 - wx0])
+    if edit.limit is not None:
+        limit = as_mask(edit.limit, (h, w), 'the paste limit (photo-sized)')
+        mask = np.minimum(mask, limit[py0:py1, px0:px1])
     if not mask.any():
         return BlendMask(box=box, mask=mask)
     original = out[py0:py1, px0:px1]

@@ -10,6 +10,9 @@ from photodrag.errors import InvalidSettingsError
 from photodrag.inversion.config import PRESETS, InversionConfig
 
 
+REGIONS = ('local', 'whole')
+
+
 def _default_paste() -> PasteConfig:
     return PasteConfig(region='changed')    # only what the drag changed is blended in
 
@@ -21,7 +24,9 @@ class EditConfig:
     `quality` names an inversion preset ('fast', 'balanced', 'best', 'reference'); an
     `InversionConfig` may be given instead (or in `inversion`), and then wins. `seed`
     replaces the inversion's seed (None keeps it); `max_steps` replaces the drag's step cap.
-    `recipe` is the crop recipe (None: the checkpoint's, `alignment.recipe_for`)."""
+    `recipe` is the crop recipe (None: the checkpoint's, `alignment.recipe_for`). `region`:
+    where a face without a mask may change: 'local' (around its drags, `checks.drag_region`;
+    nothing outside is touched) or 'whole' (DragGAN's behaviour: the whole crop)."""
     checkpoint: str = 'demo-faces'              # registry name, checkpoint file, or random:RES[:SEED]
     quality: Optional[str] = 'balanced'         # inversion preset; None when `inversion` is given
     inversion: Optional[InversionConfig] = None  # full inversion settings (replace the preset)
@@ -32,6 +37,7 @@ class EditConfig:
     recipe: Optional[str] = None                # crop recipe: ffhq, digiface, afhq, car, object, ...
     upsample: Optional[int] = None              # face detector upsampling (None: automatic)
     device: str = 'cpu'
+    region: str = 'local'                       # without a mask: 'local' (around the drags) or 'whole'
 
     def __post_init__(self):
         quality = self.quality
@@ -56,6 +62,7 @@ class EditConfig:
             ('upsample', self.upsample is None or _is_int(self.upsample) and 0 <= self.upsample <= 4,
              'an integer in 0..4 or None'),
             ('device', isinstance(self.device, str) and self.device, "a device name such as 'cpu' or 'cuda'"),
+            ('region', self.region in REGIONS, f"one of {', '.join(REGIONS)}"),
         ]
         for name, ok, expected in checks:
             if not ok:

@@ -45,6 +45,7 @@ class FaceResult:
     inversion: Any              # inversion.Inversion
     drag: Any                   # drag.DragStep
     mask: Optional[np.ndarray]  # the crop-space drag mask, if any
+    region: Optional[np.ndarray] = None     # photo-space local editable region (no mask given), if any
 
 
 @dataclass(frozen=True, eq=False)
@@ -83,8 +84,11 @@ def edit(photo, edits, config: Optional[EditConfig] = None, *, face: FaceSelecto
     (`edit(photo, drags, checkpoint='demo-faces', quality='fast', max_steps=100)`).
     The checkpoint's registry entry picks the crop recipe (config.recipe overrides; files
     default to 'ffhq'); object recipes crop `box` (or each FaceEdit's box, or the whole photo).
-    mask: a photo-sized mask for every face without its own. cache: reuse inversions of the
-    same crop ($PHOTODRAG_CACHE/inversions, or this folder).
+    mask: a photo-sized mask for every face without its own. Without any mask, config.region
+    'local' (the default) lets only a region around each face's drags change
+    (`checks.drag_region`): the drag keeps the rest still and the paste never touches a pixel
+    outside it; 'whole' lets the whole crop change, as DragGAN does. cache: reuse inversions
+    of the same crop ($PHOTODRAG_CACHE/inversions, or this folder).
 
     Raises `InvalidPointsError` for points outside the photo or outside the face's crop,
     `NoFaceFoundError` when there is no face or the index is out of range, and
@@ -143,6 +147,8 @@ def edit(photo, edits, config: Optional[EditConfig] = None, *, face: FaceSelecto
     face_results, face_records = [], []
     for k, (job, target) in enumerate(zip(jobs, targets)):
         mask_photo, mask_info = mask_of(job)
+        if mask_photo is None and config.region == 'local':
+            mask_photo, mask_info = _local_region(job.drags, target, (width, height))
         res, frec = _edit_one(k, job, target, mask_photo, mask_info, photo, G, rec, inv_config, drag_config,
                               device=config.device, cache=cache, emit=emit)
         face_results.append(res)
@@ -152,8 +158,8 @@ def edit(photo, edits, config: Optional[EditConfig] = None, *, face: FaceSelecto
 
     t = time.perf_counter()
     emit('paste', 0, 1, {})
-    pasted = alignment.paste_back(photo, [alignment.Edit(r.crop, _masked_edit(r), reference=r.reconstruction)
-                                          for r in face_results], config.paste)
+    pasted = alignment.paste_back(photo, [alignment.Edit(r.crop, _masked_edit(r), reference=r.reconstruction,
+                                                         limit=r.region) for r in face_results], config.paste)
     timings['paste'] = time.perf_counter() - t
     emit('paste', 1, 1, {})
     timings['total'] = time.perf_counter() - started
@@ -230,7 +236,7 @@ def edit_from_record(record, *, photo=None, checkpoint=None, masks: Optional[Dic
     jobs = []
     for k, f in enumerate(record.faces):
         m = None
-        if f.mask is not None:
+        if f.mask is not None and f.mask.get('kind') != 'local':     # a local region is made again
             if masks is not None and k in masks:
                 m = masks[k]
             elif f.mask.get('path'):
@@ -316,7 +322,18 @@ def _edit_one(k, job, target, mask_photo, mask_info, photo, G, rec, inv_config, 
               'distances_photo': np.hypot(*(targets_photo - final_photo).T).tolist()},
         timings={k2: round(v, 3) for k2, v in timings.items()})
     return FaceResult(crop=crop, reconstruction=reconstruction, edited=edited, inversion=inv, drag=final,
-                      mask=mask_crop), frec
+                      mask=mask_crop, region=mask_photo if (mask_info or {}).get('kind') == 'local' else None), frec
+
+
+def _local_region(drags, target, size):
+    """The local editable region of a face's drags (`checks.drag_region`), sized by the face
+    (or object box) width, and its record entry."""
+    from photodrag.io import mask_sha256
+    box = target.box if hasattr(target, 'box') else target
+    width = float(box[2] - box[0])
+    region = checks.drag_region(drags, width, size)
+    return region, {'kind': 'local', 'path': None, 'sha256': mask_sha256(region), 'face_width': width,
+                    'radius': [checks.REGION_FACE, checks.REGION_DRAG], 'feather': checks.REGION_FEATHER}
 
 
 def _masked_edit(r: FaceResult) -> np.ndarray:

@@ -34,7 +34,7 @@ class FaceRecord:
     targets_photo: List[List[float]]
     handles_crop: List[List[float]]
     targets_crop: List[List[float]]
-    mask: Optional[Dict[str, Any]]          # {'path': file or None, 'sha256': of the float32 photo mask}
+    mask: Optional[Dict[str, Any]]          # {'kind': file|array|local, 'path', 'sha256' of the float32 photo mask}
     inversion: Dict[str, Any]               # lpips, lpips_net, psnr, from_cache, image_hash, per-stage metrics
     drag: Dict[str, Any]                    # steps, reason, final handles (crop, photo), distances (crop px, photo px)
     timings: Dict[str, float]               # seconds: align, invert, drag
@@ -132,7 +132,8 @@ def _upgrade_v1(data: Dict[str, Any]) -> Dict[str, Any]:
         config = {'checkpoint': data['checkpoint']['name'], 'quality': data.get('quality'),
                   'inversion': data.pop('inversion_config'), 'seed': None, 'drag': data.pop('drag_config'),
                   'max_steps': None, 'paste': data.pop('paste_config'), 'recipe': data['recipe'],
-                  'upsample': (data.get('detection') or {}).get('upsample'), 'device': data['device']}
+                  'upsample': (data.get('detection') or {}).get('upsample'), 'device': data['device'],
+                  'region': 'whole'}             # version 1 let the whole crop change
     except (KeyError, TypeError) as e:
         raise PhotodragError(f'the edit record (version 1) is incomplete or damaged: {e}') from None
     data.pop('seed', None)

@@ -57,7 +57,8 @@ def draw_points(image: np.ndarray, handles: Sequence[Tuple[float, float]], targe
 def before_after(result, points: bool = True) -> np.ndarray:
     """The input and the edited photo side by side (uint8 RGB), both untouched, and with
     `points` a third panel: the output with each drag drawn small and hollow (handle red,
-    target blue, the handle's end position as a red dot), so no marker hides the change."""
+    target blue, the handle's end position as a red dot, the local editable region's outline
+    yellow), so no marker hides the change."""
     before, after = result.photo.pixels, result.pixels
     gap = np.full((before.shape[0], max(4, before.shape[1] // 100), 3), 255, np.uint8)
     panels = [before, gap, after]
@@ -70,6 +71,11 @@ def before_after(result, points: bool = True) -> np.ndarray:
         widths = [f.box[2] - f.box[0] for f in faces] or [min(before.shape[:2])]
         radius = max(3, int(round(0.025 * min(widths))))
         guide = draw_points(after, handles, targets, hollow=True, radius=radius)
+        for face in getattr(result, 'faces', ()):      # the local editable region's outline, in yellow
+            if getattr(face, 'region', None) is not None:
+                inside = (face.region > 0.5).astype(np.uint8)
+                contours, _ = cv2.findContours(inside, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+                cv2.drawContours(guide, contours, -1, (255, 220, 0), 1, cv2.LINE_AA)
         for x, y in reached:
             cv2.circle(guide, (int(round(x)), int(round(y))), max(1, radius // 3), HANDLE, -1, cv2.LINE_AA)
         panels += [gap, guide]

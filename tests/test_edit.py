@@ -70,7 +70,8 @@ def test_end_to_end_group_photo_reproduces_bit_identically(group, ckpt, tmp_path
     path, faces = group
     before = path.read_bytes()
     drags = smile(faces[1])
-    result = pipeline.edit(path, drags, checkpoint=ckpt, face=1, quality=QUICK, max_steps=4)
+    # the whole crop may change (a random generator's change is small and spread out)
+    result = pipeline.edit(path, drags, checkpoint=ckpt, face=1, quality=QUICK, max_steps=4, region='whole')
     photo = alignment.read_photo(path)
 
     # the input's size; outside the blend mask, the input's pixels bit for bit
@@ -124,7 +125,7 @@ def test_several_faces_in_one_call(group, ckpt):
     path, faces = group
     drags0, drags1 = smile(faces[0]), smile(faces[1])[:1]
     by_face = pipeline.edit(path, [pipeline.FaceEdit(face=1, drags=drags1), pipeline.FaceEdit(face=0, drags=drags0)],
-                            checkpoint=ckpt, quality=QUICK, max_steps=2)
+                            checkpoint=ckpt, quality=QUICK, max_steps=2, region='whole')
     assert [f.index for f in by_face.record.faces] == [1, 0]
     assert len(by_face.faces) == 2 and len(by_face.record.faces[1].handles_photo) == 2
     photo = alignment.read_photo(path)

@@ -134,8 +134,9 @@ def _summary(result, written):
 @click.option('--face', default=None, metavar='N|X,Y|all',
               help='Which face: its number (faces are numbered from 0, left to right; see `photodrag faces`), '
                    'a point on it, or all (default: each drag edits the face under its handle).')
-@click.option('--mask', type=click.Path(dir_okay=False),
-              help="Grayscale image of the photo's size: white = may change, black = keep.")
+@click.option('--mask', metavar='FILE|none',
+              help="Grayscale image of the photo's size: white = may change, black = keep; 'none' lets the "
+                   "whole face change (DragGAN's behaviour).  [default: a local region around the drags]")
 @click.option('--box', metavar='X0,Y0,X1,Y1', help='The face (or, for object checkpoints, the object) box '
                                                    'instead of detection; objects default to the whole photo.')
 @click.option('--recipe', default=None, metavar='NAME',
@@ -201,7 +202,10 @@ def edit_command(photo, drags, face, mask, box, recipe, steps, seed, upsample, o
     face_sel, box = parse_face(face), parse_box(box)
     out = out or default_output(photo)
     record = record or Path(out).with_suffix('.json')
-    changes = {'recipe': recipe, 'upsample': upsample, 'max_steps': steps, 'seed': 0 if seed is None else seed}
+    region = 'whole' if mask == 'none' else 'local'
+    mask = None if mask == 'none' else mask
+    changes = {'recipe': recipe, 'upsample': upsample, 'max_steps': steps, 'seed': 0 if seed is None else seed,
+               'region': region}
     config = _edit_config(checkpoint, quality or 'balanced', projection_steps, tuning_steps, device, **changes)
     check_outputs([out, record, video, before_after], [photo, mask, config.checkpoint])
     result, writer = _run_edit(lambda cb: pipeline.edit(photo, pairs, config, face=face_sel, mask=mask, box=box,
@@ -217,9 +221,12 @@ def edit_command(photo, drags, face, mask, box, recipe, steps, seed, upsample, o
               help="'smile': mouth corners out and up; 'relax': in and down, closing her smile. "
                    "Default: relax with the demo generator (demo-faces, demo-faces-256: it learned few "
                    "smiles wider than hers), smile with any other checkpoint.")
+@click.option('--mask', type=click.Choice(['local', 'none']), default='local', show_default=True,
+              help="'local': only a region around the drags may change; 'none': the whole face may (DragGAN's "
+                   "behaviour).")
 @_edit_options
-def demo_command(out, steps, expression, checkpoint, quality, projection_steps, tuning_steps, device, video, fps,
-                 cache):
+def demo_command(out, steps, expression, mask, checkpoint, quality, projection_steps, tuning_steps, device, video,
+                 fps, cache):
     """Edit a bundled photo offline: drag the astronaut's mouth corners (NASA, public domain).
 
     Uses the bundled demo generator (demo-faces) unless --checkpoint says otherwise, and
@@ -231,7 +238,8 @@ def demo_command(out, steps, expression, checkpoint, quality, projection_steps, 
     out_dir = Path(out)
     edited, before_after, record = out_dir / 'astronaut_edited.png', out_dir / 'astronaut_before_after.png', \
         out_dir / 'astronaut_edited.json'
-    config = _edit_config(checkpoint, quality or 'fast', projection_steps, tuning_steps, device, max_steps=steps)
+    config = _edit_config(checkpoint, quality or 'fast', projection_steps, tuning_steps, device, max_steps=steps,
+                          region='whole' if mask == 'none' else 'local')
     check_outputs([edited, before_after, record, video], [demo.DEMO_PHOTO, config.checkpoint])
     photo, face = demo.demo_face()
     expression = expression or demo.default_demo_expression(config.checkpoint)
