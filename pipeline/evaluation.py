@@ -130,7 +130,8 @@ def eval_landmarks(photos_dir, points: int = 5, pairs: int = 4, config: Optional
         if progress:
             progress(k + 1, len(todo), sample)
     keys = ('md', 'md_no_edit', 'md_iod', 'md_no_edit_iod', 'md_photo', 'md_photo_iod', 'fidelity_outside',
-            'psnr_outside', 'content_distance_512', 'tracker_distance_512', 'content_progress')
+            'psnr_outside', 'content_distance_512', 'tracker_distance_512', 'content_progress',
+            'photo_changed_outside', 'photo_psnr_outside')
     report = {'protocol': 'landmarks', 'photos': str(photos_dir), 'points': points, 'pairs': len(samples),
               **_means(samples, keys), 'by_region': _grouped(
                   [r for s in samples for r in s.get('points_detail', ())], 'region', 'distance_512'),
@@ -158,14 +159,20 @@ def _landmark_sample(photo_a, face_a, photo_b, face_b, chosen, config, cache, lp
     if lm_a is None or lm_b is None:
         raise NoFaceFoundError('the face detector does not find exactly one face in '
                                + ('the crop of face A' if lm_a is None else 'the crop of face B'))
-    handles, targets = lm_a[list(chosen)], lm_b[list(chosen)]
+    # a tight crop (the demo generator's) can leave the chin's landmarks at its very edge: those
+    # cannot be dragged, so they are left out and the report says how many were used
+    inside = lambda p: (p >= 1).all() and (p <= R - 2).all()      # noqa: E731
+    chosen = [i for i in chosen if inside(lm_a[i]) and inside(lm_b[i])]
+    if not chosen:
+        raise NoFaceFoundError('no chosen landmark of the pair lies inside both aligned crops')
+    handles, targets = lm_a[chosen], lm_b[chosen]
     handles_photo, targets_photo = crop_a.transform.to_photo(handles), crop_a.transform.to_photo(targets)
     drags = [(tuple(h), tuple(t)) for h, t in zip(handles_photo.tolist(), targets_photo.tolist())]
     result = editing.edit(photo_a, FaceEdit(face=face_a.index, drags=drags), config, cache=cache, detector=detector)
     fres, frec = result.faces[0], result.record.faces[0]
     found = metrics.redetected_landmarks(fres.edited, detector)
     iod = metrics.inter_ocular(lm_b)
-    out = {'md_no_edit': metrics.at_512(metrics.mean_distance(handles, targets), R),
+    out = {'points_used': len(chosen), 'md_no_edit': metrics.at_512(metrics.mean_distance(handles, targets), R),
            'md_no_edit_iod': metrics.mean_distance(handles, targets) / iod,
            'lpips_inversion': frec.inversion['lpips'], 'timings': {k: v for k, v in result.record.timings.items()},
            'drag_steps': frec.drag['steps'], 'tracker_md_512': metrics.at_512(
@@ -185,6 +192,17 @@ def _landmark_sample(photo_a, face_a, photo_b, face_b, chosen, config, cache, lp
         d_photo = np.hypot(*(near.landmarks[list(chosen)] - targets_photo).T)
         iod_photo = metrics.inter_ocular(crop_a.transform.to_photo(lm_b))
         out.update(md_photo=float(d_photo.mean()), md_photo_iod=float(d_photo.mean()) / iod_photo)
+    # in the photo: how much of the face (its box grown by half) changed outside the dragged region
+    hull = metrics.region_mask(result.pixels.shape, np.concatenate([handles_photo, targets_photo]),
+                               0.25 * metrics.inter_ocular(crop_a.transform.to_photo(lm_a)))
+    x0, y0, x1, y1 = face_a.box
+    gx, gy = 0.25 * (x1 - x0), 0.25 * (y1 - y0)
+    near_face = np.zeros(hull.shape, bool)
+    near_face[max(0, int(y0 - gy)):int(y1 + gy), max(0, int(x0 - gx)):int(x1 + gx)] = True
+    outside = near_face & ~hull
+    changed = (result.pixels != photo_a.pixels).any(axis=2)
+    out.update(photo_changed_outside=float(changed[outside].mean()) if outside.any() else 0.0,
+               photo_psnr_outside=metrics.psnr(photo_a.pixels, result.pixels, outside))
     margin = 0.25 * metrics.inter_ocular(lm_a)
     editable = metrics.region_mask(fres.reconstruction.shape, np.concatenate([handles, targets]), margin)
     if (~editable).any():
@@ -195,6 +213,8 @@ def _landmark_sample(photo_a, face_a, photo_b, face_b, chosen, config, cache, lp
                                    for k in ('content_distance_512', 'tracker_distance_512', 'content_progress')})
     rows = [{'handle': list(h), 'target': list(t), 'found': None if found is None else list(found[i])}
             for i, h, t in zip(chosen, handles, targets)]
+    if len(rows) > 8:       # 68 points: the sheet shows the drags, not a cloud of circles
+        rows = rows[::len(rows) // 8]
     sheet.append(_sheet_row(fres.reconstruction, fres.edited, rows))
     return out
 

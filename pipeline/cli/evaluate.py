@@ -10,6 +10,9 @@ from .photos import _edit_config, _edit_options
 
 def _eval_options(f):
     """The edit settings an evaluation runs with; --quality defaults to fast to keep runs short."""
+    f = click.option('--mask', 'region', type=click.Choice(['local', 'none']), default='local', show_default=True,
+                     help="Where a face without a mask may change: 'local' (around the drags) or 'none' "
+                          "(the whole face, DragGAN's behaviour).")(f)
     return _edit_options(click.option('--steps', type=click.IntRange(0, 100_000), default=None,
                                       help='Drag step cap.  [default: 300]')(f))
 
@@ -54,12 +57,13 @@ def eval_group():
               help='Pairs of faces (each face with the next, in file and left-to-right order).')
 @click.option('--out', type=click.Path(file_okay=False), required=True, help='Report folder.')
 @_eval_options
-def eval_landmarks_command(photos_dir, points, pairs, out, steps, checkpoint, quality, projection_steps,
+def eval_landmarks_command(photos_dir, points, pairs, out, steps, region, checkpoint, quality, projection_steps,
                            tuning_steps, device, video, fps, cache):
     """Drag face A's landmarks to face B's in photos of PHOTOS_DIR; report the mean distance."""
     from photodrag.pipeline.evaluation import eval_landmarks
     check_outputs([Path(out) / 'report.json'], [])
-    config = _edit_config(checkpoint, quality or 'fast', projection_steps, tuning_steps, device, max_steps=steps)
+    config = _edit_config(checkpoint, quality or 'fast', projection_steps, tuning_steps, device, max_steps=steps,
+                          region='whole' if region == 'none' else 'local')
     bar = _SampleBar('pairs')
     try:
         report = eval_landmarks(photos_dir, int(points), pairs, config, cache=cache, progress=bar)
@@ -77,7 +81,7 @@ def eval_landmarks_command(photos_dir, points, pairs, out, steps, checkpoint, qu
 @click.option('--recipe', default=None, metavar='NAME', help="Crop recipe.  [default: the checkpoint's]")
 @click.option('--out', type=click.Path(file_okay=False), required=True, help='Report folder.')
 @_eval_options
-def eval_content_command(photo, drags, face, box, recipe, out, steps, checkpoint, quality, projection_steps,
+def eval_content_command(photo, drags, face, box, recipe, out, steps, region, checkpoint, quality, projection_steps,
                          tuning_steps, device, video, fps, cache):
     """Edit PHOTO with the drags and report where the content under each handle went."""
     from photodrag.pipeline.evaluation import eval_content
@@ -85,7 +89,7 @@ def eval_content_command(photo, drags, face, box, recipe, out, steps, checkpoint
     face_sel, box = parse_face(face), parse_box(box)
     check_outputs([Path(out) / 'report.json'], [photo])
     config = _edit_config(checkpoint, quality or 'fast', projection_steps, tuning_steps, device, max_steps=steps,
-                          recipe=recipe)
+                          recipe=recipe, region='whole' if region == 'none' else 'local')
     bars = StageBars(stages=('projection', 'tuning', 'drag'))
     try:
         report = eval_content(photo, pairs, config, face=face_sel, cache=cache, callback=bars,
@@ -101,14 +105,15 @@ def eval_content_command(photo, drags, face, box, recipe, out, steps, checkpoint
 @click.option('--out', type=click.Path(file_okay=False), required=True,
               help='Results (OUT/<category>/<sample>/dragged_image.png) and the report.')
 @_eval_options
-def eval_dragbench_command(dragbench_dir, limit, out, steps, checkpoint, quality, projection_steps, tuning_steps,
-                           device, video, fps, cache):
+def eval_dragbench_command(dragbench_dir, limit, out, steps, region, checkpoint, quality, projection_steps,
+                           tuning_steps, device, video, fps, cache):
     """Run DragBench's samples through the pipeline: image fidelity and content distance."""
     from photodrag.pipeline.evaluation import eval_dragbench
     if Path(out).resolve() == Path(dragbench_dir).resolve():
         from photodrag.errors import PhotodragError
         raise PhotodragError('--out is the benchmark folder; write the results somewhere else')
-    config = _edit_config(checkpoint, quality or 'fast', projection_steps, tuning_steps, device, max_steps=steps)
+    config = _edit_config(checkpoint, quality or 'fast', projection_steps, tuning_steps, device, max_steps=steps,
+                          region='whole' if region == 'none' else 'local')
     bar = _SampleBar('samples')
     try:
         report = eval_dragbench(dragbench_dir, out, config, limit=limit, cache=cache, progress=bar)
