@@ -59,6 +59,20 @@ def redetected_landmarks(image: np.ndarray, detector=None, upscale: int = 512) -
     return faces[0].landmarks * np.array([w / upscale, h / upscale])
 
 
+def photo_landmarks(pixels: np.ndarray, near, detector=None, upscale: int = 512) -> Optional[np.ndarray]:
+    """The 68 landmarks of the face nearest `near` (a `Face`) in a photo, found again on its box
+    grown by half and resized to `upscale` px, so that they are sub-pixel in photo pixels (dlib
+    gives whole pixels of the image it sees); None when no face is found there."""
+    x0, y0, x1, y1 = near.box
+    gx, gy = 0.5 * (x1 - x0), 0.5 * (y1 - y0)
+    h, w = pixels.shape[:2]
+    bx0, by0 = max(0, int(x0 - gx)), max(0, int(y0 - gy))
+    bx1, by1 = min(w, int(x1 + gx)), min(h, int(y1 + gy))
+    window = np.ascontiguousarray(pixels[by0:by1, bx0:bx1])
+    lm = redetected_landmarks(window, detector, upscale)
+    return None if lm is None else lm + [bx0, by0]
+
+
 def progress_towards(start, end, target) -> float:
     """How far a point went from `start` towards `target` (1 = all the way), along that line."""
     way = np.subtract(target, start, dtype=float)
