@@ -100,29 +100,31 @@ def eval_landmarks(photos_dir, points: int = 5, pairs: int = 4, config: Optional
     the drag), md_iod (md as a share of the inter-ocular distance), md_photo (re-detected in
     the pasted photo, photo pixels), fidelity outside the editable region (1 - LPIPS(alex),
     PSNR against the reconstruction) and seconds per edit by stage."""
-    from photodrag import alignment
+    from photodrag import checkpoints
+    from photodrag.errors import InvalidSettingsError
     from photodrag.inversion import load_lpips
     from . import editing
-    from .checks import FaceEdit
+    from .checks import crop_recipe
 
     if points not in metrics.POINT_SETS:
-        from photodrag.errors import InvalidSettingsError
         raise InvalidSettingsError(f'points is 1, 5 or 68, got {points!r}')
     if not isinstance(pairs, int) or pairs < 1:
-        from photodrag.errors import InvalidSettingsError
         raise InvalidSettingsError(f'pairs must be a whole number >= 1, got {pairs!r}')
     photos = list_photos(photos_dir)
     config = editing._config(config, settings)
     chosen = metrics.POINT_SETS[points]
     lpips = load_lpips('alex')
+    G = checkpoints.load_generator(config.checkpoint, device=config.device)      # once, for the crops' recipe
+    R = int(G.img_resolution)
+    recipe = crop_recipe(config.checkpoint, config.recipe, R, G)
     samples, sheet = [], []
     todo = face_pairs(photos, pairs, detector)
     for k, (photo_a, face_a, photo_b, face_b) in enumerate(todo):
         started = time.perf_counter()
         sample: Dict[str, Any] = {'a': _face_name(photo_a, face_a), 'b': _face_name(photo_b, face_b)}
         try:
-            sample.update(_landmark_sample(photo_a, face_a, photo_b, face_b, chosen, config, cache, lpips,
-                                           detector, editing, alignment, FaceEdit, sheet))
+            sample.update(_landmark_sample(photo_a, face_a, photo_b, face_b, chosen, config, R, recipe, cache,
+                                           lpips, detector, sheet))
         except PhotodragError as e:          # one bad pair is recorded, and never stops the others
             sample['error'] = ' '.join(str(e).split())[:300]
         sample['seconds'] = round(time.perf_counter() - started, 2)
@@ -145,15 +147,13 @@ def eval_landmarks(photos_dir, points: int = 5, pairs: int = 4, config: Optional
     return report
 
 
-def _landmark_sample(photo_a, face_a, photo_b, face_b, chosen, config, cache, lpips, detector, editing, alignment,
-                     FaceEdit, sheet) -> Dict[str, Any]:
-    from photodrag import checkpoints
-    from .checks import crop_recipe
-    G = checkpoints.load_generator(config.checkpoint, device=config.device)
-    R = int(G.img_resolution)
-    rec = crop_recipe(config.checkpoint, config.recipe, R, G)
-    crop_a = alignment.align(photo_a, face_a, size=R, recipe=rec)
-    crop_b = alignment.align(photo_b, face_b, size=R, recipe=rec)
+def _landmark_sample(photo_a, face_a, photo_b, face_b, chosen, config, R, recipe, cache, lpips, detector,
+                     sheet) -> Dict[str, Any]:
+    from photodrag import alignment
+    from . import editing
+    from .checks import FaceEdit
+    crop_a = alignment.align(photo_a, face_a, size=R, recipe=recipe)
+    crop_b = alignment.align(photo_b, face_b, size=R, recipe=recipe)
     lm_a = metrics.redetected_landmarks(crop_a.image, detector)
     lm_b = metrics.redetected_landmarks(crop_b.image, detector)
     if lm_a is None or lm_b is None:
