@@ -31,15 +31,21 @@ class FaceEdit:
     drags: ((x1, y1), (x2, y2)) pairs: move the content at the handle to the target.
     mask: photo-sized float [0, 1] or bool array, or a grayscale image file (white = may
     change); None lets the whole crop change. box: the face's or object's box
-    (x0, y0, x1, y1) instead of detection (object recipes: None = the whole photo)."""
+    (x0, y0, x1, y1) instead of detection (object recipes: None = the whole photo).
+    presets: expression presets for this face ('smile', 'smile:0.6', a `presets.PresetUse`):
+    drags computed from its landmarks, added to `drags`, with their editable region."""
     face: FaceSelector = None
     drags: Sequence[Drag] = ()
     mask: MaskLike = None
     box: Optional[Box] = None
+    presets: Sequence[Any] = ()
 
 
-def normalise(edits, face) -> List[FaceEdit]:
-    """Any accepted form of `edits` -> FaceEdits, each naming its face (None: decided by the handles)."""
+def normalise(edits, face, allow_none: bool = False) -> List[FaceEdit]:
+    """Any accepted form of `edits` -> FaceEdits, each naming its face (None: decided by the
+    handles). `allow_none`: no edits at all is fine (presets are given apart)."""
+    if allow_none and (edits is None or (isinstance(edits, (list, tuple)) and not edits)):
+        return []
     if isinstance(edits, FaceEdit):
         items = [edits]
     elif isinstance(edits, dict):
@@ -72,11 +78,16 @@ def normalise(edits, face) -> List[FaceEdit]:
                                                     or (isinstance(sel, tuple) and len(sel) == 2)):
             raise PhotodragError(f"a face is an index, a point (x, y) or 'all', got {sel!r}")
         drags = [as_drag(d, i) for i, d in enumerate(item.drags)]
-        if not drags:
-            raise InvalidPointsError('an edit needs at least one drag: handle (x1, y1) -> target (x2, y2)')
+        item_presets = (item.presets,) if isinstance(item.presets, str) else tuple(item.presets or ())
+        if not drags and not item_presets:
+            raise InvalidPointsError('an edit needs at least one drag (handle (x1, y1) -> target (x2, y2)) '
+                                     'or a preset')
+        if not drags and sel in (None, 'all') and item.box is None:
+            raise PhotodragError('an edit with presets and no drags needs its face (an index or a point) or a box')
         out.append(FaceEdit(face=None if sel == 'all' else (int(sel) if isinstance(sel, (int, np.integer))
                                                             else sel),
-                            drags=drags, mask=item.mask, box=None if item.box is None else check_box(item.box)))
+                            drags=drags, mask=item.mask, box=None if item.box is None else check_box(item.box),
+                            presets=item_presets))
     if not out:
         raise InvalidPointsError('no edits given')
     return out

@@ -18,11 +18,11 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from photodrag.errors import PhotodragError
+from photodrag.errors import InvalidPointsError, PhotodragError
 
 from . import checks
 from .checks import Box, Drag, FaceEdit, FaceSelector, MaskLike
@@ -71,10 +71,10 @@ class EditResult:
 
 # ---------------------------------------------------------------- edit
 
-def edit(photo, edits, config: Optional[EditConfig] = None, *, face: FaceSelector = None, mask: MaskLike = None,
-         box: Optional[Box] = None, callback: Optional[Callback] = None,
-         cache: Union[bool, str, os.PathLike] = True, detector=None, download: bool = True,
-         **settings) -> EditResult:
+def edit(photo, edits=(), config: Optional[EditConfig] = None, *, face: FaceSelector = None, presets=(),
+         preset_files: Sequence = (), mask: MaskLike = None, box: Optional[Box] = None,
+         callback: Optional[Callback] = None, cache: Union[bool, str, os.PathLike] = True, detector=None,
+         download: bool = True, **settings) -> EditResult:
     """Drag points on the faces (or object) of a real photo and paste the result back.
 
     photo: a path or an `alignment.Photo`. edits: drags ((x1, y1), (x2, y2)) for the face
@@ -89,6 +89,10 @@ def edit(photo, edits, config: Optional[EditConfig] = None, *, face: FaceSelecto
     (`checks.drag_region`): the drag keeps the rest still and the paste never touches a pixel
     outside it; 'whole' lets the whole crop change, as DragGAN does. cache: reuse inversions
     of the same crop ($PHOTODRAG_CACHE/inversions, or this folder).
+    presets: expression presets ('smile', 'open-eyes:0.6', `presets.PresetUse`) for the faces
+    `face` picks ('all', an index, a point; without `face`: the faces of the drags, or the only
+    face): their drags come from each face's landmarks and, without a mask, only their region
+    (mouth, eyes, brows) may change. preset_files: presets files that add to the built-in ones.
 
     Raises `InvalidPointsError` for points outside the photo or outside the face's crop,
     `NoFaceFoundError` when there is no face or the index is out of range, and
@@ -102,12 +106,17 @@ def edit(photo, edits, config: Optional[EditConfig] = None, *, face: FaceSelecto
     # settings first: a bad setting fails before anything slow runs
     config = _config(config, settings)
     inv_config, drag_config = config.inversion_config(), config.drag_config()
+    from . import presets as presets_mod
+    preset_uses = presets_mod.uses(presets, preset_files)
 
     t = time.perf_counter()
     photo = photo if isinstance(photo, alignment.Photo) else alignment.read_photo(photo)
     width, height = photo.size
-    jobs = checks.normalise(edits, face)
+    jobs = checks.normalise(edits, face, allow_none=bool(preset_uses))
     box = None if box is None else checks.check_box(box)
+    jobs = [dataclasses.replace(job, presets=presets_mod.uses(job.presets, preset_files)) for job in jobs]
+    if not jobs and box is not None:
+        jobs = [FaceEdit(box=box)]          # presets on the face in the box
     for job in jobs:
         checks.check_drags(job.drags, (width, height))
         if isinstance(job.face, tuple):
@@ -135,22 +144,31 @@ def edit(photo, edits, config: Optional[EditConfig] = None, *, face: FaceSelecto
     # faces: detect once, then give every job its face (or box)
     t = time.perf_counter()
     found: List = []
-    if rec.face and any(job.box is None and box is None for job in jobs):
+    if rec.face and (any(job.box is None and box is None for job in jobs) or (preset_uses and not jobs)):
         emit('detect', 0, 1, {})
         found = alignment.detect_faces(photo, detector=detector, upsample=config.upsample)
         if not found:
             raise alignment.no_face_error(0, str(photo.path or 'the photo'), config.upsample)
         emit('detect', 1, 1, {'faces': len(found)})
+    if not rec.face and (preset_uses or any(job.presets for job in jobs)):
+        raise PhotodragError(f'presets move face landmarks; the {rec.name!r} crop recipe has none (use a face '
+                             'checkpoint or recipe, or give drags)')
     targets = _assign(jobs, found, rec, box, photo, detector, (width, height))
+    if preset_uses:
+        _add_presets(jobs, targets, preset_uses, face, found)
     timings['detect'] = time.perf_counter() - t
 
     face_results, face_records = [], []
     for k, (job, target) in enumerate(zip(jobs, targets)):
+        given = len(job.drags)
+        job, preset_region = _with_presets(job, target, (width, height))
         mask_photo, mask_info = mask_of(job)
+        checks.check_points_in_mask(mask_photo, job.drags[given:])
         if mask_photo is None and config.region == 'local':
-            mask_photo, mask_info = _local_region(job.drags, target, (width, height))
+            mask_photo, mask_info = _local_region(job.drags[:given], target, (width, height), preset_region,
+                                                  job.presets)
         res, frec = _edit_one(k, job, target, mask_photo, mask_info, photo, G, rec, inv_config, drag_config,
-                              device=config.device, cache=cache, emit=emit)
+                              device=config.device, cache=cache, emit=emit, given=given)
         face_results.append(res)
         face_records.append(frec)
         for stage, seconds in frec.timings.items():
@@ -236,7 +254,7 @@ def edit_from_record(record, *, photo=None, checkpoint=None, masks: Optional[Dic
     jobs = []
     for k, f in enumerate(record.faces):
         m = None
-        if f.mask is not None and f.mask.get('kind') != 'local':     # a local region is made again
+        if f.mask is not None and f.mask.get('kind') not in ('local', 'preset'):     # regions are made again
             if masks is not None and k in masks:
                 m = masks[k]
             elif f.mask.get('path'):
@@ -244,10 +262,16 @@ def edit_from_record(record, *, photo=None, checkpoint=None, masks: Optional[Dic
             else:
                 raise PhotodragError(f'face {k} of the record had a mask given as an array; pass masks={{{k}: array}}')
         drags = [(tuple(h), tuple(t)) for h, t in zip(f.handles_photo, f.targets_photo)]
-        if f.index is not None:
-            jobs.append(FaceEdit(face=int(f.index), drags=drags, mask=m))
+        if f.presets:                           # the presets' drags are made again from the face's landmarks
+            from . import presets as presets_mod
+            uses = tuple(presets_mod.PresetUse.from_dict(p) for p in f.presets)
+            drags = drags[:f.drags_given]
         else:
-            jobs.append(FaceEdit(face=None, drags=drags, mask=m, box=tuple(f.box)))
+            uses = ()
+        if f.index is not None:
+            jobs.append(FaceEdit(face=int(f.index), drags=drags, mask=m, presets=uses))
+        else:
+            jobs.append(FaceEdit(face=None, drags=drags, mask=m, box=tuple(f.box), presets=uses))
     config = config.replace(checkpoint=os.fspath(ckpt), device=device or config.device)
     result = edit(photo, jobs, config, callback=callback, cache=cache, detector=detector)
     for k, f in enumerate(record.faces):
@@ -258,7 +282,8 @@ def edit_from_record(record, *, photo=None, checkpoint=None, masks: Optional[Dic
 
 # ---------------------------------------------------------------- one face
 
-def _edit_one(k, job, target, mask_photo, mask_info, photo, G, rec, inv_config, drag_config, *, device, cache, emit):
+def _edit_one(k, job, target, mask_photo, mask_info, photo, G, rec, inv_config, drag_config, *, device, cache, emit,
+              given=None):
     from photodrag import alignment, stylegan
     from photodrag.drag import DragSession
     from photodrag.inversion import invert
@@ -280,7 +305,7 @@ def _edit_one(k, job, target, mask_photo, mask_info, photo, G, rec, inv_config, 
     # a user's mask also drives the drag's keep-still term; the local region only bounds the
     # paste: held still inside the generator as well, the mouth corners of the demo's drag moved
     # 0.00 / 0.12 of the way instead of 0.25 / 0.48 (re-detected landmarks, astronaut, 6 %)
-    local = (mask_info or {}).get('kind') == 'local'
+    local = (mask_info or {}).get('kind') in ('local', 'preset')
     mask_crop = None if mask_photo is None or local else tf.mask_to_crop(mask_photo)
     timings['align'] = time.perf_counter() - t
     emit('align', 1, 1, {'face': k, 'crop': crop})
@@ -324,20 +349,74 @@ def _edit_one(k, job, target, mask_photo, mask_info, photo, G, rec, inv_config, 
         drag={'steps': final.step, 'reason': final.reason, 'handles_crop': final_crop.tolist(),
               'handles_photo': final_photo.tolist(), 'distances_crop': [float(d) for d in final.distances],
               'distances_photo': np.hypot(*(targets_photo - final_photo).T).tolist()},
-        timings={k2: round(v, 3) for k2, v in timings.items()})
+        timings={k2: round(v, 3) for k2, v in timings.items()},
+        presets=[u.to_dict() for u in job.presets], drags_given=len(job.drags) if given is None else int(given))
     return FaceResult(crop=crop, reconstruction=reconstruction, edited=edited, inversion=inv, drag=final,
                       mask=mask_crop, region=mask_photo if local else None), frec
 
 
-def _local_region(drags, target, size):
+def _local_region(drags, target, size, preset_region=None, preset_uses=()):
     """The local editable region of a face's drags (`checks.drag_region`), sized by the face
-    (or object box) width, and its record entry."""
+    (or object box) width, joined with its presets' regions, and its record entry."""
     from photodrag.io import mask_sha256
     box = target.box if hasattr(target, 'box') else target
     width = float(box[2] - box[0])
     region = checks.drag_region(drags, width, size)
-    return region, {'kind': 'local', 'path': None, 'sha256': mask_sha256(region), 'face_width': width,
-                    'radius': [checks.REGION_FACE, checks.REGION_DRAG], 'feather': checks.REGION_FEATHER}
+    if preset_region is not None:
+        np.maximum(region, preset_region, out=region)
+    info = {'kind': 'preset' if preset_uses else 'local', 'path': None, 'sha256': mask_sha256(region),
+            'face_width': width, 'radius': [checks.REGION_FACE, checks.REGION_DRAG], 'feather': checks.REGION_FEATHER}
+    if preset_uses:
+        info['presets'] = [u.label for u in preset_uses]
+    return region, info
+
+
+def _add_presets(jobs: List[FaceEdit], targets: List, uses, face, found) -> None:
+    """Give `uses` (the presets given to edit()) to the faces `face` picks: every found face
+    ('all'), one face (an index or a point); without `face`, the faces the drags (or the box)
+    edit, or else the only face of the photo."""
+    from photodrag import alignment
+    if face is None and jobs:
+        for k, job in enumerate(jobs):
+            jobs[k] = dataclasses.replace(job, presets=tuple(job.presets) + tuple(uses))
+        return
+    if face == 'all':
+        picked = list(found)
+    elif face is not None:
+        picked = [alignment.select_face(found, point=face) if isinstance(face, tuple)
+                  else alignment.select_face(found, index=face)]
+    elif len(found) == 1:
+        picked = [found[0]]
+    else:
+        raise PhotodragError(f'the photo has {len(found)} faces; say which the presets are for: face=N (numbered '
+                             'from 0, left to right; see `photodrag faces`) or face="all"')
+    for f in picked:
+        at = next((k for k, t in enumerate(targets) if getattr(t, 'index', -1) == f.index), None)
+        if at is None:
+            jobs.append(FaceEdit(face=f.index, presets=tuple(uses)))
+            targets.append(f)
+        else:
+            jobs[at] = dataclasses.replace(jobs[at], presets=tuple(jobs[at].presets) + tuple(uses))
+
+
+def _with_presets(job: FaceEdit, target, size) -> Tuple[FaceEdit, Optional[np.ndarray]]:
+    """The job with its presets' drags after its own, and the presets' editable region (None without presets)."""
+    if not job.presets:
+        return job, None
+    from . import presets as presets_mod
+    landmarks = getattr(target, 'landmarks', None)
+    if landmarks is None:
+        raise PhotodragError('presets move face landmarks, and this face has none')
+    drags, region = presets_mod.face_drags(job.presets, landmarks, size)
+    w, h = size
+    for u in job.presets:
+        for i, (handle, t) in enumerate(u.preset.drags(landmarks, u.strength)):
+            if not (0 <= t[0] <= w - 1 and 0 <= t[1] <= h - 1):
+                raise InvalidPointsError(
+                    f'preset {u.label} moves landmark {u.preset.moved_points()[i]} of face '
+                    f'{getattr(target, "index", "?")} to ({t[0]:.0f}, {t[1]:.0f}), outside the {w}x{h} photo; '
+                    'use a lower strength')
+    return dataclasses.replace(job, drags=list(job.drags) + drags), region
 
 
 def _masked_edit(r: FaceResult) -> np.ndarray:

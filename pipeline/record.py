@@ -38,6 +38,8 @@ class FaceRecord:
     inversion: Dict[str, Any]               # lpips, lpips_net, psnr, from_cache, image_hash, per-stage metrics
     drag: Dict[str, Any]                    # steps, reason, final handles (crop, photo), distances (crop px, photo px)
     timings: Dict[str, float]               # seconds: align, invert, drag
+    presets: List[Dict[str, Any]] = field(default_factory=list)     # PresetUse.to_dict() of each preset used
+    drags_given: Optional[int] = None       # how many of the handles were given as drags (the presets' follow)
 
 
 @dataclass(frozen=True)

@@ -99,6 +99,68 @@ def draw_faces(pixels: np.ndarray, faces) -> np.ndarray:
     return out
 
 
+def draw_plan(pixels: np.ndarray, faces, plan) -> np.ndarray:
+    """The photo with its faces numbered and, on each face of `plan` ({face index: preset
+    uses}), the presets' handles, targets and editable region outline: what `fix` would do."""
+    import cv2
+    out = draw_faces(pixels, faces)
+    h, w = pixels.shape[:2]
+    for f in faces:
+        uses = plan.get(f.index, ())
+        if not uses:
+            continue
+        handles, targets = [], []
+        region = np.zeros((h, w), np.float32)
+        for u in uses:
+            hs, ts = u.preset.displacements(f.landmarks, u.strength)
+            handles += [tuple(p) for p in hs]
+            targets += [tuple(p) for p in ts]
+            np.maximum(region, u.preset.mask(f.landmarks, (w, h), u.strength), out=region)
+        contours, _ = cv2.findContours((region > 0.5).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        cv2.drawContours(out, contours, -1, (255, 220, 0), 1, cv2.LINE_AA)
+        out = draw_points(out, handles, targets, hollow=True, radius=max(2, int(round(0.02 * f.width))))
+    return out
+
+
+def draw_presets(pixels: np.ndarray, face, uses, panel: int = 320) -> np.ndarray:
+    """One panel per preset use on `face` of the photo `pixels`: the face (its box grown by
+    half) `panel` px wide, the preset's editable region tinted and outlined in yellow, its
+    handles (red) and targets (blue), and its name: what the preset will do, before it runs."""
+    import cv2
+    x0, y0, x1, y1 = face.box
+    gx, gy = 0.5 * (x1 - x0), 0.5 * (y1 - y0)
+    h, w = pixels.shape[:2]
+    bx0, by0, bx1, by1 = max(0, int(x0 - gx)), max(0, int(y0 - gy)), min(w, int(x1 + gx)), min(h, int(y1 + gy))
+    window = np.ascontiguousarray(pixels[by0:by1, bx0:bx1])
+    scale = panel / window.shape[1]
+    size = (panel, max(1, int(round(window.shape[0] * scale))))
+    base = cv2.resize(window, size, interpolation=cv2.INTER_CUBIC if scale > 1 else cv2.INTER_AREA)
+    tiles = []
+    for u in uses:
+        handles, targets = u.preset.displacements(face.landmarks, u.strength)
+        region = u.preset.mask(face.landmarks, (w, h), u.strength)[by0:by1, bx0:bx1]
+        region = cv2.resize(region, size, interpolation=cv2.INTER_LINEAR)
+        tile = base.astype(np.float32)
+        tile = (tile * (1 - 0.35 * region[..., None]) + np.array([255, 220, 0], np.float32) * 0.35 * region[..., None])
+        tile = np.clip(tile, 0, 255).astype(np.uint8)
+        contours, _ = cv2.findContours((region > 0.5).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        cv2.drawContours(tile, contours, -1, (255, 220, 0), 1, cv2.LINE_AA)
+        shift = np.array([bx0, by0], np.float64)
+        tile = draw_points(tile, [tuple((p - shift) * scale) for p in handles],
+                           [tuple((p - shift) * scale) for p in targets], hollow=True, radius=max(3, panel // 90))
+        label = np.full((22, size[0], 3), 255, np.uint8)
+        cv2.putText(label, u.label, (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+        tiles.append(np.concatenate([label, tile], axis=0))
+    columns = min(4, len(tiles))
+    while len(tiles) % columns:
+        tiles.append(np.full_like(tiles[0], 255))
+    gap_v = np.full((tiles[0].shape[0], 4, 3), 255, np.uint8)
+    rows = [np.concatenate(sum(([t, gap_v] for t in tiles[i:i + columns]), [])[:-1], axis=1)
+            for i in range(0, len(tiles), columns)]
+    gap_h = np.full((4, rows[0].shape[1], 3), 255, np.uint8)
+    return np.concatenate(sum(([r, gap_h] for r in rows), [])[:-1], axis=0)
+
+
 class VideoWriter:
     """Write uint8 RGB frames to .mp4 (MPEG-4), .webm (VP9) or .avi (MJPEG), atomically:
     the file appears under its name only when `close()` succeeds."""

@@ -131,9 +131,16 @@ def _summary(result, written):
 @click.option('--drag', 'drags', multiple=True, metavar='X1,Y1:X2,Y2',
               help='Move the content at (X1,Y1) to (X2,Y2), in photo pixels; repeat for more points '
                    '(`photodrag faces PHOTO --landmarks` prints the mouth corners and eye centres).')
+@click.option('--preset', 'preset_specs', multiple=True, metavar='NAME[:STRENGTH]',
+              help='An expression preset (photodrag presets lists them): smile, relax, open-eyes, close-eyes, '
+                   'close-mouth, open-mouth, raise-brows, lower-brows; smile:0.5 is half the motion. Repeatable, '
+                   'mixable with --drag.')
+@click.option('--presets', 'preset_files', multiple=True, type=click.Path(dir_okay=False), metavar='FILE',
+              help='A presets file (YAML or JSON) adding to the built-in presets.')
 @click.option('--face', default=None, metavar='N|X,Y|all',
               help='Which face: its number (faces are numbered from 0, left to right; see `photodrag faces`), '
-                   'a point on it, or all (default: each drag edits the face under its handle).')
+                   'a point on it, or all (default: each drag edits the face under its handle; presets need '
+                   '--face unless the photo has one face).')
 @click.option('--mask', metavar='FILE|none',
               help="Grayscale image of the photo's size: white = may change, black = keep; 'none' lets the "
                    "whole face change (DragGAN's behaviour).  [default: a local region around the drags]")
@@ -153,8 +160,9 @@ def _summary(result, written):
 @click.option('--from-record', type=click.Path(dir_okay=False),
               help='Re-run the edit a record describes (PHOTO, if given, replaces the recorded file).')
 @_edit_options
-def edit_command(photo, drags, face, mask, box, recipe, steps, seed, upsample, out, before_after, record, from_record,
-                 checkpoint, quality, projection_steps, tuning_steps, device, video, fps, cache):
+def edit_command(photo, drags, preset_specs, preset_files, face, mask, box, recipe, steps, seed, upsample, out,
+                 before_after, record, from_record, checkpoint, quality, projection_steps, tuning_steps, device, video,
+                 fps, cache):
     """Edit a real PHOTO by dragging points: detect, align, invert, drag, paste back.
 
     Writes PHOTO_edited.EXT and PHOTO_edited.json beside the input unless --out says
@@ -163,13 +171,15 @@ def edit_command(photo, drags, face, mask, box, recipe, steps, seed, upsample, o
     \b
     photodrag edit group.jpg --drag 410,300:418,290 --drag 455,298:447,290
     photodrag edit group.jpg --face 1 --drag 410,300:418,290 --video drag.mp4
+    photodrag edit group.jpg --face 2 --preset smile:0.6
     photodrag edit --from-record group_edited.json --out again.jpg
     """
     from photodrag import pipeline
     from photodrag.pipeline.device import pick_device
 
     if from_record:
-        given = [name for name, value in (('--drag', drags), ('--face', face), ('--mask', mask), ('--box', box),
+        given = [name for name, value in (('--drag', drags), ('--preset', preset_specs),
+                                          ('--presets', preset_files), ('--face', face), ('--mask', mask), ('--box', box),
                                           ('--recipe', recipe), ('--steps', steps), ('--seed', seed),
                                           ('--upsample', upsample), ('--quality', quality),
                                           ('--projection-steps', projection_steps),
@@ -195,9 +205,12 @@ def edit_command(photo, drags, face, mask, box, recipe, steps, seed, upsample, o
         return
 
     if not photo:
-        raise click.UsageError('give a PHOTO and at least one --drag (or --from-record REC.json)')
-    if not drags:
-        raise click.UsageError('give at least one --drag X1,Y1:X2,Y2 (handle, then target, in photo pixels)')
+        raise click.UsageError('give a PHOTO and at least one --drag or --preset (or --from-record REC.json)')
+    if not drags and not preset_specs:
+        raise click.UsageError('give at least one --drag X1,Y1:X2,Y2 (handle, then target, in photo pixels) or a '
+                               '--preset (photodrag presets lists them)')
+    from photodrag.pipeline import presets as presets_mod
+    uses = presets_mod.uses(list(preset_specs), preset_files)        # unknown names fail before anything loads
     pairs = [parse_drag(d, 'photo') for d in drags]
     face_sel, box = parse_face(face), parse_box(box)
     out = out or default_output(photo)
@@ -207,9 +220,9 @@ def edit_command(photo, drags, face, mask, box, recipe, steps, seed, upsample, o
     changes = {'recipe': recipe, 'upsample': upsample, 'max_steps': steps, 'seed': 0 if seed is None else seed,
                'region': region}
     config = _edit_config(checkpoint, quality or 'balanced', projection_steps, tuning_steps, device, **changes)
-    check_outputs([out, record, video, before_after], [photo, mask, config.checkpoint])
-    result, writer = _run_edit(lambda cb: pipeline.edit(photo, pairs, config, face=face_sel, mask=mask, box=box,
-                                                        callback=cb, cache=cache), video, fps)
+    check_outputs([out, record, video, before_after], [photo, mask, config.checkpoint, *preset_files])
+    result, writer = _run_edit(lambda cb: pipeline.edit(photo, pairs, config, face=face_sel, presets=uses, mask=mask,
+                                                        box=box, callback=cb, cache=cache), video, fps)
     _summary(result, _write_edit_outputs(result, out, record, before_after, writer))
 
 
@@ -265,7 +278,12 @@ _NAMED_POINTS = (('left eye centre', range(36, 42)), ('right eye centre', range(
 @click.option('--upsample', type=click.IntRange(0, 4), default=None,
               help='Detector upsampling, for small faces (0-4).')
 def faces_command(photo, preview, landmarks, upsample):
-    """List the faces found in PHOTO, numbered from 0 left to right, as --face takes them."""
+    """List the faces found in PHOTO, numbered from 0 left to right, as --face takes them.
+
+    Each face's expression is read from its landmarks: eye aspect ratio per eye (closed below
+    0.18; 'uncertain' when the eyes are under 12 px wide), mouth openness (inner-lip gap over
+    width; open above 0.35) and smile width (mouth corners over eye distance; smiling above
+    1.1). `photodrag fix` acts on them; docs/presets.md says where the thresholds come from."""
     from photodrag import alignment
     from photodrag.pipeline import report
 
@@ -274,10 +292,15 @@ def faces_command(photo, preview, landmarks, upsample):
     faces, weak = alignment.detect_faces(image, upsample=upsample, with_weak=True)
     if not faces:
         raise alignment.no_face_error(len(weak), str(photo), upsample)
-    rows = [('face', 'box (x0,y0,x1,y1)', 'size', 'score')]
+    from photodrag.pipeline import expression
+    rows = [('face', 'box (x0,y0,x1,y1)', 'size', 'score', 'eyes (L/R EAR)', 'mouth', 'smile')]
     for f in faces:
-        rows.append((str(f.index), ','.join(f'{v:.0f}' for v in f.box), f'{f.width:.0f}px', f'{f.score:.2f}'))
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        r = expression.read(f.landmarks)
+        state = r.states()
+        rows.append((str(f.index), ','.join(f'{v:.0f}' for v in f.box), f'{f.width:.0f}px', f'{f.score:.2f}',
+                     f'{r.left_eye:.2f}/{r.right_eye:.2f} {state["eyes"]}', f'{r.mouth:.2f} {state["mouth"]}',
+                     f'{r.smile:.2f} {state["smile"]}'))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         click.echo('  '.join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
     for f in weak:
