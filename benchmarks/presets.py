@@ -28,6 +28,11 @@ preset, over the faces:
 
 Faces narrower than 100 px are counted in 'all' and left out of 'large': there a 0.07
 inter-ocular-distance lid move is about one pixel, below what re-detection resolves.
+
+--on samples runs the presets on the generator's own images instead (seeds 0.., truncation
+0.7, landmarks found by dlib on each image): no inversion and no paste-back, so what falls
+short there is the generator or the drag settings (--lr, --latent-space, --feature-block,
+--r1, --steps vary them; they apply to photos too).
 """
 
 import argparse
@@ -112,6 +117,47 @@ def measure(path, photo, face, use, config, cache, crop_detector):
     return row
 
 
+def measure_sample(G, seed, use, drag_config, detector):
+    import torch
+    from photodrag import stylegan
+    from photodrag.drag import DragSession
+    ws = stylegan.w_from_seed(G, seed, truncation_psi=0.7)
+    with torch.no_grad():
+        image = stylegan.to_uint8(G.synthesis(ws, noise_mode='const'))[0]
+    lm = metrics.redetected_landmarks(image, detector)
+    if lm is None:
+        return None
+    handles, targets = use.preset.displacements(lm, use.strength)
+    size = G.img_resolution
+    targets = np.clip(targets, 0, size - 1)
+    t = time.perf_counter()
+    session = DragSession(G, ws, [tuple(p) for p in handles], [tuple(p) for p in targets], config=drag_config)
+    final = session.run()
+    seconds = time.perf_counter() - t
+    edited = stylegan.to_uint8(session.render())[0]
+    after = metrics.redetected_landmarks(edited, detector)
+    row = {'photo': f'seed {seed}', 'face': 0, 'width': float(size), 'preset': use.label, 'seconds': seconds,
+           'invert_seconds': 0.0, 'from_cache': True, 'lpips': 0.0, 'steps': final.step, 'reason': final.reason,
+           'nothing_to_do': bool(np.hypot(*(targets - handles).T).max() <= 1.0)}
+    row['tracker'] = float(np.median([metrics.progress_towards(a, b, c) for a, b, c in
+                                      zip(handles, np.array(final.handles), targets) if np.hypot(*(c - a)) > 1e-6]))
+    if after is None:
+        row['lost'] = True
+        return row
+    row['share'] = row['crop'] = float(np.median(shares(lm, after, use.preset.moved_points(), targets - handles)))
+    region = use.preset.mask(lm, (size, size), use.strength)
+    outside = [j for j in range(68) if region[int(np.clip(round(lm[j][1]), 0, size - 1)),
+                                              int(np.clip(round(lm[j][0]), 0, size - 1))] < 0.01]
+    half = 3
+    patch = [np.hypot(*np.subtract(metrics.content_shift(image, edited, lm[j], lm[j], half), np.round(lm[j])))
+             for j in outside if half <= lm[j][0] < size - half - 1 and half <= lm[j][1] < size - half - 1]
+    row['outside'] = float(max(patch) / size * 2) if patch else 0.0         # face width ~ half the crop
+    row['outside_dlib'] = float(np.hypot(*(after - lm)[outside].T).max() / size * 2) if outside else 0.0
+    row['readout_before'] = expression.read(lm).to_dict()
+    row['readout_after'] = expression.read(after).to_dict()
+    return row
+
+
 def summarise(rows, names):
     def med(values):
         return statistics.median(values) if values else float('nan')
@@ -167,15 +213,44 @@ def main(argv=None):
     ap.add_argument('--photos', default='portrait,group', help='comma-separated file-name prefixes')
     ap.add_argument('--json', default=None, help='also write every row as JSON here')
     ap.add_argument('--fresh', action='store_true', help='invert every face again (default: reuse the inversion cache)')
+    ap.add_argument('--on', choices=['photos', 'samples'], default='photos',
+                    help="'samples': the generator's own images (no inversion, no paste-back)")
+    ap.add_argument('--seeds', type=int, default=8, help='how many samples with --on samples')
+    ap.add_argument('--lr', type=float, default=None, help='drag learning rate (default: DragConfig)')
+    ap.add_argument('--latent-space', default=None, choices=['w', 'w+'], help='drag latent space (default: DragConfig)')
+    ap.add_argument('--feature-block', type=int, default=None, help='drag feature block (default: DragConfig)')
+    ap.add_argument('--r1', type=float, default=None, help='motion supervision radius, px at 512 (default: 3)')
     args = ap.parse_args(argv)
     if not PHOTOS.is_dir():
         sys.exit(f'{PHOTOS} is missing: the benchmark runs on the shared test photos')
     names = args.presets.split(',') if args.presets else list(presets_mod.builtin())
     uses = [presets_mod.use(n) for n in names]
     photos = sorted(p for p in PHOTOS.iterdir() if any(p.name.startswith(x) for x in args.photos.split(',')))
-    config = pipeline.EditConfig(checkpoint=args.checkpoint, quality=args.quality, max_steps=args.steps)
+    from photodrag.drag import DragConfig
+    changes = {k: v for k, v in (('lr', args.lr), ('latent_space', args.latent_space), ('max_steps', args.steps),
+                                 ('feature_block', args.feature_block), ('r1', args.r1)) if v is not None}
+    drag_config = DragConfig().replace(**changes)
+    config = pipeline.EditConfig(checkpoint=args.checkpoint, quality=args.quality, drag=drag_config)
     rows = []
     crop_detector = alignment.default_detector()
+    if args.on == 'samples':
+        from photodrag import checkpoints
+        G = checkpoints.load_generator(args.checkpoint)
+        print(f'{args.seeds} samples of {args.checkpoint}; presets: {", ".join(names)}; drag {changes or "defaults"}',
+              flush=True)
+        for seed in range(args.seeds):
+            for use in uses:
+                row = measure_sample(G, seed, use, drag_config, crop_detector)
+                if row is None:
+                    print(f'  seed {seed}: no face found in the sample', flush=True)
+                    break
+                rows.append(row)
+                print(f'  seed {seed} {use.label:<12} share {row.get("share", float("nan")):5.2f} tracker '
+                      f'{row["tracker"]:4.2f} {row["steps"]} steps {row["seconds"]:.1f}s', flush=True)
+        summarise(rows, [u.label for u in uses])
+        if args.json:
+            Path(args.json).write_text(json.dumps(rows, indent=1))
+        return
     with tempfile.TemporaryDirectory() if args.fresh else _default_cache() as cache:
         faces = list(faces_of(photos))
         print(f'{len(faces)} faces in {len(photos)} photos; presets: {", ".join(names)}; {args.checkpoint}, '

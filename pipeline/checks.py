@@ -181,11 +181,12 @@ def drag_region(drags, face_width: float, size, *, face=REGION_FACE, drag=REGION
     return out
 
 
-def check_points_in_mask(mask, drags) -> None:
+def check_points_in_mask(mask, drags, start: int = 1) -> None:
+    """Every handle and target of `drags` (numbered from `start`) lies where `mask` lets it change."""
     if mask is None:
         return
-    for i, (h, t) in enumerate(drags):
-        for what, (x, y) in ((f'handle {i + 1}', h), (f'target {i + 1}', t)):
+    for i, (h, t) in enumerate(drags, start):
+        for what, (x, y) in ((f'handle {i}', h), (f'target {i}', t)):
             if mask[int(round(y)), int(round(x))] < 0.01:
                 raise InvalidMaskError(f'{what} at ({x:g}, {y:g}) lies in the masked (frozen) area; paint it as '
                                        'editable or move the point')

@@ -115,6 +115,9 @@ def edit(photo, edits=(), config: Optional[EditConfig] = None, *, face: FaceSele
     jobs = checks.normalise(edits, face, allow_none=bool(preset_uses))
     box = None if box is None else checks.check_box(box)
     jobs = [dataclasses.replace(job, presets=presets_mod.uses(job.presets, preset_files)) for job in jobs]
+    if preset_uses and box is not None and face is not None:
+        raise PhotodragError('presets go to the face in the box, or to the faces face= picks; give a box or a face, '
+                             'not both')
     if not jobs and box is not None:
         jobs = [FaceEdit(box=box)]          # presets on the face in the box
     for job in jobs:
@@ -163,7 +166,7 @@ def edit(photo, edits=(), config: Optional[EditConfig] = None, *, face: FaceSele
         given = len(job.drags)
         job, preset_region = _with_presets(job, target, (width, height))
         mask_photo, mask_info = mask_of(job)
-        checks.check_points_in_mask(mask_photo, job.drags[given:])
+        checks.check_points_in_mask(mask_photo, job.drags[given:], start=given + 1)
         if mask_photo is None and config.region == 'local':
             mask_photo, mask_info = _local_region(job.drags[:given], target, (width, height), preset_region,
                                                   job.presets)
@@ -264,6 +267,9 @@ def edit_from_record(record, *, photo=None, checkpoint=None, masks: Optional[Dic
         drags = [(tuple(h), tuple(t)) for h, t in zip(f.handles_photo, f.targets_photo)]
         if f.presets:                           # the presets' drags are made again from the face's landmarks
             from . import presets as presets_mod
+            if not isinstance(f.drags_given, int) or not 0 <= f.drags_given <= len(drags):
+                raise PhotodragError(f'face {k} of the record has presets but no valid drags_given; the record is '
+                                     'damaged')
             uses = tuple(presets_mod.PresetUse.from_dict(p) for p in f.presets)
             drags = drags[:f.drags_given]
         else:
@@ -376,6 +382,8 @@ def _add_presets(jobs: List[FaceEdit], targets: List, uses, face, found) -> None
     ('all'), one face (an index or a point); without `face`, the faces the drags (or the box)
     edit, or else the only face of the photo."""
     from photodrag import alignment
+    if isinstance(face, (list, np.ndarray)):
+        face = tuple(face)
     if face is None and jobs:
         for k, job in enumerate(jobs):
             jobs[k] = dataclasses.replace(job, presets=tuple(job.presets) + tuple(uses))
@@ -407,15 +415,14 @@ def _with_presets(job: FaceEdit, target, size) -> Tuple[FaceEdit, Optional[np.nd
     landmarks = getattr(target, 'landmarks', None)
     if landmarks is None:
         raise PhotodragError('presets move face landmarks, and this face has none')
-    drags, region = presets_mod.face_drags(job.presets, landmarks, size)
+    drags, region, labels = presets_mod.face_drags(job.presets, landmarks, size)
     w, h = size
-    for u in job.presets:
-        for i, (handle, t) in enumerate(u.preset.drags(landmarks, u.strength)):
-            if not (0 <= t[0] <= w - 1 and 0 <= t[1] <= h - 1):
+    for (start, end), label in zip(drags, labels):
+        for what, (x, y) in (('is', start), ('would move to', end)):
+            if not (0 <= x <= w - 1 and 0 <= y <= h - 1):
                 raise InvalidPointsError(
-                    f'preset {u.label} moves landmark {u.preset.moved_points()[i]} of face '
-                    f'{getattr(target, "index", "?")} to ({t[0]:.0f}, {t[1]:.0f}), outside the {w}x{h} photo; '
-                    'use a lower strength')
+                    f'{label} of face {getattr(target, "index", "?")} {what} ({x:.0f}, {y:.0f}), outside the '
+                    f'{w}x{h} photo; presets need the face inside the photo (a lower strength, or drags of your own)')
     return dataclasses.replace(job, drags=list(job.drags) + drags), region
 
 

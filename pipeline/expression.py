@@ -113,11 +113,32 @@ def check_thresholds(**given) -> Dict[str, float]:
     return out
 
 
+EYES = {'left': tuple(range(36, 42)), 'right': tuple(range(42, 48))}     # image-left, image-right
+
+
+def fixes_for(readout: Readout, fixes, known, thresholds=None) -> list:
+    """The presets (from `known`, by name) that the `fixes` asked for call for on this face:
+    `open-eyes` on the closed eye only when just one is closed, `close-mouth` on an open mouth."""
+    thresholds = thresholds or THRESHOLDS
+    out = []
+    for fix in fixes:
+        if not needs_fix(readout, fix, thresholds):
+            continue
+        preset = known[FIXES[fix][0]]
+        if fix == 'closed-eyes':
+            closed = [side for side, ear in (('left', readout.left_eye), ('right', readout.right_eye))
+                      if ear < thresholds['eyes_closed_below']]
+            if len(closed) == 1:
+                preset = preset.only(EYES[closed[0]], name=f'{preset.name}-{closed[0]}')
+        out.append(preset)
+    return out
+
+
 def needs_fix(readout: Readout, fix: str, thresholds=None) -> bool:
     if fix not in FIXES:
         raise InvalidSettingsError(f'unknown fix {fix!r}; known: {", ".join(FIXES)}')
     return bool(FIXES[fix][1](readout, thresholds or THRESHOLDS))
 
 
-__all__ = ['Readout', 'read', 'eye_aspect_ratio', 'THRESHOLDS', 'FIXES', 'needs_fix', 'check_thresholds',
+__all__ = ['Readout', 'read', 'fixes_for', 'EYES', 'eye_aspect_ratio', 'THRESHOLDS', 'FIXES', 'needs_fix', 'check_thresholds',
            'EYES_CLOSED_BELOW', 'MOUTH_OPEN_ABOVE', 'SMILING_ABOVE', 'MIN_EYE_PX']

@@ -27,6 +27,8 @@ FORMAT = 'photodrag-presets'
 MAX_STRENGTH = 3.0
 FEATHER = 0.12          # soft border of a preset's region, in inter-ocular distances
 MAX_FILE_BYTES = 1_000_000
+MAX_DEPTH = 20          # nesting levels of a presets file
+MAX_EVENTS = 100_000    # YAML nodes of a presets file
 
 Point = Tuple[float, float]
 
@@ -85,7 +87,7 @@ class Preset:
                 if move.by is not None:
                     end = start + strength * iod * (move.by[0] * across + move.by[1] * up)
                 else:
-                    end = start + strength * move.share * (lm[move.to[k]] - start)
+                    end = start + min(1.0, strength * move.share) * (lm[move.to[k]] - start)   # never past it
                 handles.append(start)
                 targets.append(end)
         return np.array(handles, np.float64).reshape(-1, 2), np.array(targets, np.float64).reshape(-1, 2)
@@ -128,6 +130,21 @@ class Preset:
             soft = (t * t * (3.0 - 2.0 * t)).astype(np.float32)
             np.maximum(out[y0:y1, x0:x1], soft, out=out[y0:y1, x0:x1])
         return out
+
+    def only(self, landmarks: Sequence[int], name: Optional[str] = None) -> 'Preset':
+        """The part of this preset that moves `landmarks` (e.g. one eye's), with the regions
+        that hold them."""
+        keep = set(landmarks)
+        moves = []
+        for m in self.moves:
+            at = [k for k, p in enumerate(m.points) if p in keep]
+            if at:
+                moves.append(Move(tuple(m.points[k] for k in at), by=m.by,
+                                  to=None if m.to is None else tuple(m.to[k] for k in at), share=m.share))
+        regions = tuple(r for r in self.regions if keep & set(r.points))
+        if not moves:
+            raise InvalidSettingsError(f'preset {self.name} moves none of landmarks {sorted(keep)}')
+        return Preset(name or self.name, self.description, tuple(moves), regions, self.source)
 
     def to_dict(self) -> dict:
         return {'description': self.description, 'moves': [m.to_dict() for m in self.moves],
@@ -215,7 +232,8 @@ def parse(text: str, where: str = 'the presets', source: str = 'user') -> Dict[s
     if data.get('format', FORMAT) != FORMAT:
         raise PresetFileError(f'{where} line {lines.get(("format",), 1)}: format: expected {FORMAT!r}, '
                               f'got {data["format"]!r:.40}')
-    if data.get('version', 1) != 1:
+    version = data.get('version', 1)
+    if isinstance(version, bool) or not isinstance(version, int) or version != 1:
         raise PresetFileError(f'{where} line {lines.get(("version",), 1)}: version: this photodrag reads version 1, '
                               f'got {data["version"]!r:.40}')
     presets = data.get('presets')
@@ -289,6 +307,12 @@ def _preset(name, body, lines, where, source, key=()) -> Preset:
         if not (_number(margin) and 0 <= float(margin) <= 2):
             fail(at + ('margin',), 'expected a number from 0 to 2 (inter-ocular distances)')
         regions.append(Region(points, float(margin)))
+    covered = {i for r in regions for i in r.points}
+    for i, m in enumerate(moves):
+        loose = [p for p in m.points if p not in covered]
+        if loose:
+            fail(('moves', i, 'points'), f'landmark(s) {", ".join(map(str, loose))} move but no mask region lists '
+                                         'them, so the move could never show; add them to a region')
     return Preset(name=name, description=description, moves=tuple(moves), regions=tuple(regions), source=source)
 
 
@@ -317,20 +341,33 @@ def _compose(text: str, where: str):
     """(plain data, {key path: line}) of YAML (JSON is read as YAML too); only plain types."""
     import yaml
     try:
+        # the event stream first (not recursive): bound depth and size before building anything
+        depth, events = 0, 0
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            events += 1
+            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                depth += 1
+            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                depth -= 1
+            if depth > MAX_DEPTH or events > MAX_EVENTS:
+                raise PresetFileError(f'{where} line {event.start_mark.line + 1}: the file is nested too deeply '
+                                      f'(over {MAX_DEPTH} levels) or too long (over {MAX_EVENTS} items)')
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as e:
         mark = getattr(e, 'problem_mark', None)
         line = f' line {mark.line + 1}' if mark is not None else ''
         raise PresetFileError(f'{where}{line}: not valid YAML or JSON: {getattr(e, "problem", None) or e}') from None
+    except (RecursionError, ValueError) as e:
+        raise PresetFileError(f'{where}: not a usable presets file: {str(e)[:100]}') from None
     lines: Dict[tuple, int] = {}
     budget = [100_000]
     constructor = yaml.SafeLoader('')
 
     def walk(node, path, depth):
         budget[0] -= 1
-        if budget[0] < 0 or depth > 20:
+        if budget[0] < 0 or depth > MAX_DEPTH:
             raise PresetFileError(f'{where} line {node.start_mark.line + 1}: the file is nested too deeply or too long')
-        lines[path] = node.start_mark.line + 1
+        lines.setdefault(path, node.start_mark.line + 1)
         if isinstance(node, yaml.MappingNode):
             out = {}
             for k, v in node.value:
@@ -351,6 +388,8 @@ def _compose(text: str, where: str):
             raise PresetFileError(f'{where} line {node.start_mark.line + 1}: expected a name or number here')
         try:
             return constructor.construct_object(node, deep=True)
+        except (ValueError, OverflowError) as e:
+            raise PresetFileError(f'{where} line {node.start_mark.line + 1}: {str(e)[:100]}') from None
         except yaml.YAMLError as e:
             raise PresetFileError(f'{where} line {node.start_mark.line + 1}: {getattr(e, "problem", None) or e}') \
                 from None
@@ -403,7 +442,7 @@ def use(spec: PresetLike, files: Sequence = (), known: Optional[Dict[str, Preset
         return PresetUse(p, check_strength(spec[1], p.name))
     if not isinstance(spec, str):
         raise InvalidSettingsError(f'a preset is a name such as smile or smile:0.6, got {spec!r:.60}')
-    name, _, strength = spec.strip().partition(':')
+    name, _, strength = (part.strip() for part in spec.partition(':'))
     known = known if known is not None else available(files)
     if name not in known:
         raise InvalidSettingsError(f'unknown preset {name!r:.60}; known presets: {", ".join(sorted(known))}')
@@ -418,24 +457,36 @@ def use(spec: PresetLike, files: Sequence = (), known: Optional[Dict[str, Preset
 
 
 def uses(specs, files: Sequence = ()) -> Tuple[PresetUse, ...]:
+    """Any accepted form of presets (one or a list of: a name, 'name:strength', a Preset, a
+    (name or Preset, strength) pair, a PresetUse) -> PresetUses."""
     if specs is None:
         return ()
-    if isinstance(specs, (str, Preset, PresetUse)):
+    if isinstance(specs, (str, Preset, PresetUse)) or (isinstance(specs, tuple) and len(specs) == 2
+                                                       and _number(specs[1])):
         specs = [specs]
     known = available(files)
     return tuple(use(s, files, known) for s in specs)
 
 
-def face_drags(preset_uses: Sequence[PresetUse], landmarks, size) -> Tuple[List, np.ndarray]:
-    """(drags, editable region) of several presets on one face: their drags one after another
-    and the union of their regions (photo-sized float32)."""
+def face_drags(preset_uses: Sequence[PresetUse], landmarks, size) -> Tuple[List, np.ndarray, List[str]]:
+    """(drags, editable region, what each drag is) of several presets on one face: one drag per
+    landmark moved (a landmark two presets move gets the sum of their motions, not two handles
+    on one pixel pulling apart), and the union of their regions (photo-sized float32)."""
     w, h = size
-    drags: List = []
+    lm = _landmarks(landmarks)
+    motion: Dict[int, np.ndarray] = {}
+    names: Dict[int, List[str]] = {}
     region = np.zeros((int(h), int(w)), np.float32)
     for u in preset_uses:
-        drags += u.preset.drags(landmarks, u.strength)
-        np.maximum(region, u.preset.mask(landmarks, size, u.strength), out=region)
-    return drags, region
+        handles, targets = u.preset.displacements(lm, u.strength)
+        for index, d in zip(u.preset.moved_points(), targets - handles):
+            motion[index] = motion.get(index, 0.0) + d
+            names.setdefault(index, []).append(u.label)
+        np.maximum(region, u.preset.mask(lm, size, u.strength), out=region)
+    drags = [((float(lm[i][0]), float(lm[i][1])), (float(lm[i][0] + d[0]), float(lm[i][1] + d[1])))
+             for i, d in motion.items()]
+    labels = [f'landmark {i} ({" + ".join(names[i])})' for i in motion]
+    return drags, region, labels
 
 
 __all__ = ['Preset', 'PresetUse', 'Move', 'Region', 'PresetFileError', 'builtin', 'available', 'get', 'use', 'uses',

@@ -117,10 +117,10 @@ def fix_command(photo, closed_eyes, open_mouth, preview, eyes_below, mouth_above
     plan = {}
     for f in faces:
         r = expression.read(f.landmarks)
-        todo = [expression.FIXES[name][0] for name in fixes if expression.needs_fix(r, name, thresholds)]
+        todo = expression.fixes_for(r, fixes, known, thresholds)
         if todo:
-            plan[f.index] = [presets_mod.PresetUse(known[p], presets_mod.check_strength(strength)) for p in todo]
-        action = ', '.join(todo) if todo else 'nothing to do'
+            plan[f.index] = [presets_mod.PresetUse(p, presets_mod.check_strength(strength)) for p in todo]
+        action = ', '.join(p.name for p in todo) if todo else 'nothing to do'
         if 'closed-eyes' in fixes and r.states(**thresholds)['eyes'] == 'uncertain':
             action += f' (eyes too small to read: {r.eye_width:.0f} px wide)'
         click.echo(f'face {f.index}: {r.describe(**thresholds)} -> {action}')
