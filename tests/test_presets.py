@@ -11,7 +11,7 @@ from photodrag.errors import InvalidSettingsError
 from photodrag.pipeline import expression, presets
 from photodrag.pipeline.cli import main
 
-FAST = ['--quality', 'fast', '--projection-steps', '4', '--tuning-steps', '4', '--steps', '6', '--no-cache']
+FAST = ['--quality', 'fast', '--projection-steps', '4', '--tuning-steps', '4', '--steps', '60', '--no-cache']
 
 
 def run(*args):
@@ -262,7 +262,7 @@ def test_preset_edit_on_the_astronaut_changes_only_its_region_and_replays(tmp_pa
     photo, face = demo.demo_face()
     inv = InversionConfig.preset('fast', projection_steps=4, tuning_steps=4)
     result = pipeline.edit(photo, [(tuple(face.landmarks[30]), tuple(face.landmarks[30] + [0, 3]))], inversion=inv,
-                           max_steps=8, presets=['open-eyes:0.8'], face=face.index, cache=False)
+                           max_steps=60, presets=['open-eyes:0.8'], face=face.index, cache=False)
     frec = result.record.faces[0]
     assert frec.drags_given == 1 and len(frec.handles_photo) == 9 and frec.presets[0]['strength'] == 0.8
     assert frec.mask['kind'] == 'preset' and frec.mask['presets'] == ['open-eyes:0.8']
