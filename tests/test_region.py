@@ -70,17 +70,22 @@ def test_a_mouth_drag_on_the_astronaut_leaves_the_rest_of_the_photo_alone(tmp_pa
     cv2.fillConvexPoly(mouth, cv2.convexHull(np.round(lm[48:68]).astype(np.int32)), 1)
     far = cv2.distanceTransform(1 - mouth, cv2.DIST_L2, 5) > 0.3 * width
     lm0 = photo_landmarks(photo.pixels, face)          # sub-pixel, as the results are measured
+    # the corners' motion is measured with dlib's fit held in the input's face box: a new
+    # detection box, or the unchanged rest of the face, moves a refit landmark by itself
+    box0 = photo_landmarks(photo.pixels, face, same_box=True)
     progress = {}
     for region in ('local', 'whole'):
         result = pipeline.edit(photo, pipeline.FaceEdit(face=face.index, drags=drags), quality='fast', region=region)
         after = photo_landmarks(result.pixels, face)
-        progress[region] = [progress_towards(lm0[i], after[i], lm0[i] + np.subtract(t, h))
+        fitted = photo_landmarks(result.pixels, face, same_box=True)
+        progress[region] = [progress_towards(box0[i], fitted[i], box0[i] + np.subtract(t, h))
                             for i, (h, t) in zip((48, 54), drags)]
         if region == 'local':
             assert result.record.faces[0].mask['kind'] == 'local' and result.record.config['region'] == 'local'
             np.testing.assert_array_equal(result.pixels[far], photo.pixels[far])
             assert np.hypot(*(after[36:48] - lm0[36:48]).T).mean() < 0.5
             assert result.faces[0].region is not None and (result.blend_mask <= result.faces[0].region + 1e-6).all()
-    # the corners do move with the region on (measured 0.19 / 0.48 of the way), though the left one
-    # less than with the whole face free (0.39 / 0.52): see the README's table
-    assert np.mean(progress['local']) >= 0.25 and min(progress['whole']) > 0, progress
+    # the corners move at least as far with the region as with the whole face free (measured
+    # 0.37 / 0.44 against 0.37 / 0.35 of the way)
+    assert min(progress['local']) >= 0.25, progress
+    assert all(l >= w - 0.02 for l, w in zip(progress['local'], progress['whole'])), progress
