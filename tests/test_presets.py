@@ -291,6 +291,8 @@ def test_presets_command_lists_and_shows(tmp_path):
     for name in ('smile', 'relax', 'open-eyes', 'close-eyes', 'close-mouth', 'open-mouth', 'raise-brows',
                  'lower-brows'):
         assert name in listed.output
+    lonely = run('presets', '--strength', '0.5')
+    assert lonely.exit_code == 2 and 'go with --show' in lonely.output
     drawing = tmp_path / 'shown.png'
     out = run('presets', '--show', demo.DEMO_PHOTO, '--out', drawing)
     assert out.exit_code == 0 and drawing.is_file()

@@ -41,8 +41,8 @@ def presets_command(preset_files, photo, face, strength, out, upsample):
     for r in rows:
         click.echo('  '.join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
     if photo is None:
-        if face is not None or out is not None:
-            raise click.UsageError('--face and --out go with --show PHOTO')
+        if face is not None or out is not None or upsample is not None or strength != 1.0:
+            raise click.UsageError('--face, --out, --strength and --upsample go with --show PHOTO')
         return
     from photodrag import alignment
     from photodrag.pipeline import report
