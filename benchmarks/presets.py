@@ -36,6 +36,7 @@ short there is the generator or the drag settings (--lr, --latent-space, --featu
 """
 
 import argparse
+import contextlib
 import json
 import statistics
 import sys
@@ -194,16 +195,6 @@ def _key(readout, key):
     return readout[key]
 
 
-class _default_cache:
-    """The user's inversion cache ($PHOTODRAG_CACHE/inversions): a rerun reuses the inversions."""
-
-    def __enter__(self):
-        return True
-
-    def __exit__(self, *exc):
-        return False
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--checkpoint', default='demo-faces')
@@ -251,7 +242,8 @@ def main(argv=None):
         if args.json:
             Path(args.json).write_text(json.dumps(rows, indent=1))
         return
-    with tempfile.TemporaryDirectory() if args.fresh else _default_cache() as cache:
+    # cache True: the user's inversion cache ($PHOTODRAG_CACHE/inversions), so a rerun reuses the inversions
+    with tempfile.TemporaryDirectory() if args.fresh else contextlib.nullcontext(True) as cache:
         faces = list(faces_of(photos))
         print(f'{len(faces)} faces in {len(photos)} photos; presets: {", ".join(names)}; {args.checkpoint}, '
               f'{args.quality}', flush=True)

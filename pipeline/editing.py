@@ -107,14 +107,15 @@ def edit(photo, edits=(), config: Optional[EditConfig] = None, *, face: FaceSele
     config = _config(config, settings)
     inv_config, drag_config = config.inversion_config(), config.drag_config()
     from . import presets as presets_mod
-    preset_uses = presets_mod.uses(presets, preset_files)
+    known_presets = presets_mod.available(preset_files)      # each presets file read once
+    preset_uses = presets_mod.uses(presets, known=known_presets)
 
     t = time.perf_counter()
     photo = photo if isinstance(photo, alignment.Photo) else alignment.read_photo(photo)
     width, height = photo.size
     jobs = checks.normalise(edits, face, allow_none=bool(preset_uses))
     box = None if box is None else checks.check_box(box)
-    jobs = [dataclasses.replace(job, presets=presets_mod.uses(job.presets, preset_files)) for job in jobs]
+    jobs = [dataclasses.replace(job, presets=presets_mod.uses(job.presets, known=known_presets)) for job in jobs]
     if preset_uses and box is not None and face is not None:
         raise PhotodragError('presets go to the face in the box, or to the faces face= picks; give a box or a face, '
                              'not both')

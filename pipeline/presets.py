@@ -159,7 +159,7 @@ class PresetUse:
 
     @property
     def label(self) -> str:
-        return self.preset.name if self.strength == 1.0 else f'{self.preset.name}:{self.strength:g}'
+        return label(self.preset.name, self.strength)
 
     def to_dict(self) -> dict:
         return {'name': self.preset.name, 'strength': self.strength, 'source': self.preset.source,
@@ -172,6 +172,11 @@ class PresetUse:
             raise InvalidSettingsError('a preset in the record must be an object with a name, strength and definition')
         preset = _preset(data['name'], data.get('definition'), {}, 'the record', data.get('source', 'record'))
         return cls(preset, check_strength(data.get('strength', 1.0), data['name']))
+
+
+def label(name: str, strength: float) -> str:
+    """How a preset use is written: 'smile', or 'smile:0.6' at another strength than 1."""
+    return name if strength == 1.0 else f'{name}:{strength:g}'
 
 
 # ---------------------------------------------------------------- the face's frame
@@ -420,11 +425,12 @@ def available(files: Sequence = ()) -> Dict[str, Preset]:
     return out
 
 
-def get(name: str, files: Sequence = ()) -> Preset:
-    known = available(files)
+def get(name: str, files: Sequence = (), known: Optional[Dict[str, Preset]] = None) -> Preset:
+    """The preset called `name` among `known` (default: the built-in ones and those of `files`)."""
+    known = known if known is not None else available(files)
     if name not in known:
         raise InvalidSettingsError(f'unknown preset {name!r:.60}; known presets: {", ".join(sorted(known))}'
-                                   + ('' if files else ' (add your own with --presets FILE)'))
+                                   ' (add your own with --presets FILE)')
     return known[name]
 
 
@@ -442,21 +448,19 @@ def use(spec: PresetLike, files: Sequence = (), known: Optional[Dict[str, Preset
         return PresetUse(p, check_strength(spec[1], p.name))
     if not isinstance(spec, str):
         raise InvalidSettingsError(f'a preset is a name such as smile or smile:0.6, got {spec!r:.60}')
-    name, _, strength = (part.strip() for part in spec.partition(':'))
-    known = known if known is not None else available(files)
-    if name not in known:
-        raise InvalidSettingsError(f'unknown preset {name!r:.60}; known presets: {", ".join(sorted(known))}')
-    if not _:
-        return PresetUse(known[name])
+    name, colon, strength = (part.strip() for part in spec.partition(':'))
+    preset = get(name, files, known)
+    if not colon:
+        return PresetUse(preset)
     try:
         value = float(strength)
     except ValueError:
         raise InvalidSettingsError(f'{spec!r:.60}: the strength after the colon must be a number, e.g. '
                                    f'{name}:0.5') from None
-    return PresetUse(known[name], check_strength(value, name))
+    return PresetUse(preset, check_strength(value, name))
 
 
-def uses(specs, files: Sequence = ()) -> Tuple[PresetUse, ...]:
+def uses(specs, files: Sequence = (), known: Optional[Dict[str, Preset]] = None) -> Tuple[PresetUse, ...]:
     """Any accepted form of presets (one or a list of: a name, 'name:strength', a Preset, a
     (name or Preset, strength) pair, a PresetUse) -> PresetUses."""
     if specs is None:
@@ -464,7 +468,8 @@ def uses(specs, files: Sequence = ()) -> Tuple[PresetUse, ...]:
     if isinstance(specs, (str, Preset, PresetUse)) or (isinstance(specs, tuple) and len(specs) == 2
                                                        and _number(specs[1])):
         specs = [specs]
-    known = available(files)
+    if known is None and specs:
+        known = available(files)
     return tuple(use(s, files, known) for s in specs)
 
 

@@ -109,13 +109,9 @@ def draw_plan(pixels: np.ndarray, faces, plan) -> np.ndarray:
         uses = plan.get(f.index, ())
         if not uses:
             continue
-        handles, targets = [], []
-        region = np.zeros((h, w), np.float32)
-        for u in uses:
-            hs, ts = u.preset.displacements(f.landmarks, u.strength)
-            handles += [tuple(p) for p in hs]
-            targets += [tuple(p) for p in ts]
-            np.maximum(region, u.preset.mask(f.landmarks, (w, h), u.strength), out=region)
+        from .presets import face_drags
+        drags, region, _ = face_drags(uses, f.landmarks, (w, h))
+        handles, targets = [d[0] for d in drags], [d[1] for d in drags]
         contours, _ = cv2.findContours((region > 0.5).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
         cv2.drawContours(out, contours, -1, (255, 220, 0), 1, cv2.LINE_AA)
         out = draw_points(out, handles, targets, hollow=True, radius=max(2, int(round(0.02 * f.width))))

@@ -111,8 +111,8 @@ def _summary(result, written):
         inv = f.inversion
         name = str(f.index) if f.index is not None else ('box' if f.landmarks is not None else 'object')
         if f.presets:
-            name += ' (' + ', '.join(p['name'] if p['strength'] == 1 else f"{p['name']}:{p['strength']:g}"
-                                     for p in f.presets) + ')'
+            from photodrag.pipeline.presets import label
+            name += ' (' + ', '.join(label(p['name'], p['strength']) for p in f.presets) + ')'
         box = ','.join(f'{v:.0f}' for v in f.box)
         cached = ' (cache)' if inv['from_cache'] else ''
         dists = ' '.join(f'{d:.1f}' for d in f.drag['distances_photo'])
