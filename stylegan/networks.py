@@ -423,16 +423,15 @@ class SynthesisNetwork(nn.Module):
                  fused_modconv: Optional[bool] = None, autocast: Optional[torch.dtype] = None) -> SynthesisFeatures:
         """Run the blocks up to and including resolution `stop_after` (None = all) and return
         the output features of the blocks listed in `collect` (None = every block run);
-        higher blocks are not computed. ToRGB layers run only when `return_image` is True,
-        which needs the full network."""
+        higher blocks are not computed. ToRGB layers run only when `return_image` is True;
+        with `stop_after` the image is the one so far (the skip sum up to that block), which
+        `finish` turns into the full image."""
         if ws.ndim != 3 or ws.shape[1] != self.num_ws or ws.shape[2] != self.w_dim:
             raise ValueError(f'ws must be [N, {self.num_ws}, {self.w_dim}], got {tuple(ws.shape)}')
         if noise_mode not in NOISE_MODES:
             raise ValueError(f'noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}')
         if stop_after is not None and stop_after not in self.block_resolutions:
             raise ValueError(f'stop_after must be one of the block resolutions {self.block_resolutions}, got {stop_after}')
-        if return_image and stop_after not in (None, self.img_resolution):
-            raise ValueError('return_image needs the whole network; leave stop_after at None')
         last = stop_after or self.img_resolution
         wanted = [r for r in self.block_resolutions if r <= last] if collect is None else list(collect)
         if any(r not in self.block_resolutions or r > last for r in wanted):
@@ -455,6 +454,25 @@ class SynthesisNetwork(nn.Module):
         if img is not None:
             img = img.float()
         return SynthesisFeatures(features=feats, image=img)
+
+    def finish(self, ws: torch.Tensor, x: torch.Tensor, img: Optional[torch.Tensor], after: int, *,
+               noise_mode: str = 'random', force_fp32: bool = False, fused_modconv: Optional[bool] = None,
+               autocast: Optional[torch.dtype] = None) -> torch.Tensor:
+        """The full image [N, C, R, R] from the output `x` of block `after` and the image so
+        far `img` (`features(ws, stop_after=after, return_image=True)`): only the blocks above
+        `after` run, so a caller that already ran the lower ones pays for the rest alone."""
+        if after not in self.block_resolutions:
+            raise ValueError(f'after must be one of the block resolutions {self.block_resolutions}, got {after}')
+        ws = ws.to(torch.float32)
+        w_idx = 0
+        with _autocast_context(ws.device, autocast):
+            for res in self.block_resolutions:
+                block = getattr(self, f'b{res}')
+                if res > after:
+                    x, img = block(x, img, ws.narrow(1, w_idx, block.num_conv + block.num_torgb),
+                                   noise_mode=noise_mode, force_fp32=force_fp32, fused_modconv=fused_modconv)
+                w_idx += block.num_conv
+        return img.float()
 
     def extra_repr(self) -> str:
         return f'w_dim={self.w_dim}, num_ws={self.num_ws}, img_resolution={self.img_resolution}'

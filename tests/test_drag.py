@@ -150,6 +150,36 @@ def test_render_is_the_image_at_the_current_latent(G, w):
     assert torch.allclose(s.render(), G.synthesis(s.latent, noise_mode='const'), atol=1e-5)
 
 
+@pytest.mark.parametrize('mode', ['fast', 'reference'])
+def test_preview_is_the_tracked_image_and_changes_nothing(G, w, mode):
+    """An editor's frames: step(preview=True) keeps the forward pass, preview() is the image
+    at the latent the handles were tracked on, and the drag is bit-identical to one without."""
+    plain, watched = session(G, w, max_steps=4, mode=mode), session(G, w, max_steps=4, mode=mode)
+    for _ in range(3):
+        plain.step()
+        before = watched.latent
+        watched.step(preview=True)
+        frame = watched.preview()
+        assert torch.allclose(frame, G.synthesis(before, noise_mode='const'), atol=1e-4)
+        assert watched.preview() is None            # one preview per step
+    assert torch.equal(plain.latent, watched.latent) and plain.handles == watched.handles
+    watched.step()
+    assert watched.preview() is None
+
+
+def test_trajectory_replays_the_steps_kept(G, w):
+    s = session(G, w, max_steps=5)
+    latents = [s.latent]
+    for _ in range(4):
+        s.step()
+        latents.append(s.latent)
+    s.undo(2)
+    steps = list(s.trajectory())
+    assert [k for k, *_ in steps] == [0, 1, 2]
+    assert all(torch.equal(ws, latents[k]) for k, ws, _, _ in steps)
+    assert steps[0][2] == [tuple(map(float, p)) for p in HANDLES] and steps[-1][2] == s.handles
+
+
 #----------------------------------------------------------------------------
 # Interaction
 

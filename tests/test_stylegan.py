@@ -84,8 +84,14 @@ def test_features_stop_early_without_computing_higher_blocks(monkeypatch):
     early = G.synthesis.features(ws, stop_after=16, noise_mode='const')
     assert calls == [] and early.image is None and sorted(early.features) == [4, 8, 16]
     assert torch.allclose(early.features[16], full.features[16], atol=1e-6)
-    with pytest.raises(ValueError, match='return_image'):
-        G.synthesis.features(ws, stop_after=16, return_image=True)
+    monkeypatch.undo()
+    # the image so far, finished by the blocks above, is the full image
+    part = G.synthesis.features(ws, stop_after=16, noise_mode='const', return_image=True)
+    assert part.image.shape[-1] == 16
+    done = G.synthesis.finish(ws, part.features[16], part.image, 16, noise_mode='const')
+    assert torch.allclose(done, full.image, atol=1e-5)
+    with pytest.raises(ValueError, match='block resolutions'):
+        G.synthesis.finish(ws, part.features[16], part.image, 12)
     with pytest.raises(ValueError, match='block resolutions'):
         G.synthesis.features(ws, stop_after=12)
 
