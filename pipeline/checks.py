@@ -33,12 +33,15 @@ class FaceEdit:
     change); None lets the whole crop change. box: the face's or object's box
     (x0, y0, x1, y1) instead of detection (object recipes: None = the whole photo).
     presets: expression presets for this face ('smile', 'smile:0.6', a `presets.PresetUse`):
-    drags computed from its landmarks, added to `drags`, with their editable region."""
+    drags computed from its landmarks, added to `drags`, with their editable region.
+    script: the ops of an interactive drag (`script.ScriptedDrag`, from a record the web
+    editor wrote): made on the session after it starts from `drags`, instead of a plain run."""
     face: FaceSelector = None
     drags: Sequence[Drag] = ()
     mask: MaskLike = None
     box: Optional[Box] = None
     presets: Sequence[Any] = ()
+    script: Optional[Sequence[Dict[str, Any]]] = None
 
 
 def normalise(edits, face, allow_none: bool = False) -> List[FaceEdit]:

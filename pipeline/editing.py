@@ -169,8 +169,11 @@ def edit(photo, edits=(), config: Optional[EditConfig] = None, *, face: FaceSele
         mask_photo, mask_info = mask_of(job)
         checks.check_points_in_mask(mask_photo, job.drags[given:], start=given + 1)
         if mask_photo is None and config.region == 'local':
-            mask_photo, mask_info = _local_region(job.drags[:given], target, (width, height), preset_region,
-                                                  job.presets)
+            own = job.drags[:given]
+            if job.script is not None:          # every pair an interactive drag was given
+                from .script import script_drags
+                own = script_drags(own, job.script)
+            mask_photo, mask_info = _local_region(own, target, (width, height), preset_region, job.presets)
         res, frec = _edit_one(k, job, target, mask_photo, mask_info, photo, G, rec, inv_config, drag_config,
                               device=config.device, cache=cache, emit=emit, given=given)
         face_results.append(res)
@@ -178,30 +181,7 @@ def edit(photo, edits=(), config: Optional[EditConfig] = None, *, face: FaceSele
         for stage, seconds in frec.timings.items():
             timings[stage] = timings.get(stage, 0.0) + seconds
 
-    t = time.perf_counter()
-    emit('paste', 0, 1, {})
-    pasted = alignment.paste_back(photo, [alignment.Edit(r.crop, _masked_edit(r), reference=r.reconstruction,
-                                                         limit=r.region) for r in face_results], config.paste)
-    timings['paste'] = time.perf_counter() - t
-    emit('paste', 1, 1, {})
-    timings['total'] = time.perf_counter() - started
-
-    from photodrag.io import sha256_file
-    record = EditRecord(
-        library_version=library_version(),
-        input={'path': str(photo.path) if photo.path else None,
-               'sha256': sha256_file(photo.path) if photo.path and Path(photo.path).is_file() else None,
-               'pixels_sha256': pixels_sha256(photo.pixels), 'width': width, 'height': height,
-               'format': photo.format},
-        checkpoint=ckpt_info, recipe=rec.name, device=str(config.device),
-        config=config.replace(recipe=rec.name).resolved().to_dict(),
-        detection={'upsample': config.upsample, 'faces_found': len(found)},
-        faces=face_records,
-        output={'pixels_sha256': pixels_sha256(pasted.pixels), 'width': width, 'height': height},
-        timings={k: round(v, 3) for k, v in timings.items()},
-        environment=environment())
-    return EditResult(pixels=pasted.pixels, photo=photo, blend_mask=pasted.mask(), faces=tuple(face_results),
-                      record=record)
+    return assemble(photo, face_results, face_records, config, ckpt_info, rec, len(found), timings, started, emit)
 
 
 def _config(config: Optional[EditConfig], settings: Dict[str, Any]) -> EditConfig:
@@ -258,7 +238,13 @@ def edit_from_record(record, *, photo=None, checkpoint=None, masks: Optional[Dic
     jobs = []
     for k, f in enumerate(record.faces):
         m = None
-        if f.mask is not None and f.mask.get('kind') not in ('local', 'preset'):     # regions are made again
+        script = None
+        if isinstance(f.drag, dict) and f.drag.get('script') is not None:     # made in the web editor
+            from .script import check_script
+            script = check_script(f.drag['script'], f'face {k} of the record')
+        if f.mask is not None and f.mask.get('kind') == 'painted' and script is None:
+            raise PhotodragError(f'face {k} of the record has a painted mask but no drag script; the record is damaged')
+        if f.mask is not None and f.mask.get('kind') not in ('local', 'preset', 'painted'):     # made again
             if masks is not None and k in masks:
                 m = masks[k]
             elif f.mask.get('path'):
@@ -276,9 +262,9 @@ def edit_from_record(record, *, photo=None, checkpoint=None, masks: Optional[Dic
         else:
             uses = ()
         if f.index is not None:
-            jobs.append(FaceEdit(face=int(f.index), drags=drags, mask=m, presets=uses))
+            jobs.append(FaceEdit(face=int(f.index), drags=drags, mask=m, presets=uses, script=script))
         else:
-            jobs.append(FaceEdit(face=None, drags=drags, mask=m, box=tuple(f.box), presets=uses))
+            jobs.append(FaceEdit(face=None, drags=drags, mask=m, box=tuple(f.box), presets=uses, script=script))
     config = config.replace(checkpoint=os.fspath(ckpt), device=device or config.device)
     result = edit(photo, jobs, config, callback=callback, cache=cache, detector=detector)
     for k, f in enumerate(record.faces):
@@ -288,78 +274,179 @@ def edit_from_record(record, *, photo=None, checkpoint=None, masks: Optional[Dic
 
 
 # ---------------------------------------------------------------- one face
+# The steps of one face's edit, one function each: edit() runs them in a row, the web editor
+# (photodrag.web) runs them as the user asks, with the same arguments, so both give the same
+# pixels and the same record.
 
-def _edit_one(k, job, target, mask_photo, mask_info, photo, G, rec, inv_config, drag_config, *, device, cache, emit,
-              given=None):
-    from photodrag import alignment, stylegan
-    from photodrag.drag import DragSession
-    from photodrag.inversion import invert
+@dataclass(frozen=True, eq=False)
+class AlignedFace:
+    """A face's aligned crop, and its drags in photo and crop pixels (checked to lie in the crop)."""
+    k: int
+    crop: Any                   # alignment.AlignedCrop
+    handles_photo: np.ndarray
+    targets_photo: np.ndarray
+    handles_crop: np.ndarray
+    targets_crop: np.ndarray
 
-    timings = {}
-    R = int(G.img_resolution)
-    t = time.perf_counter()
+    @property
+    def name(self) -> str:
+        return checks.face_name(self.k, self.crop)
+
+    def to_crop(self, points, what: str = 'point') -> np.ndarray:
+        """Photo points [N, 2] -> crop points, each checked to lie in the crop."""
+        photo = np.asarray(points, np.float64).reshape(-1, 2)
+        crop = self.crop.transform.to_crop(photo)
+        for i, (p, q) in enumerate(zip(photo, crop)):
+            checks.check_in_crop(p, q, self.crop, f'{what} {i + 1}' if len(photo) > 1 else what, self.name)
+        return crop
+
+
+def align_face(k: int, drags, target, photo, G, rec, emit: Callback) -> AlignedFace:
+    """Cut face `k`'s crop (`target`: its `Face`, or a box) and map its drags into it."""
+    from photodrag import alignment
     emit('align', 0, 1, {'face': k})
-    crop = alignment.align(photo, target, size=R, recipe=rec)
+    crop = alignment.align(photo, target, size=int(G.img_resolution), recipe=rec)
     tf = crop.transform
-    handles_photo = np.array([d[0] for d in job.drags], np.float64)
-    targets_photo = np.array([d[1] for d in job.drags], np.float64)
-    handles_crop, targets_crop = tf.to_crop(handles_photo), tf.to_crop(targets_photo)
-    face_name = checks.face_name(k, crop)
-    for i, (p, q) in enumerate(zip(handles_photo, handles_crop)):
-        checks.check_in_crop(p, q, crop, f'handle {i + 1}', face_name)
-    for i, (p, q) in enumerate(zip(targets_photo, targets_crop)):
-        checks.check_in_crop(p, q, crop, f'target {i + 1}', face_name)
-    # a user's mask also drives the drag's keep-still term; the local region only bounds the
-    # paste: held still inside the generator as well, the mouth corners of the demo's drag moved
-    # 0.00 / 0.12 of the way instead of 0.25 / 0.48 (re-detected landmarks, astronaut, 6 %)
-    local = (mask_info or {}).get('kind') in ('local', 'preset')
-    mask_crop = None if mask_photo is None or local else tf.mask_to_crop(mask_photo)
-    timings['align'] = time.perf_counter() - t
+    handles_photo = np.array([d[0] for d in drags], np.float64).reshape(-1, 2)
+    targets_photo = np.array([d[1] for d in drags], np.float64).reshape(-1, 2)
+    face = AlignedFace(k, crop, handles_photo, targets_photo, tf.to_crop(handles_photo), tf.to_crop(targets_photo))
+    for i, (p, q) in enumerate(zip(handles_photo, face.handles_crop)):
+        checks.check_in_crop(p, q, crop, f'handle {i + 1}', face.name)
+    for i, (p, q) in enumerate(zip(targets_photo, face.targets_crop)):
+        checks.check_in_crop(p, q, crop, f'target {i + 1}', face.name)
     emit('align', 1, 1, {'face': k, 'crop': crop})
+    return face
 
-    t = time.perf_counter()
-    inv = invert(G, crop.image, inv_config, device=device, cache=cache,
-                 callback=lambda stage, step, total, metrics: emit(stage, step, total, {**metrics, 'face': k}))
-    G_tuned = inv.generator(G)
-    timings['invert'] = time.perf_counter() - t
 
-    t = time.perf_counter()
-    session = DragSession(G_tuned, inv.ws.to(device), [tuple(p) for p in handles_crop.tolist()],
-                          [tuple(p) for p in targets_crop.tolist()], mask=mask_crop, config=drag_config)
-    reconstruction = stylegan.to_uint8(session.render())[0]
-    emit('drag', 0, drag_config.max_steps, {'face': k, 'session': session, 'crop': crop, 'result': session.state()})
-    while not session.done:
-        step = session.step()
-        emit('drag', step.step, drag_config.max_steps, {'face': k, 'session': session, 'crop': crop, 'result': step,
-                                                        'distance': max(step.distances)})
+def invert_face(k: int, G, crop, inv_config, *, device, cache, emit: Callback):
+    """The crop's inversion (from the cache when it holds this crop and these settings)."""
+    from photodrag.inversion import invert
+    return invert(G, crop.image, inv_config, device=device, cache=cache,
+                  callback=lambda stage, step, total, metrics: emit(stage, step, total, {**metrics, 'face': k}))
+
+
+def start_drag(G_tuned, inv, face: AlignedFace, mask_crop, drag_config, *, device):
+    """(the DragSession from the inversion's latent and the face's crop drags, the
+    reconstruction before the drag as uint8: the paste's reference)."""
+    from photodrag import stylegan
+    from photodrag.drag import DragSession
+    session = DragSession(G_tuned, inv.ws.to(device), [tuple(p) for p in face.handles_crop.tolist()],
+                          [tuple(p) for p in face.targets_crop.tolist()], mask=mask_crop, config=drag_config)
+    return session, stylegan.to_uint8(session.render())[0]
+
+
+def finish_face(face: AlignedFace, target, job: FaceEdit, inv, session, reconstruction, *, mask_crop, mask_info,
+                region, timings, given=None, script=None) -> Tuple[FaceResult, FaceRecord]:
+    """The face's result and record once its drag is over (`session` in its final state).
+    mask_crop: the crop mask the drag used (None: none); region: the photo-space local region
+    bounding the paste (None: none); script: the `ScriptedDrag` the drag was made with, if any."""
+    from photodrag import stylegan
     final = session.state()
     edited = stylegan.to_uint8(session.render())[0]
-    timings['drag'] = time.perf_counter() - t
-    del G_tuned, session
-
-    final_crop = np.array(final.handles, np.float64)
+    tf = face.crop.transform
+    final_crop = np.array(final.handles, np.float64).reshape(-1, 2)
     final_photo = tf.to_photo(final_crop)
+    final_targets = tf.to_photo(np.array(final.targets, np.float64).reshape(-1, 2))
     metrics = inv.metrics.get('tuning') or inv.metrics.get('projection')
-    face = crop.face
+    f = face.crop.face
+    drag = {'steps': final.step, 'reason': final.reason, 'handles_crop': final_crop.tolist(),
+            'handles_photo': final_photo.tolist(), 'distances_crop': [float(d) for d in final.distances],
+            'distances_photo': np.hypot(*(final_targets - final_photo).T).tolist()}
+    if script is not None:
+        drag['script'] = script.to_dict()
     frec = FaceRecord(
-        index=None if face is None or face.index < 0 else int(face.index),
-        box=[float(v) for v in (face.box if face is not None else target)],
-        landmarks=None if face is None or face.landmarks is None else np.asarray(face.landmarks).tolist(),
-        score=None if face is None else float(face.score),
+        index=None if f is None or f.index < 0 else int(f.index),
+        box=[float(v) for v in (f.box if f is not None else target)],
+        landmarks=None if f is None or f.landmarks is None else np.asarray(f.landmarks).tolist(),
+        score=None if f is None else float(f.score),
         crop_matrix=np.asarray(tf.matrix).tolist(), crop_size=list(tf.crop_size),
-        handles_photo=handles_photo.tolist(), targets_photo=targets_photo.tolist(),
-        handles_crop=handles_crop.tolist(), targets_crop=targets_crop.tolist(),
+        handles_photo=face.handles_photo.tolist(), targets_photo=face.targets_photo.tolist(),
+        handles_crop=face.handles_crop.tolist(), targets_crop=face.targets_crop.tolist(),
         mask=mask_info,
         inversion={'lpips': metrics.lpips, 'lpips_net': metrics.lpips_net, 'psnr': metrics.psnr,
                    'from_cache': bool(inv.from_cache), 'image_hash': inv.image_hash,
                    'stages': {name: dataclasses.asdict(m) for name, m in inv.metrics.items()}},
-        drag={'steps': final.step, 'reason': final.reason, 'handles_crop': final_crop.tolist(),
-              'handles_photo': final_photo.tolist(), 'distances_crop': [float(d) for d in final.distances],
-              'distances_photo': np.hypot(*(targets_photo - final_photo).T).tolist()},
+        drag=drag,
         timings={k2: round(v, 3) for k2, v in timings.items()},
         presets=[u.to_dict() for u in job.presets], drags_given=len(job.drags) if given is None else int(given))
-    return FaceResult(crop=crop, reconstruction=reconstruction, edited=edited, inversion=inv, drag=final,
-                      mask=mask_crop, region=mask_photo if local else None), frec
+    return FaceResult(crop=face.crop, reconstruction=reconstruction, edited=edited, inversion=inv, drag=final,
+                      mask=mask_crop, region=region), frec
+
+
+def painted_mask_info(mask_crop: np.ndarray) -> Dict[str, Any]:
+    """The record entry of a mask painted on the crop (its pixels are in the drag script)."""
+    from photodrag.io import mask_sha256
+    return {'kind': 'painted', 'path': None, 'sha256': mask_sha256(mask_crop), 'space': 'crop'}
+
+
+def assemble(photo, face_results, face_records, config: EditConfig, ckpt_info, rec, faces_found: int,
+             timings: Dict[str, float], started: float, emit: Callback) -> EditResult:
+    """Paste every face's edit into the photo, and the whole edit's record."""
+    from photodrag import alignment
+    from photodrag.io import sha256_file
+    width, height = photo.size
+    t = time.perf_counter()
+    emit('paste', 0, 1, {})
+    pasted = alignment.paste_back(photo, [alignment.Edit(r.crop, _masked_edit(r), reference=r.reconstruction,
+                                                         limit=r.region) for r in face_results], config.paste)
+    timings['paste'] = time.perf_counter() - t
+    emit('paste', 1, 1, {})
+    timings['total'] = time.perf_counter() - started
+    record = EditRecord(
+        library_version=library_version(),
+        input={'path': str(photo.path) if photo.path else None,
+               'sha256': sha256_file(photo.path) if photo.path and Path(photo.path).is_file() else None,
+               'pixels_sha256': pixels_sha256(photo.pixels), 'width': width, 'height': height,
+               'format': photo.format},
+        checkpoint=ckpt_info, recipe=rec.name, device=str(config.device),
+        config=config.replace(recipe=rec.name).resolved().to_dict(),
+        detection={'upsample': config.upsample, 'faces_found': faces_found},
+        faces=list(face_records),
+        output={'pixels_sha256': pixels_sha256(pasted.pixels), 'width': width, 'height': height},
+        timings={k: round(v, 3) for k, v in timings.items()},
+        environment=environment())
+    return EditResult(pixels=pasted.pixels, photo=photo, blend_mask=pasted.mask(), faces=tuple(face_results),
+                      record=record)
+
+
+def _edit_one(k, job, target, mask_photo, mask_info, photo, G, rec, inv_config, drag_config, *, device, cache, emit,
+              given=None):
+    from .script import ScriptedDrag
+
+    timings = {}
+    t = time.perf_counter()
+    face = align_face(k, job.drags, target, photo, G, rec, emit)
+    # a user's mask also drives the drag's keep-still term; the local region only bounds the
+    # paste: held still inside the generator as well, the mouth corners of the demo's drag moved
+    # 0.00 / 0.12 of the way instead of 0.25 / 0.48 (re-detected landmarks, astronaut, 6 %)
+    local = (mask_info or {}).get('kind') in ('local', 'preset')
+    mask_crop = None if mask_photo is None or local else face.crop.transform.mask_to_crop(mask_photo)
+    timings['align'] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    inv = invert_face(k, G, face.crop, inv_config, device=device, cache=cache, emit=emit)
+    G_tuned = inv.generator(G)
+    timings['invert'] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    session, reconstruction = start_drag(G_tuned, inv, face, mask_crop, drag_config, device=device)
+    emit('drag', 0, drag_config.max_steps, {'face': k, 'session': session, 'crop': face.crop,
+                                            'result': session.state()})
+    scripted = None
+    if job.script is not None:          # an interactive drag, call for call
+        scripted = ScriptedDrag(session, face.crop.transform)
+        scripted.replay(job.script)
+        if session.mask is not None:    # a mask painted in the editor, not the local region
+            mask_crop = session.mask.cpu().numpy()
+            mask_info, local = painted_mask_info(mask_crop), False
+    else:
+        while not session.done:
+            step = session.step()
+            emit('drag', step.step, drag_config.max_steps, {'face': k, 'session': session, 'crop': face.crop,
+                                                            'result': step, 'distance': max(step.distances)})
+    timings['drag'] = time.perf_counter() - t
+    return finish_face(face, target, job, inv, session, reconstruction, mask_crop=mask_crop, mask_info=mask_info,
+                       region=mask_photo if local else None, timings=timings, given=given, script=scripted)
 
 
 def _local_region(drags, target, size, preset_region=None, preset_uses=()):
