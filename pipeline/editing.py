@@ -436,8 +436,10 @@ def _edit_one(k, job, target, mask_photo, mask_info, photo, G, rec, inv_config, 
     if job.script is not None:          # an interactive drag, call for call
         scripted = ScriptedDrag(session, face.crop.transform)
         scripted.replay(job.script)
-        if session.mask is not None:    # a mask painted in the editor, not the local region
-            mask_crop = session.mask.cpu().numpy()
+        png = scripted.mask_png
+        if png is not None:             # a region painted in the editor bounds the paste, not the local one
+            from .script import decode_mask
+            mask_crop = decode_mask(png, session.resolution)
             mask_info, local = painted_mask_info(mask_crop), False
     else:
         while not session.done:

@@ -5,8 +5,8 @@ handle, adds a pair, paints the mask, changes the step size, undoes steps, and s
 `ScriptedDrag` makes those calls on the session and writes each down; the edit record keeps
 the list (`FaceRecord.drag['script']`), and `pipeline.edit_from_record` makes the same calls
 in the same order, so the replay gives the same pixels. Points are written in photo pixels
-and mapped into the crop by the face's `CropTransform` both times; masks are the crop-sized
-8-bit PNG the editor painted, stored as base64.
+and mapped into the crop by the face's `CropTransform` both times; the editable region is
+the crop-sized 8-bit PNG the editor painted, stored as base64 (the last one bounds the paste).
 
     ops: {'op': 'step', 'n': 12}                 12 calls of session.step()
          {'op': 'add', 'handle': [x, y], 'target': [x, y]}
@@ -68,8 +68,11 @@ class ScriptedDrag:
         self.ops.append({'op': 'remove', 'index': int(index)})
 
     def set_mask(self, png: Optional[bytes]) -> None:
-        """The crop-sized PNG mask (white = may change), or None for no mask."""
-        self.session.set_mask(None if png is None else decode_mask(png, self.session.resolution))
+        """The editable region painted on the crop (a crop-sized PNG, white = may change), or
+        None for none. Like the local region of `edit()` it bounds what the paste takes from the
+        edited crop (`mask_png` at the end); the drag itself is not held back by it."""
+        if png is not None:
+            decode_mask(png, self.session.resolution)       # checked now, not at the end
         self.ops.append({'op': 'mask', 'png': None if png is None else base64.b64encode(png).decode('ascii')})
 
     def set_lr(self, lr: float) -> None:

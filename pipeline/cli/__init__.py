@@ -3,7 +3,8 @@
 Any `PhotodragError` (a problem the user can fix) becomes one line on stderr and exit status 2,
 as click's own usage errors do; a traceback means a bug. One module per group of commands:
 `checkpoints` (the model zoo), `generate` (drag on a generated image, invert a crop),
-`photos` (edit, demo, faces), `expressions` (presets, fix), `evaluate` (eval); `common` holds the parsers and progress bars they share.
+`photos` (edit, demo, faces), `expressions` (presets, fix), `evaluate` (eval), `serve` (the web
+editor); `common` holds the parsers and progress bars they share.
 """
 
 import click
@@ -14,6 +15,7 @@ from .evaluate import eval_group
 from .expressions import fix_command, presets_command
 from .generate import drag_command, invert_command
 from .photos import demo_command, edit_command, faces_command
+from .serve import serve_command
 
 
 @click.group(cls=Group, context_settings={'help_option_names': ['-h', '--help']})
@@ -23,7 +25,7 @@ def main():
 
 
 for command in (checkpoints_group, drag_command, invert_command, edit_command, demo_command, faces_command,
-                presets_command, fix_command, eval_group):
+                presets_command, fix_command, eval_group, serve_command):
     main.add_command(command)
 
 __all__ = ['main']

@@ -1,0 +1,64 @@
+"""`photodrag serve`: the web editor on this machine."""
+
+import ipaddress
+
+import click
+
+from photodrag.errors import PhotodragError
+from photodrag.inversion.config import PRESETS
+
+from .common import checkpoint_option, device_option
+
+QUALITIES = [p for p in PRESETS if p != 'reference']
+
+
+@click.command('serve')
+@click.option('--host', default='127.0.0.1', show_default=True,
+              help='Address to listen on. Anything but a loopback address lets other machines in.')
+@click.option('--port', type=click.IntRange(0, 65535), default=7860, show_default=True)
+@checkpoint_option(help_default='  [default: demo-faces]')
+@device_option
+@click.option('--quality', type=click.Choice(QUALITIES), default='fast', show_default=True,
+              help='Inversion preset of each face opened.')
+@click.option('--steps', type=click.IntRange(1, 100_000), default=None, help='Drag step cap.  [default: 300]')
+@click.option('--max-sessions', type=click.IntRange(1, 1000), default=4, show_default=True,
+              help='Editing sessions open at once; more are told the editor is busy.')
+@click.option('--idle-minutes', type=click.FloatRange(min=0, min_open=True), default=30.0, show_default=True,
+              help='Close a session after this long without a request.')
+@click.option('--max-upload-mb', type=click.FloatRange(min=0, min_open=True), default=50.0, show_default=True,
+              help='Largest photo accepted.')
+def serve_command(host, port, checkpoint, device, quality, steps, max_sessions, idle_minutes, max_upload_mb):
+    """Open the web editor: drag points on your own photo in a browser and watch it move.
+
+    \b
+    photodrag serve                       # then open http://127.0.0.1:7860
+    photodrag serve --checkpoint ffhq-512 --device cuda --quality balanced
+    """
+    try:
+        import uvicorn
+        from photodrag.web import ServerSettings, create_app
+    except ImportError as e:
+        raise PhotodragError(f'the web editor needs its extra: pip install "photodrag[web]" ({e.name} is missing)') \
+            from None
+    from photodrag.pipeline.device import pick_device
+    settings = ServerSettings(checkpoint=checkpoint or 'demo-faces', device=pick_device(device or 'auto'),
+                              quality=quality, max_steps=steps, max_sessions=max_sessions,
+                              idle_timeout_s=idle_minutes * 60, max_upload_bytes=int(max_upload_mb * 1e6))
+    if not _loopback(host):
+        click.echo(f'warning: listening on {host}: anyone who can reach this machine can open the editor and '
+                   'upload photos; use --host 127.0.0.1 to keep it to this machine', err=True)
+    click.echo(f'loading {settings.checkpoint} on {settings.device}...', err=True)
+    app = create_app(settings)
+    shown = f'[{host}]' if ':' in host else host
+    click.echo(f'photodrag editor: http://{"127.0.0.1" if host in ("0.0.0.0", "::") else shown}:{port}  '
+               '(Ctrl-C stops it)')
+    uvicorn.run(app, host=host, port=port, log_level='warning')
+
+
+def _loopback(host: str) -> bool:
+    if host == 'localhost':
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,623 @@
+"""One client's editing session: its photo, its faces, their drags, the pasted result.
+
+The HTTP layer (`app.py`) only parses requests and forwards them here. Everything slow or
+that touches a `DragSession` runs on the session's own worker thread, one call at a time, so
+the server stays responsive and a drag is never changed while it steps. The stages are the
+pipeline's own (`pipeline.editing.align_face`, `invert_face`, `start_drag`, `finish_face`,
+`assemble`), called with the arguments `pipeline.edit` gives them, so "apply" gives the
+pixels `pipeline.edit` gives for the same points and settings, and the record replays.
+
+Points travel in crop pixels (what the page draws); the session keeps them in photo pixels
+(what the record stores) and maps them into the crop the way `pipeline.edit` does.
+"""
+
+import base64
+import concurrent.futures
+import dataclasses
+import io
+import re
+import shutil
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from photodrag.errors import InvalidPointsError, InvalidSettingsError, PhotodragError
+
+FRAME_FPS = 12.0            # frames streamed per second at most while a client watches
+FRAME_TIMEOUT_S = 1.0       # send the next frame even without the page's acknowledgement after this long
+PROGRESS_EVERY_S = 0.1
+VIEW_MAX_PX = 1600          # the photo as the page shows it
+
+
+class NotFound(PhotodragError):
+    """No such session, face or output (answered 404)."""
+
+
+class Conflict(PhotodragError):
+    """Not possible in the session's present state (answered 409)."""
+
+
+@dataclass
+class FaceState:
+    """A face opened in the editor: crop, inversion, points (photo px), painted region, drag."""
+    k: int
+    target: Any                             # alignment.Face
+    aligned: Any                            # editing.AlignedFace, no drags
+    inv: Any
+    G_tuned: Any
+    reconstruction: np.ndarray              # uint8 crop at the inversion
+    pairs: List[List[Tuple[float, float]]] = field(default_factory=list)   # [handle, target] photo px
+    start_pairs: List[List[Tuple[float, float]]] = field(default_factory=list)
+    mask_png: Optional[bytes] = None        # the painted editable region (crop-sized PNG)
+    lr: Optional[float] = None
+    latent_space: Optional[str] = None
+    drag: Any = None                        # script.ScriptedDrag once started
+    drag_reconstruction: Optional[np.ndarray] = None
+    running: bool = False
+    stop: threading.Event = field(default_factory=threading.Event)
+    future: Optional[concurrent.futures.Future] = None
+    trails: List[List[Tuple[float, float]]] = field(default_factory=list)
+    timings: Dict[str, float] = field(default_factory=dict)
+    preset_labels: List[str] = field(default_factory=list)
+
+
+class Editor:
+    """A client's session. `publish(message)` sends a JSON-able dict to the client's page."""
+
+    def __init__(self, sid: str, server, publish: Callable[[Dict[str, Any]], None]):
+        self.sid = sid
+        self.server = server
+        self.publish = publish
+        self.tmp = Path(tempfile.mkdtemp(prefix='photodrag-web-'))
+        self.photo = None
+        self.photo_name: Optional[str] = None
+        self.faces: List[Any] = []
+        self.face_states: Dict[int, FaceState] = {}
+        self.applied: Dict[int, Tuple[Any, Any]] = {}
+        self.result = None
+        self.result_files: Dict[str, Path] = {}
+        self.watchers = 0
+        self.frame_ready = threading.Event()
+        self.frame_ready.set()
+        self.last_active = time.monotonic()
+        self.closed = False
+        self._worker = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix=f'editor-{sid[:6]}')
+
+    # ---------------------------------------------------------------- plumbing
+
+    def submit(self, fn, *args) -> concurrent.futures.Future:
+        if self.closed:
+            raise NotFound('this editing session has ended; reload the page')
+        self.touch()
+        return self._worker.submit(fn, *args)
+
+    def touch(self) -> None:
+        self.last_active = time.monotonic()
+
+    @property
+    def running(self) -> bool:
+        return any(fs.running for fs in self.face_states.values())
+
+    def close(self) -> None:
+        """Stop any drag, free the models and delete the session's files."""
+        self.closed = True
+        for fs in self.face_states.values():
+            fs.stop.set()
+        self._worker.shutdown(wait=True, cancel_futures=True)
+        self.face_states.clear()
+        self.applied.clear()
+        self.result = self.photo = None
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def face(self, k: int) -> FaceState:
+        fs = self.face_states.get(k)
+        if fs is None:
+            raise NotFound(f'face {k} is not open; open it first')
+        return fs
+
+    # ---------------------------------------------------------------- the photo
+
+    def open_photo(self, data: Optional[bytes], name: str, sample: Optional[Path] = None) -> Dict[str, Any]:
+        """A photo from uploaded bytes (recognised by content) or a bundled sample; finds its faces."""
+        from photodrag import alignment
+        from PIL import Image, UnidentifiedImageError
+        from photodrag.errors import UnreadableImageError
+        name = _safe_name(name)
+        if sample is not None:
+            path = sample
+        else:
+            try:
+                with Image.open(io.BytesIO(data)) as img:
+                    fmt = img.format
+            except (UnidentifiedImageError, OSError, ValueError):
+                raise UnreadableImageError(f'{name} is not an image the editor can read (JPEG, PNG, WebP, TIFF, ...)') \
+                    from None
+            suffix = {'JPEG': '.jpg', 'PNG': '.png', 'WEBP': '.webp', 'TIFF': '.tif', 'BMP': '.bmp',
+                      'GIF': '.gif'}.get(fmt)
+            if suffix is None:
+                raise UnreadableImageError(f'{name} is a {fmt} image; the editor reads JPEG, PNG, WebP, TIFF, BMP')
+            path = self.tmp / f'upload{suffix}'
+            path.write_bytes(data)
+        try:
+            photo = alignment.read_photo(path)
+        except PhotodragError as e:
+            raise type(e)(str(e).replace(str(path), name)) from None
+        self.publish({'type': 'progress', 'stage': 'detect', 'step': 0, 'total': 1})
+        cfg = self.server.config
+        found = alignment.detect_faces(photo, upsample=cfg.upsample) if self.server.recipe.face else []
+        if self.server.recipe.face and not found:
+            raise alignment.no_face_error(0, name, cfg.upsample)
+        for fs in self.face_states.values():
+            fs.stop.set()
+        self.photo, self.photo_name, self.faces = photo, name, list(found)
+        self.face_states, self.applied, self.result = {}, {}, None
+        self.result_files = {}
+        view = self._write_view(photo.pixels, 'view.jpg')
+        self.publish({'type': 'progress', 'stage': 'detect', 'step': 1, 'total': 1})
+        return {'photo': {'name': name, 'width': photo.size[0], 'height': photo.size[1],
+                          'view_scale': view}, 'faces': [_face_info(f) for f in found]}
+
+    def _write_view(self, pixels: np.ndarray, filename: str) -> float:
+        """A JPEG the page can show (at most VIEW_MAX_PX a side); returns its scale."""
+        from PIL import Image
+        h, w = pixels.shape[:2]
+        scale = min(1.0, VIEW_MAX_PX / max(h, w))
+        img = Image.fromarray(pixels)
+        if scale < 1:
+            img = img.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.LANCZOS)
+        img.save(self.tmp / filename, format='JPEG', quality=90)
+        self.result_files[filename] = self.tmp / filename
+        return scale
+
+    # ---------------------------------------------------------------- a face
+
+    def open_face(self, k: int) -> Dict[str, Any]:
+        """Align and invert face k (the cache answers at once for a crop seen before)."""
+        from photodrag.pipeline import editing
+        from photodrag import stylegan
+        if self.photo is None:
+            raise Conflict('open a photo first')
+        if k in self.face_states:
+            return self.face_info(k)
+        if not 0 <= k < len(self.faces):
+            raise NotFound(f'the photo has {len(self.faces)} face(s), numbered 0 to {len(self.faces) - 1}; there is '
+                           f'no face {k}')
+        server, cfg = self.server, self.server.config
+        target = self.faces[k]
+        started = {}
+
+        def emit(stage, step, total, info):
+            now = time.perf_counter()
+            first = started.setdefault(stage, now)
+            last = started.get('_sent', 0.0)
+            if step not in (0, total) and now - last < PROGRESS_EVERY_S:
+                return
+            started['_sent'] = now
+            eta = (now - first) / step * (total - step) if step else None
+            self.publish({'type': 'progress', 'face': k, 'stage': stage, 'step': step, 'total': total,
+                          'eta_s': None if eta is None else round(eta, 1)})
+
+        t = time.perf_counter()
+        aligned = editing.align_face(k, [], target, self.photo, server.G, server.recipe, emit)
+        align_s = time.perf_counter() - t
+        t = time.perf_counter()
+        inv = editing.invert_face(k, server.G, aligned.crop, cfg.inversion_config(), device=cfg.device,
+                                  cache=server.cache, emit=emit)
+        G_tuned = inv.generator(server.G)
+        import torch
+        with torch.no_grad():
+            recon = stylegan.to_uint8(G_tuned.synthesis(inv.ws.to(cfg.device), noise_mode=cfg.drag_config().noise_mode))[0]
+        fs = FaceState(k=k, target=target, aligned=aligned, inv=inv, G_tuned=G_tuned, reconstruction=recon,
+                       timings={'align': align_s, 'invert': time.perf_counter() - t})
+        self.face_states[k] = fs
+        _save_png(self.tmp / f'face{k}_crop.png', aligned.crop.image)
+        _save_png(self.tmp / f'face{k}_reconstruction.png', recon)
+        return self.face_info(k)
+
+    def face_info(self, k: int) -> Dict[str, Any]:
+        fs = self.face(k)
+        crop = fs.aligned.crop
+        R = crop.image.shape[0]
+        metrics = fs.inv.metrics.get('tuning') or fs.inv.metrics.get('projection')
+        corners = crop.transform.to_photo(np.array([[0, 0], [R, 0], [R, R], [0, R]], np.float64))
+        return {'face': k, 'size': R, 'quad': corners.tolist(), 'content': [float(v) for v in crop.content],
+                'inversion': {'lpips': round(float(metrics.lpips), 4), 'psnr': round(float(metrics.psnr), 2),
+                              'from_cache': bool(fs.inv.from_cache)},
+                'applied': k in self.applied, **self.points_info(fs)}
+
+    def points_info(self, fs: FaceState) -> Dict[str, Any]:
+        """What the page draws: handles (tracked, once a drag ran) and targets, in crop px."""
+        if fs.drag is not None:
+            s = fs.drag.session
+            handles, targets, step, done = s.handles, s.targets, s.step_count, s.done
+            reason = s.state().reason
+        else:
+            to_crop = fs.aligned.crop.transform.to_crop
+            handles = [tuple(p) for p in to_crop(np.array([p[0] for p in fs.pairs], np.float64).reshape(-1, 2))]
+            targets = [tuple(p) for p in to_crop(np.array([p[1] for p in fs.pairs], np.float64).reshape(-1, 2))]
+            step, done, reason = 0, False, None
+        return {'handles': [list(map(float, p)) for p in handles], 'targets': [list(map(float, p)) for p in targets],
+                'step': step, 'done': done, 'reason': reason, 'running': fs.running,
+                'lr': fs.lr or self.server.config.drag_config().lr,
+                'latent_space': fs.latent_space or self.server.config.drag_config().latent_space,
+                'has_mask': fs.mask_png is not None, 'presets': list(fs.preset_labels),
+                'started': fs.drag is not None}
+
+    def _canonical(self, fs: FaceState, point, what: str) -> Tuple[float, float]:
+        """A crop point from the page -> the photo point the record keeps (checked to lie in the crop)."""
+        if (not isinstance(point, (list, tuple)) or len(point) != 2 or
+                not all(isinstance(v, (int, float)) and np.isfinite(v) for v in point)):
+            raise InvalidPointsError(f'{what} must be [x, y] in crop pixels')
+        R = fs.aligned.crop.image.shape[0]
+        if not (0 <= point[0] <= R - 1 and 0 <= point[1] <= R - 1):
+            raise InvalidPointsError(f'{what} ({point[0]:g}, {point[1]:g}) lies outside the {R}x{R} crop')
+        photo = fs.aligned.crop.transform.to_photo(np.array([point], np.float64))[0]
+        fs.aligned.to_crop([photo], what)
+        return float(photo[0]), float(photo[1])
+
+    def add_point(self, k: int, handle, target) -> Dict[str, Any]:
+        fs = self.face(k)
+        h, t = self._canonical(fs, handle, 'the handle'), self._canonical(fs, target, 'the target')
+        if fs.drag is not None:
+            fs.drag.add(h, t)
+        fs.pairs.append([h, t])
+        fs.trails.append([])
+        return self.points_info(fs)
+
+    def move_point(self, k: int, index: int, handle=None, target=None) -> Dict[str, Any]:
+        fs = self.face(k)
+        self._check_index(fs, index)
+        h = None if handle is None else self._canonical(fs, handle, 'the handle')
+        t = None if target is None else self._canonical(fs, target, 'the target')
+        if h is None and t is None:
+            raise InvalidPointsError('say where the handle or the target goes')
+        if fs.drag is not None:
+            fs.drag.move(index, h, t)
+        fs.pairs[index] = [h or fs.pairs[index][0], t or fs.pairs[index][1]]
+        if h is not None:
+            fs.trails[index] = []
+        return self.points_info(fs)
+
+    def remove_point(self, k: int, index: int) -> Dict[str, Any]:
+        fs = self.face(k)
+        self._check_index(fs, index)
+        if fs.drag is not None:
+            if len(fs.pairs) == 1:
+                raise InvalidPointsError('a started drag needs at least one point; Reset to start over')
+            fs.drag.remove(index)
+        del fs.pairs[index]
+        del fs.trails[index]
+        return self.points_info(fs)
+
+    def _check_index(self, fs: FaceState, index: int) -> None:
+        if not isinstance(index, int) or not 0 <= index < len(fs.pairs):
+            raise NotFound(f'there is no point {index}; the face has {len(fs.pairs)}')
+
+    def set_mask(self, k: int, png: Optional[bytes]) -> Dict[str, Any]:
+        from photodrag.pipeline.script import decode_mask
+        fs = self.face(k)
+        if png is not None:
+            decode_mask(png, fs.aligned.crop.image.shape[0])
+        if fs.drag is not None:
+            fs.drag.set_mask(png)
+        fs.mask_png = png
+        path = self.tmp / f'face{k}_mask.png'
+        if png is None:
+            path.unlink(missing_ok=True)
+        else:
+            path.write_bytes(png)
+        return self.points_info(fs)
+
+    def set_settings(self, k: int, lr=None, latent_space=None) -> Dict[str, Any]:
+        from photodrag.drag.config import LATENT_SPACES
+        fs = self.face(k)
+        if lr is not None:
+            if not isinstance(lr, (int, float)) or not 0 < lr <= 1:
+                raise InvalidSettingsError(f'the step size must be a number in (0, 1], got {lr!r}')
+            if fs.drag is not None:
+                fs.drag.set_lr(float(lr))
+            fs.lr = float(lr)
+        if latent_space is not None:
+            if latent_space not in LATENT_SPACES:
+                raise InvalidSettingsError(f'the latent space must be one of {", ".join(LATENT_SPACES)}')
+            current = fs.latent_space or self.server.config.drag_config().latent_space
+            if fs.drag is not None and latent_space != current:
+                raise Conflict('the latent space is fixed once a drag started; Reset to change it')
+            fs.latent_space = latent_space
+        return self.points_info(fs)
+
+    def add_preset(self, k: int, name: str, strength: float = 1.0) -> Dict[str, Any]:
+        """Place a preset's handles and targets and paint its region; the user adjusts them before Start."""
+        from photodrag.pipeline import presets as presets_mod
+        from photodrag.pipeline.script import encode_mask
+        fs = self.face(k)
+        if fs.target.landmarks is None:
+            raise PhotodragError('presets move face landmarks, and this face has none')
+        use = presets_mod.uses([presets_mod.label(name, strength)])[0]
+        drags, region, labels = presets_mod.face_drags([use], fs.target.landmarks, self.photo.size)
+        for (h, t), what in zip(drags, labels):
+            fs.aligned.to_crop([h, t], what)           # all inside the crop before any is placed
+        for h, t in drags:
+            hc = fs.aligned.crop.transform.to_crop(np.array([h], np.float64))[0]
+            tc = fs.aligned.crop.transform.to_crop(np.array([t], np.float64))[0]
+            self.add_point(k, hc.tolist(), tc.tolist())
+        painted = fs.aligned.crop.transform.mask_to_crop(region)
+        if fs.mask_png is not None:
+            from photodrag.pipeline.script import decode_mask
+            painted = np.maximum(painted, decode_mask(fs.mask_png, painted.shape[0]))
+        self.set_mask(k, encode_mask(painted))
+        fs.preset_labels.append(use.label)
+        return self.points_info(fs)
+
+    # ---------------------------------------------------------------- the drag
+
+    def drag_config(self, fs: FaceState):
+        cfg = self.server.config.drag_config()
+        return cfg.replace(**{k: v for k, v in (('latent_space', fs.latent_space),) if v is not None})
+
+    def start(self, k: int) -> Dict[str, Any]:
+        """Start (or go on with) face k's drag; frames stream to the page until done or Stop."""
+        from photodrag.pipeline import editing
+        from photodrag.pipeline.script import ScriptedDrag, decode_mask
+        fs = self.face(k)
+        if fs.running:
+            return self.points_info(fs)
+        if not fs.pairs:
+            raise InvalidPointsError('add a handle and a target first: click the point to move, then where it goes')
+        if fs.mask_png is not None:
+            m = decode_mask(fs.mask_png, fs.aligned.crop.image.shape[0])
+            info = self.points_info(fs)
+            for i, (h, t) in enumerate(zip(info['handles'], info['targets'])):
+                for what, (x, y) in (('handle', h), ('target', t)):
+                    if m[int(round(y)), int(round(x))] <= 0:
+                        raise InvalidPointsError(f'{what} {i + 1} lies outside the editable region; paint over it '
+                                                 'or clear the mask')
+        if fs.drag is None:
+            fs.start_pairs = [list(p) for p in fs.pairs]
+            face = dataclasses.replace(fs.aligned, handles_photo=np.array([p[0] for p in fs.pairs], np.float64),
+                                       targets_photo=np.array([p[1] for p in fs.pairs], np.float64))
+            face = dataclasses.replace(face, handles_crop=face.crop.transform.to_crop(face.handles_photo),
+                                       targets_crop=face.crop.transform.to_crop(face.targets_photo))
+            t = time.perf_counter()
+            session, recon = editing.start_drag(fs.G_tuned, fs.inv, face, None, self.drag_config(fs),
+                                                device=self.server.config.device)
+            fs.drag = ScriptedDrag(session, face.crop.transform)
+            fs.drag_reconstruction = recon
+            fs.timings['drag'] = time.perf_counter() - t
+            if fs.lr is not None:
+                fs.drag.set_lr(fs.lr)
+            if fs.mask_png is not None:
+                fs.drag.set_mask(fs.mask_png)
+            fs.trails = [[tuple(h)] for h in session.handles]
+        fs.stop.clear()
+        fs.running = True
+        self.frame_ready.set()
+        fs.future = self._worker.submit(self._drag_loop, fs)
+        return self.points_info(fs)
+
+    def _drag_loop(self, fs: FaceState) -> None:
+        from photodrag import stylegan
+        session = fs.drag.session
+        last_frame = 0.0
+        t = time.perf_counter()
+        try:
+            while not fs.stop.is_set() and not session.done and not self.closed:
+                now = time.perf_counter()
+                want = self.watchers > 0 and now - last_frame >= 1 / FRAME_FPS and (
+                    self.frame_ready.is_set() or now - last_frame >= FRAME_TIMEOUT_S)
+                result = fs.drag.step(preview=want)
+                for trail, h in zip(fs.trails, result.handles):
+                    trail.append(tuple(h))
+                if want:
+                    image = session.preview()
+                    if image is not None:
+                        self._send_frame(fs, stylegan.to_uint8(image)[0], result)
+                        last_frame = now
+        except Exception as e:              # noqa: BLE001 - the page gets one line, the log the rest
+            self.publish({'type': 'error', 'face': fs.k, 'error': _one_line(e)})
+            self.server.log_exception(e)
+        finally:
+            fs.timings['drag'] = fs.timings.get('drag', 0.0) + time.perf_counter() - t
+            fs.running = False
+        if not self.closed:
+            self._send_frame(fs, stylegan.to_uint8(session.render())[0], session.state(), final=True)
+
+    def _send_frame(self, fs: FaceState, image: np.ndarray, result, final: bool = False) -> None:
+        if fs.mask_png is not None:             # what the paste will take: the painted region only
+            from photodrag.pipeline.script import decode_mask
+            m = decode_mask(fs.mask_png, image.shape[0])[..., None]
+            image = np.clip(np.rint(image * m + fs.drag_reconstruction * (1 - m)), 0, 255).astype(np.uint8)
+        self.frame_ready.clear()
+        self.publish({'type': 'frame', 'face': fs.k, 'image': 'data:image/jpeg;base64,' + _jpeg_b64(image),
+                      'step': result.step, 'handles': [list(h) for h in result.handles],
+                      'targets': [list(t) for t in result.targets],
+                      'distances': [round(d, 2) for d in result.distances], 'done': result.done,
+                      'reason': result.reason, 'final': final, 'running': fs.running and not final,
+                      'trails': [[list(p) for p in trail[-200:]] for trail in fs.trails]})
+
+    def stop(self, k: int, wait: bool = True) -> Dict[str, Any]:
+        fs = self.face(k)
+        fs.stop.set()
+        if wait and fs.future is not None:
+            fs.future.result()
+        return self.points_info(fs)
+
+    def undo(self, k: int, steps: int = 1) -> Dict[str, Any]:
+        fs = self.face(k)
+        if fs.drag is None or fs.drag.session.step_count == 0:
+            raise Conflict('nothing to undo: the drag has taken no step')
+        steps = min(int(steps), fs.drag.session.step_count)
+        fs.drag.undo(steps)
+        self._sync_pairs(fs)
+        s = fs.drag.session
+        fs.trails = [trail[:s.step_count + 1] for trail in fs.trails]
+        self._send_frame(fs, self._render(fs), s.state(), final=True)
+        return self.points_info(fs)
+
+    def reset(self, k: int) -> Dict[str, Any]:
+        """Back to the inversion: the drag and its steps are dropped, the points stay where they were placed."""
+        fs = self.face(k)
+        if fs.drag is not None:
+            fs.pairs = [list(p) for p in fs.start_pairs] if not fs.pairs else fs.pairs
+        fs.drag, fs.drag_reconstruction = None, None
+        fs.trails = [[] for _ in fs.pairs]
+        self.applied.pop(k, None)
+        self.publish({'type': 'frame', 'face': k, 'image': 'data:image/jpeg;base64,' + _jpeg_b64(fs.reconstruction),
+                      'step': 0, 'final': True, 'running': False, 'done': False, 'reason': None,
+                      'trails': [], **{key: self.points_info(fs)[key] for key in ('handles', 'targets')},
+                      'distances': []})
+        return self.points_info(fs)
+
+    def _sync_pairs(self, fs: FaceState) -> None:
+        """After an undo the session's points are those of then: the photo pairs follow."""
+        s, to_photo = fs.drag.session, fs.aligned.crop.transform.to_photo
+        hs = to_photo(np.array(s.handles, np.float64).reshape(-1, 2))
+        ts = to_photo(np.array(s.targets, np.float64).reshape(-1, 2))
+        old = fs.pairs
+        fs.pairs = [[tuple(map(float, h)), tuple(map(float, t))] for h, t in zip(hs, ts)]
+        for i in range(min(len(old), len(fs.pairs))):      # keep the exact photo targets where they are unchanged
+            if np.allclose(old[i][1], fs.pairs[i][1], atol=1e-6):
+                fs.pairs[i][1] = old[i][1]
+        while len(fs.trails) < len(fs.pairs):
+            fs.trails.append([])
+        del fs.trails[len(fs.pairs):]
+
+    def _render(self, fs: FaceState) -> np.ndarray:
+        from photodrag import stylegan
+        return stylegan.to_uint8(fs.drag.session.render())[0]
+
+    # ---------------------------------------------------------------- apply and download
+
+    def apply(self, k: int) -> Dict[str, Any]:
+        """Paste face k's edit into the photo, with every face applied before it."""
+        from photodrag.pipeline import editing
+        from photodrag.pipeline.checks import FaceEdit
+        from photodrag.pipeline.script import decode_mask, script_drags
+        fs = self.face(k)
+        if fs.drag is None:
+            raise Conflict('nothing to apply: start a drag first')
+        session, drag = fs.drag.session, fs.drag
+        plain = session.done and all(op['op'] == 'step' for op in drag.ops)
+        start = [(tuple(h), tuple(t)) for h, t in fs.start_pairs]
+        job = FaceEdit(face=k, drags=start)
+        face = dataclasses.replace(fs.aligned, handles_photo=np.array([p[0] for p in start], np.float64),
+                                   targets_photo=np.array([p[1] for p in start], np.float64))
+        face = dataclasses.replace(face, handles_crop=face.crop.transform.to_crop(face.handles_photo),
+                                   targets_crop=face.crop.transform.to_crop(face.targets_photo))
+        mask_crop = region = mask_info = None
+        if drag.mask_png is not None:
+            mask_crop = decode_mask(drag.mask_png, session.resolution)
+            mask_info = editing.painted_mask_info(mask_crop)
+        elif self.server.config.region == 'local':
+            region, mask_info = editing._local_region(script_drags(start, drag.ops), fs.target, self.photo.size)
+        result, record = editing.finish_face(face, fs.target, job, fs.inv, session, fs.drag_reconstruction,
+                                             mask_crop=mask_crop, mask_info=mask_info, region=region,
+                                             timings={key: fs.timings.get(key, 0.0) for key in
+                                                      ('align', 'invert', 'drag')},
+                                             script=None if plain else drag)
+        spaces = {self.drag_config(self.face_states[j]).latent_space for j in self.applied if j != k}
+        if spaces and self.drag_config(fs).latent_space not in spaces:
+            raise Conflict('the faces of one photo share the latent space (w or w+); Reset this face and choose '
+                           f'{spaces.pop()}')
+        self.applied[k] = (result, record)
+        return self._paste()
+
+    def _paste(self) -> Dict[str, Any]:
+        from photodrag.pipeline import editing
+        order = sorted(self.applied)
+        results = [self.applied[j][0] for j in order]
+        records = [self.applied[j][1] for j in order]
+        first = self.face_states[order[0]]
+        cfg = self.server.config
+        cfg = cfg.replace(drag=self.drag_config(first), max_steps=None)
+        timings = {}
+        for fs in (self.face_states[j] for j in order):
+            for key, v in fs.timings.items():
+                timings[key] = timings.get(key, 0.0) + v
+        self.result = editing.assemble(self.photo, results, records, cfg, self.server.checkpoint_info,
+                                       self.server.recipe, len(self.faces), timings, time.perf_counter(),
+                                       lambda *a: None)
+        self.result.record.input['path'] = self.photo_name
+        self.result_files.pop('photo', None)
+        self.result_files.pop('record', None)
+        self._write_view(self.result.pixels, 'result.jpg')
+        return {'applied': order, 'width': self.photo.size[0], 'height': self.photo.size[1]}
+
+    def output(self, what: str) -> Tuple[Path, str]:
+        """(file, download name) of the edited photo, its record, or the result's view."""
+        if what in ('view.jpg', 'result.jpg') or re.fullmatch(r'face\d+_(crop|reconstruction|mask)\.png', what):
+            path = self.result_files.get(what) or (self.tmp / what)
+            if not path.is_file():
+                raise NotFound(f'no {what} in this session')
+            return path, what
+        if self.result is None:
+            raise NotFound('nothing applied yet: apply an edit to the photo first')
+        stem = Path(self.photo_name).stem
+        if what == 'photo':
+            if 'photo' not in self.result_files:
+                suffix = {'JPEG': '.jpg', 'PNG': '.png', 'WEBP': '.webp', 'TIFF': '.tif'}.get(self.photo.format, '.png')
+                self.result_files['photo'] = self.result.save(self.tmp / f'edited{suffix}')
+            path = self.result_files['photo']
+            return path, f'{stem}_edited{path.suffix}'
+        if what == 'record':
+            if 'record' not in self.result_files:
+                self.result_files['record'] = self.result.record.save(self.tmp / 'edited.json')
+            return self.result_files['record'], f'{stem}_edited.json'
+        raise NotFound(f'no output {what!r}')
+
+    def video(self, k: int) -> Tuple[Path, str]:
+        """The drag of face k, step by step, points drawn (MP4)."""
+        import torch
+        from photodrag import stylegan
+        from photodrag.pipeline import report
+        fs = self.face(k)
+        if fs.drag is None:
+            raise Conflict('no drag to show: start one first')
+        session = fs.drag.session
+        path = self.tmp / f'face{k}_drag.mp4'
+        scale = max(1, 512 // session.resolution)
+        trails: List[List[Tuple[float, float]]] = []
+        with report.VideoWriter(path, fps=15) as writer, torch.no_grad():
+            for step, ws, handles, targets in session.trajectory():
+                trails = [t + [h] for t, h in zip(trails, handles)] if len(trails) == len(handles) else \
+                    [[h] for h in handles]
+                image = stylegan.to_uint8(fs.G_tuned.synthesis(ws, noise_mode=session.config.noise_mode))[0]
+                writer.write(report.draw_points(image, handles, targets, trails=trails, scale=scale))
+        return path, f'{Path(self.photo_name).stem}_face{k}_drag.mp4'
+
+
+def _face_info(f) -> Dict[str, Any]:
+    from photodrag.pipeline import expression
+    info = {'index': int(f.index), 'box': [float(v) for v in f.box], 'score': round(float(f.score), 3)}
+    if f.landmarks is not None:
+        r = expression.read(f.landmarks)
+        info['expression'] = {**r.states(), 'text': r.describe()}
+    return info
+
+
+def _safe_name(name: Optional[str]) -> str:
+    """The client's file name, for display and download names only (never a path here)."""
+    base = re.split(r'[\\/]', name or '')[-1]
+    base = re.sub(r'[^\w.\- ]', '_', base)[:100].strip(' .')
+    return base or 'photo'
+
+
+def _save_png(path: Path, image: np.ndarray) -> None:
+    from PIL import Image
+    Image.fromarray(image).save(path, format='PNG')
+
+
+def _jpeg_b64(image: np.ndarray, quality: int = 88) -> str:
+    from PIL import Image
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format='JPEG', quality=quality)
+    return base64.b64encode(buf.getvalue()).decode('ascii')
+
+
+def _one_line(error) -> str:
+    return ' '.join(str(error).split())

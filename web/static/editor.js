@@ -1,0 +1,471 @@
+// photodrag's web editor: plain JavaScript, no build step. It talks to the JSON API under
+// /api (README: "Web editor") and shows the frames the server streams over a WebSocket.
+'use strict';
+
+const $ = (id) => document.getElementById(id);
+const state = {
+  sid: null, ws: null, resolution: 256, photo: null, faces: [], face: null, info: null,
+  pending: null,        // a handle placed, waiting for its target (crop px)
+  dragging: null,       // {index, which: 'handle'|'target', at: [x, y]} while a marker is moved
+  frame: null,          // the Image drawn under the points
+  trails: [], showBefore: false, running: false, painting: false,
+  photoImg: null, resultImg: null, view: null, quad: null,
+};
+const mask = document.createElement('canvas');     // the painted area, crop-sized, white = may change
+let maskUsed = false;
+
+// ------------------------------------------------------------------ talking to the server
+
+function say(text, isError) {
+  const m = $('message');
+  m.textContent = text || '';
+  m.className = isError ? 'error' : '';
+}
+
+async function api(method, path, body, raw) {
+  const opts = { method, headers: {} };
+  if (raw !== undefined) { opts.body = raw; Object.assign(opts.headers, body || {}); }
+  else if (body !== undefined) { opts.body = JSON.stringify(body); opts.headers['Content-Type'] = 'application/json'; }
+  const r = await fetch(`/api/sessions/${state.sid}${path}`, opts);
+  let data = {};
+  try { data = await r.json(); } catch (e) { data = { error: `the server answered ${r.status}` }; }
+  if (!r.ok) { const err = new Error(data.error || `the server answered ${r.status}`); err.status = r.status; throw err; }
+  return data;
+}
+
+async function guarded(fn) {
+  try { await fn(); } catch (e) { say(e.message, true); }
+}
+
+async function connect() {
+  const r = await fetch('/api/sessions', { method: 'POST' });
+  const data = await r.json();
+  if (!r.ok) { say(data.error, true); return; }
+  state.sid = data.session;
+  state.resolution = data.resolution;
+  state.maxUpload = data.max_upload_bytes;
+  mask.width = mask.height = state.resolution;
+  const sel = $('preset');
+  for (const p of data.presets) {
+    const o = document.createElement('option');
+    o.value = p.name; o.textContent = p.name; o.title = p.description || '';
+    sel.appendChild(o);
+  }
+  const proto = location.protocol === 'https:' ? 'wss' : 'ws';
+  state.ws = new WebSocket(`${proto}://${location.host}/api/sessions/${state.sid}/events`);
+  state.ws.onmessage = (ev) => onEvent(JSON.parse(ev.data));
+  state.ws.onclose = () => { if (state.sid) say('the connection to the editor closed; reload the page to go on', true); };
+  document.body.dataset.ready = '1';
+}
+
+function onEvent(msg) {
+  if (msg.type === 'progress') showProgress(msg);
+  else if (msg.type === 'frame' && msg.face === state.face) showFrame(msg);
+  else if (msg.type === 'error') say(msg.error, true);
+  else if (msg.type === 'closed') { state.sid = null; say('this session ended; reload the page', true); }
+}
+
+// ------------------------------------------------------------------ the photo
+
+const STAGES = { detect: 'Finding faces', align: 'Aligning', projection: 'Inverting (projection)',
+                 tuning: 'Inverting (pivotal tuning)', paste: 'Pasting' };
+
+function showProgress(msg) {
+  const box = $('progress');
+  box.hidden = false;
+  const frac = msg.total ? msg.step / msg.total : 0;
+  $('progress-bar').style.width = `${Math.round(frac * 100)}%`;
+  const eta = msg.eta_s != null && msg.step < msg.total ? `, about ${Math.ceil(msg.eta_s)} s left` : '';
+  $('progress-text').textContent = `${STAGES[msg.stage] || msg.stage}: ${msg.step} / ${msg.total}${eta}`;
+  document.body.dataset.stage = msg.stage;
+}
+
+async function openUpload(file) {
+  if (!file) return;
+  if (state.maxUpload && file.size > state.maxUpload) {
+    say(`${file.name} is ${(file.size / 1e6).toFixed(1)} MB; the editor takes photos up to ${(state.maxUpload / 1e6).toFixed(0)} MB`, true);
+    return;
+  }
+  say(`Reading ${file.name}…`);
+  await guarded(async () => {
+    const data = await api('POST', '/photo', { 'X-Filename': encodeURIComponent(file.name) }, file);
+    await showPhoto(data);
+  });
+}
+
+async function openSample(name) {
+  say('Opening the sample…');
+  await guarded(async () => showPhoto(await api('POST', '/sample', { name })));
+}
+
+function loadImage(src) {
+  return new Promise((resolve, reject) => {
+    const img = new Image();
+    img.onload = () => resolve(img);
+    img.onerror = () => reject(new Error('the image did not load'));
+    img.src = src;
+  });
+}
+
+async function showPhoto(data) {
+  state.photo = data.photo; state.faces = data.faces; state.face = null; state.quad = null;
+  state.resultImg = null;
+  state.photoImg = await loadImage(`/api/sessions/${state.sid}/files/view.jpg?t=${Date.now()}`);
+  $('drop-hint').hidden = true;
+  $('face-panel').hidden = true;
+  $('downloads').hidden = true;
+  $('compare-row').hidden = true;
+  const n = data.faces.length;
+  $('faces-hint').textContent = n === 1 ? 'One face found: click it to edit it.'
+    : `${n} faces found, numbered left to right: click the one to edit.`;
+  say(`${data.photo.name}: ${data.photo.width}×${data.photo.height}`);
+  drawPhoto();
+  document.body.dataset.faces = String(n);
+  if (n === 1) await openFace(0);
+}
+
+function drawPhoto() {
+  const c = $('photo'), img = state.photoImg;
+  if (!img) return;
+  const maxW = 640, scale = Math.min(1, maxW / img.width);
+  c.width = Math.round(img.width * scale); c.height = Math.round(img.height * scale);
+  const g = c.getContext('2d');
+  g.drawImage(img, 0, 0, c.width, c.height);
+  if (state.resultImg) {              // after | before, split by the compare slider
+    const x = c.width * Number($('compare').value) / 100;
+    g.save(); g.beginPath(); g.rect(0, 0, x, c.height); g.clip();
+    g.drawImage(state.resultImg, 0, 0, c.width, c.height); g.restore();
+    g.strokeStyle = '#fff'; g.lineWidth = 2; g.beginPath(); g.moveTo(x, 0); g.lineTo(x, c.height); g.stroke();
+  }
+  const s = c.width / state.photo.width;    // photo px -> canvas px
+  state.view = s;
+  g.lineWidth = 2; g.font = 'bold 14px system-ui';
+  for (const f of state.faces) {
+    const [x0, y0, x1, y1] = f.box;
+    const on = f.index === state.face;
+    g.strokeStyle = on ? '#ffd400' : '#39d353';
+    g.strokeRect(x0 * s, y0 * s, (x1 - x0) * s, (y1 - y0) * s);
+    g.fillStyle = g.strokeStyle;
+    g.fillRect(x0 * s, y0 * s - 18, 20, 18);
+    g.fillStyle = '#000'; g.fillText(String(f.index), x0 * s + 5, y0 * s - 4);
+  }
+  if (state.quad) {                   // where the aligned crop sits in the photo
+    g.strokeStyle = 'rgba(255,212,0,.7)'; g.setLineDash([6, 4]); g.beginPath();
+    state.quad.forEach(([x, y], i) => (i ? g.lineTo(x * s, y * s) : g.moveTo(x * s, y * s)));
+    g.closePath(); g.stroke(); g.setLineDash([]);
+  }
+}
+
+function faceAt(ev) {
+  const c = $('photo'), r = c.getBoundingClientRect();
+  const x = (ev.clientX - r.left) * c.width / r.width / state.view;
+  const y = (ev.clientY - r.top) * c.height / r.height / state.view;
+  return state.faces.find((f) => x >= f.box[0] && x <= f.box[2] && y >= f.box[1] && y <= f.box[3]);
+}
+
+// ------------------------------------------------------------------ a face
+
+async function openFace(k) {
+  if (state.running) await stopDrag();
+  state.face = k; state.pending = null; state.trails = []; state.frame = null;
+  mask.getContext('2d').clearRect(0, 0, mask.width, mask.height); maskUsed = false;
+  $('face-panel').hidden = false;
+  $('face-title').textContent = `2. Face ${k}`;
+  $('progress').hidden = true;
+  drawPhoto();
+  say(`Preparing face ${k}: aligning and inverting it into the generator…`);
+  await guarded(async () => {
+    const info = await api('POST', `/faces/${k}/open`);
+    state.quad = info.quad;
+    state.frame = await loadImage(`/api/sessions/${state.sid}/files/face${k}_reconstruction.png?t=${Date.now()}`);
+    state.before = state.frame;
+    update(info);
+    $('progress').hidden = true;
+    const inv = info.inversion;
+    say(`Face ${k} ready${inv.from_cache ? ' (from the cache)' : ''}: LPIPS ${inv.lpips.toFixed(3)}, PSNR ${inv.psnr.toFixed(1)} dB. Click a point to move, then where it goes.`);
+    document.body.dataset.face = String(k);
+    drawPhoto();
+  });
+}
+
+function update(info) {
+  state.info = info;
+  state.running = !!info.running;
+  if (info.lr !== undefined) $('lr').value = info.lr;
+  if (info.latent_space) $('latent').value = info.latent_space;
+  $('latent').disabled = !!info.started;
+  const list = $('points');
+  list.innerHTML = '';
+  info.handles.forEach((h, i) => {
+    const t = info.targets[i];
+    const li = document.createElement('li');
+    li.textContent = `(${h[0].toFixed(0)}, ${h[1].toFixed(0)}) → (${t[0].toFixed(0)}, ${t[1].toFixed(0)})`;
+    const del = document.createElement('button');
+    del.textContent = '✕'; del.title = 'delete this pair'; del.setAttribute('aria-label', `delete pair ${i + 1}`);
+    del.onclick = () => guarded(async () => update(await api('DELETE', `/faces/${state.face}/points/${i}`)));
+    li.appendChild(del);
+    list.appendChild(li);
+  });
+  buttons();
+  drawCrop();
+}
+
+function buttons() {
+  const info = state.info || { handles: [] };
+  $('start').disabled = state.running || !info.handles.length;
+  $('stop').disabled = !state.running;
+  $('undo').disabled = state.running || !(info.step > 0);
+  $('reset').disabled = state.running || !info.started;
+  $('apply').disabled = state.running || !info.started;
+  const s = info.started ? `step ${info.step}` + (info.done ? ` (${info.reason === 'converged' ? 'reached the targets' : 'step limit'})` : '') : '';
+  $('drag-status').textContent = s;
+}
+
+// ------------------------------------------------------------------ the crop canvas
+
+const MARK = 7;
+
+function cropScale() { return $('crop').width / state.resolution; }
+
+function toCrop(ev) {
+  const c = $('crop'), r = c.getBoundingClientRect();
+  const s = cropScale();
+  const x = (ev.clientX - r.left) * c.width / r.width / s;
+  const y = (ev.clientY - r.top) * c.height / r.height / s;
+  const R = state.resolution - 1;
+  return [Math.min(Math.max(x, 0), R), Math.min(Math.max(y, 0), R)];
+}
+
+function drawCrop() {
+  const c = $('crop'), g = c.getContext('2d'), s = cropScale();
+  g.imageSmoothingEnabled = true;
+  g.clearRect(0, 0, c.width, c.height);
+  const img = state.showBefore ? state.before : state.frame;
+  if (img) g.drawImage(img, 0, 0, c.width, c.height);
+  if (maskUsed && !state.showBefore) {          // the area that may change, tinted
+    const tint = document.createElement('canvas');
+    tint.width = tint.height = state.resolution;
+    const tg = tint.getContext('2d');
+    tg.drawImage(mask, 0, 0);
+    tg.globalCompositeOperation = 'source-in';
+    tg.fillStyle = 'rgba(60, 200, 120, 0.35)';
+    tg.fillRect(0, 0, tint.width, tint.height);
+    g.drawImage(tint, 0, 0, c.width, c.height);
+  }
+  const info = state.info;
+  if (!info || state.showBefore) return;
+  g.lineWidth = 2;
+  state.trails.forEach((trail) => {
+    if (trail.length < 2) return;
+    g.strokeStyle = 'rgba(255, 80, 80, .8)'; g.beginPath();
+    trail.forEach(([x, y], i) => (i ? g.lineTo(x * s, y * s) : g.moveTo(x * s, y * s)));
+    g.stroke();
+  });
+  info.handles.forEach((h, i) => {
+    let hh = h, tt = info.targets[i];
+    if (state.dragging && state.dragging.index === i) {
+      if (state.dragging.which === 'handle') hh = state.dragging.at; else tt = state.dragging.at;
+    }
+    arrow(g, hh[0] * s, hh[1] * s, tt[0] * s, tt[1] * s);
+    dot(g, tt[0] * s, tt[1] * s, '#2d6cdf');
+    dot(g, hh[0] * s, hh[1] * s, '#e5322d');
+    g.fillStyle = '#fff'; g.font = 'bold 11px system-ui';
+    g.fillText(String(i + 1), hh[0] * s + 9, hh[1] * s - 6);
+  });
+  if (state.pending) dot(g, state.pending[0] * s, state.pending[1] * s, '#e5322d');
+}
+
+function dot(g, x, y, colour) {
+  g.beginPath(); g.arc(x, y, MARK, 0, 2 * Math.PI);
+  g.fillStyle = colour; g.fill(); g.strokeStyle = '#fff'; g.lineWidth = 2; g.stroke();
+}
+
+function arrow(g, x0, y0, x1, y1) {
+  g.strokeStyle = 'rgba(255,255,255,.9)'; g.lineWidth = 2;
+  g.beginPath(); g.moveTo(x0, y0); g.lineTo(x1, y1); g.stroke();
+}
+
+function markerAt(p) {
+  const info = state.info;
+  if (!info) return null;
+  const near = (q) => Math.hypot(q[0] - p[0], q[1] - p[1]) * cropScale() <= MARK + 3;
+  for (let i = info.handles.length - 1; i >= 0; i--) {
+    if (near(info.targets[i])) return { index: i, which: 'target' };
+    if (near(info.handles[i])) return { index: i, which: 'handle' };
+  }
+  return null;
+}
+
+function tool() { return document.querySelector('input[name="tool"]:checked').value; }
+
+function paintAt(p) {
+  const g = mask.getContext('2d');
+  g.globalCompositeOperation = tool() === 'erase' ? 'destination-out' : 'source-over';
+  g.fillStyle = '#fff';
+  g.beginPath(); g.arc(p[0], p[1], Number($('brush').value) / 2, 0, 2 * Math.PI); g.fill();
+  maskUsed = true;
+  drawCrop();
+}
+
+function maskPng() {
+  // grayscale PNG: white where painted, black elsewhere; null when nothing is painted
+  const out = document.createElement('canvas');
+  out.width = out.height = state.resolution;
+  const g = out.getContext('2d');
+  g.fillStyle = '#000'; g.fillRect(0, 0, out.width, out.height);
+  g.drawImage(mask, 0, 0);
+  const px = g.getImageData(0, 0, out.width, out.height).data;
+  let any = false;
+  for (let i = 0; i < px.length; i += 4) if (px[i] > 0) { any = true; break; }
+  return any ? out.toDataURL('image/png') : null;
+}
+
+async function sendMask() {
+  const png = maskPng();
+  maskUsed = png !== null;
+  await guarded(async () => update(await api('PUT', `/faces/${state.face}/mask`, { png })));
+}
+
+function onCropDown(ev) {
+  if (state.face === null || !state.info) return;
+  const p = toCrop(ev);
+  if (tool() !== 'points') { state.painting = true; paintAt(p); return; }
+  const hit = markerAt(p);
+  if (hit) { state.dragging = { ...hit, at: p }; return; }
+  if (!state.pending) { state.pending = p; drawCrop(); $('crop-status').textContent = 'Now click where it should go.'; return; }
+  const handle = state.pending;
+  state.pending = null;
+  $('crop-status').textContent = 'Click the point to move (red), then where it should go (blue).';
+  guarded(async () => {
+    const info = await api('POST', `/faces/${state.face}/points`, { handle, target: p });
+    state.trails.push([]);
+    update(info);
+  });
+}
+
+function onCropMove(ev) {
+  if (state.painting) { paintAt(toCrop(ev)); return; }
+  if (state.dragging) { state.dragging.at = toCrop(ev); drawCrop(); }
+}
+
+function onCropUp() {
+  if (state.painting) { state.painting = false; sendMask(); return; }
+  if (!state.dragging) return;
+  const d = state.dragging;
+  state.dragging = null;
+  guarded(async () => update(await api('PATCH', `/faces/${state.face}/points/${d.index}`, { [d.which]: d.at })));
+}
+
+// ------------------------------------------------------------------ the drag
+
+async function showFrame(msg) {
+  const img = await loadImage(msg.image);
+  state.frame = img;
+  state.trails = msg.trails || [];
+  if (state.info) {
+    state.info.handles = msg.handles; state.info.targets = msg.targets;
+    state.info.step = msg.step; state.info.done = msg.done; state.info.reason = msg.reason;
+    state.info.started = true;
+  }
+  state.running = !!msg.running;
+  document.body.dataset.step = String(msg.step);
+  document.body.dataset.frames = String(Number(document.body.dataset.frames || 0) + 1);
+  drawCrop();
+  buttons();
+  const dist = (msg.distances || []).map((d) => d.toFixed(1)).join(', ');
+  $('drag-status').textContent = `step ${msg.step}` + (dist ? `, distance to target ${dist} px` : '') +
+    (msg.done ? (msg.reason === 'converged' ? ' (reached the targets)' : ' (step limit)') : '');
+  if (msg.final) { document.body.dataset.running = '0'; }
+  if (state.ws && state.ws.readyState === 1) state.ws.send(JSON.stringify({ type: 'ack' }));
+}
+
+async function startDrag() {
+  await guarded(async () => {
+    document.body.dataset.running = '1';
+    state.running = true; buttons();
+    update(await api('POST', `/faces/${state.face}/start`));
+  });
+  if (!state.running) document.body.dataset.running = '0';
+}
+
+async function stopDrag() {
+  await guarded(async () => update(await api('POST', `/faces/${state.face}/stop`)));
+}
+
+async function applyEdit() {
+  say('Pasting the edit into the photo…');
+  await guarded(async () => {
+    const r = await api('POST', `/faces/${state.face}/apply`);
+    state.resultImg = await loadImage(`/api/sessions/${state.sid}/files/result.jpg?t=${Date.now()}`);
+    $('compare-row').hidden = false;
+    $('compare').value = 100;
+    const base = `/api/sessions/${state.sid}`;
+    $('dl-photo').href = `${base}/files/photo?t=${Date.now()}`;
+    $('dl-record').href = `${base}/files/record?t=${Date.now()}`;
+    $('dl-video').href = `${base}/faces/${state.face}/video?t=${Date.now()}`;
+    $('downloads').hidden = false;
+    drawPhoto();
+    const faces = r.applied.length === 1 ? `face ${r.applied[0]}` : `faces ${r.applied.join(', ')}`;
+    say(`Applied ${faces} to the photo. Slide to compare; pick another face to edit it too.`);
+    document.body.dataset.applied = r.applied.join(',');
+  });
+}
+
+// ------------------------------------------------------------------ wiring
+
+window.addEventListener('DOMContentLoaded', () => {
+  connect();
+  $('file').addEventListener('change', (ev) => openUpload(ev.target.files[0]));
+  $('sample').addEventListener('click', () => openSample('astronaut'));
+  const drop = $('drop');
+  drop.addEventListener('dragover', (ev) => { ev.preventDefault(); drop.classList.add('over'); });
+  drop.addEventListener('dragleave', () => drop.classList.remove('over'));
+  drop.addEventListener('drop', (ev) => {
+    ev.preventDefault(); drop.classList.remove('over');
+    openUpload(ev.dataTransfer.files[0]);
+  });
+  $('photo').addEventListener('click', (ev) => { const f = faceAt(ev); if (f) openFace(f.index); });
+  $('compare').addEventListener('input', drawPhoto);
+  const crop = $('crop');
+  crop.addEventListener('pointerdown', onCropDown);
+  crop.addEventListener('pointermove', onCropMove);
+  window.addEventListener('pointerup', onCropUp);
+  crop.addEventListener('contextmenu', (ev) => {
+    ev.preventDefault();
+    const hit = markerAt(toCrop(ev));
+    if (hit) guarded(async () => update(await api('DELETE', `/faces/${state.face}/points/${hit.index}`)));
+  });
+  $('clear-mask').addEventListener('click', () => { mask.getContext('2d').clearRect(0, 0, mask.width, mask.height); sendMask(); });
+  $('place-preset').addEventListener('click', () => guarded(async () => {
+    const info = await api('POST', `/faces/${state.face}/preset`, { name: $('preset').value, strength: Number($('strength').value) });
+    const png = await fetch(`/api/sessions/${state.sid}/files/face${state.face}_mask.png?t=${Date.now()}`);
+    if (png.ok) {
+      const img = await loadImage(URL.createObjectURL(await png.blob()));
+      const g = mask.getContext('2d');
+      g.clearRect(0, 0, mask.width, mask.height);
+      // white = may change: draw it as the painted area
+      const tmp = document.createElement('canvas'); tmp.width = tmp.height = state.resolution;
+      const tg = tmp.getContext('2d'); tg.drawImage(img, 0, 0);
+      const d = tg.getImageData(0, 0, tmp.width, tmp.height);
+      for (let i = 0; i < d.data.length; i += 4) { d.data[i + 3] = d.data[i]; d.data[i] = d.data[i + 1] = d.data[i + 2] = 255; }
+      g.putImageData(d, 0, 0);
+      maskUsed = true;
+    }
+    state.trails = info.handles.map(() => []);
+    update(info);
+    say(`Placed ${$('preset').value}: adjust the points or the area, then Start.`);
+  }));
+  $('lr').addEventListener('change', () => guarded(async () => update(await api('PUT', `/faces/${state.face}/settings`, { lr: Number($('lr').value) }))));
+  $('latent').addEventListener('change', () => guarded(async () => update(await api('PUT', `/faces/${state.face}/settings`, { latent_space: $('latent').value }))));
+  $('start').addEventListener('click', startDrag);
+  $('stop').addEventListener('click', stopDrag);
+  $('undo').addEventListener('click', () => guarded(async () => update(await api('POST', `/faces/${state.face}/undo`, { steps: 1 }))));
+  $('reset').addEventListener('click', () => guarded(async () => update(await api('POST', `/faces/${state.face}/reset`))));
+  $('before').addEventListener('click', () => {
+    state.showBefore = !state.showBefore;
+    $('before').setAttribute('aria-pressed', String(state.showBefore));
+    $('before').textContent = state.showBefore ? 'Show after' : 'Show before';
+    drawCrop();
+  });
+  $('apply').addEventListener('click', applyEdit);
+});
