@@ -90,7 +90,7 @@ def normalise(edits, face, allow_none: bool = False) -> List[FaceEdit]:
         out.append(FaceEdit(face=None if sel == 'all' else (int(sel) if isinstance(sel, (int, np.integer))
                                                             else sel),
                             drags=drags, mask=item.mask, box=None if item.box is None else check_box(item.box),
-                            presets=item_presets))
+                            presets=item_presets, script=item.script))
     if not out:
         raise InvalidPointsError('no edits given')
     return out

@@ -1,0 +1,256 @@
+"""The web editor's API (photodrag.web): what a page or a script sees, errors, isolation,
+sessions freed, and the interactive drag replaying from its record."""
+
+import base64
+import io
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip('fastapi')
+from fastapi.testclient import TestClient  # noqa: E402
+
+from photodrag import pipeline  # noqa: E402
+from photodrag.inversion import InversionConfig  # noqa: E402
+from photodrag.pipeline.demo import DEMO_PHOTO  # noqa: E402
+from photodrag.web import ServerSettings, create_app  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+INVERSION = InversionConfig.preset('fast', projection_steps=20, tuning_steps=10)
+
+
+@pytest.fixture(scope='module')
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp('inversions')
+
+
+@pytest.fixture(scope='module')
+def client(cache):
+    app = create_app(ServerSettings(inversion=INVERSION, max_steps=25, cache=cache, max_sessions=3,
+                                    max_upload_bytes=2_000_000))
+    with TestClient(app) as c:
+        yield c
+
+
+def new(client):
+    r = client.post('/api/sessions')
+    assert r.status_code == 200, r.text
+    return r.json()['session']
+
+
+def opened(client):
+    sid = new(client)
+    assert client.post(f'/api/sessions/{sid}/sample', json={'name': 'astronaut'}).status_code == 200
+    r = client.post(f'/api/sessions/{sid}/faces/0/open')
+    assert r.status_code == 200, r.text
+    return sid
+
+
+def run_to_end(client, sid, ws):
+    r = client.post(f'/api/sessions/{sid}/faces/0/start')
+    assert r.status_code == 200, r.text
+    frames = []
+    while True:
+        m = json.loads(ws.receive_text())
+        if m['type'] == 'frame':
+            frames.append(m)
+            ws.send_text(json.dumps({'type': 'ack'}))
+            if m['final']:
+                return frames
+
+
+def test_sample_faces_points_drag_apply_download_equals_pipeline_edit(client, cache, tmp_path):
+    sid = new(client)
+    r = client.post(f'/api/sessions/{sid}/sample', json={'name': 'astronaut'})
+    faces = r.json()['faces']
+    assert len(faces) == 1 and faces[0]['expression']['eyes'] == 'open'
+    info = client.post(f'/api/sessions/{sid}/faces/0/open').json()
+    assert info['size'] == 128 and len(info['quad']) == 4 and not info['started']
+    again = client.post(f'/api/sessions/{sid}/faces/0/open').json()
+    assert again['inversion'] == info['inversion']
+    r = client.post(f'/api/sessions/{sid}/faces/0/points', json={'handle': [50, 80], 'target': [42, 72]})
+    assert r.status_code == 200 and np.allclose(r.json()['handles'], [[50, 80]])
+    with client.websocket_connect(f'/api/sessions/{sid}/events') as ws:
+        frames = run_to_end(client, sid, ws)
+    assert len(frames) >= 3 and frames[-1]["step"] == 25 and frames[-1]['reason'] == 'max_steps'
+    assert frames[0]['handles'] != frames[-1]['handles']            # the tracked handle moved
+    assert client.post(f'/api/sessions/{sid}/faces/0/apply').json()['applied'] == [0]
+    photo = client.get(f'/api/sessions/{sid}/files/photo')
+    assert photo.status_code == 200 and 'astronaut_edited.png' in photo.headers['content-disposition']
+    record = client.get(f'/api/sessions/{sid}/files/record').json()
+    assert record['input']['path'] == 'astronaut.png' and 'script' not in record['faces'][0]['drag']
+    f = record['faces'][0]
+    drags = [(tuple(h), tuple(t)) for h, t in zip(f['handles_photo'], f['targets_photo'])]
+    direct = pipeline.edit(DEMO_PHOTO, drags, pipeline.EditRecord.from_dict(record).edit_config(), face=0,
+                           cache=cache)
+    from PIL import Image
+    downloaded = np.asarray(Image.open(io.BytesIO(photo.content)).convert('RGB'))
+    assert np.array_equal(downloaded, direct.pixels)
+    video = client.get(f'/api/sessions/{sid}/faces/0/video')
+    assert video.status_code == 200 and len(video.content) > 1000
+    client.delete(f'/api/sessions/{sid}')
+
+
+def test_interactive_drag_replays_from_its_record(client, cache, tmp_path):
+    """Stop, move a target, add a pair, paint a region, change the step size, undo, go on:
+    the record holds the calls and `edit_from_record` gives the same pixels."""
+    sid = opened(client)
+    base = f'/api/sessions/{sid}/faces/0'
+    client.post(f'{base}/points', json={'handle': [50, 80], 'target': [42, 72]})
+    with client.websocket_connect(f'/api/sessions/{sid}/events') as ws:
+        run_to_end(client, sid, ws)
+        before_undo = client.get(f'{base}').json()
+        assert client.patch(f'{base}/points/0', json={'target': [44, 74]}).status_code == 200
+        assert client.post(f'{base}/points', json={'handle': [78, 80], 'target': [82, 76]}).status_code == 200
+        mask = np.zeros((128, 128), np.uint8)
+        mask[50:110, 25:105] = 255
+        buf = io.BytesIO()
+        from PIL import Image
+        Image.fromarray(mask).save(buf, format='PNG')
+        png = 'data:image/png;base64,' + base64.b64encode(buf.getvalue()).decode()
+        assert client.put(f'{base}/mask', json={'png': png}).json()['has_mask']
+        assert client.put(f'{base}/settings', json={'lr': 0.003}).json()['lr'] == 0.003
+        undone = client.post(f'{base}/undo', json={'steps': 3}).json()
+        assert undone['step'] == before_undo['step'] - 3
+    client.post(f'{base}/apply')
+    record_bytes = client.get(f'/api/sessions/{sid}/files/record').content
+    photo = client.get(f'/api/sessions/{sid}/files/photo').content
+    rec = pipeline.EditRecord.from_dict(json.loads(record_bytes))
+    ops = [op['op'] for op in rec.faces[0].drag['script']['ops']]
+    assert ops == ['step', 'move', 'add', 'mask', 'lr', 'undo'] and rec.faces[0].mask['kind'] == 'painted'
+    again = pipeline.edit_from_record(rec, photo=DEMO_PHOTO, cache=cache)
+    from PIL import Image
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(photo)).convert('RGB')), again.pixels)
+    # the paste took nothing from outside the painted region
+    face = again.faces[0]
+    outside = face.mask == 0
+    assert outside.any() and np.array_equal(pipeline.editing._masked_edit(face)[outside], face.reconstruction[outside])
+    client.delete(f'/api/sessions/{sid}')
+
+
+def test_undo_gives_back_the_exact_image(client):
+    sid = opened(client)
+    base = f'/api/sessions/{sid}/faces/0'
+    client.post(f'{base}/points', json={'handle': [50, 80], 'target': [40, 70]})
+    with client.websocket_connect(f'/api/sessions/{sid}/events') as ws:
+        frames = run_to_end(client, sid, ws)
+        assert frames[-1]["step"] == 25
+        client.post(f'{base}/undo', json={"steps": 25})
+        while True:
+            m = json.loads(ws.receive_text())
+            if m['type'] == 'frame':
+                break
+    assert m['step'] == 0
+    recon = client.get(f'/api/sessions/{sid}/files/face0_reconstruction.png').content
+    from PIL import Image
+    a = np.asarray(Image.open(io.BytesIO(recon)).convert('RGB')).astype(int)
+    b = np.asarray(Image.open(io.BytesIO(base64.b64decode(m['image'].split(',')[1]))).convert('RGB')).astype(int)
+    assert np.abs(a - b).mean() < 2.0          # the same image, through JPEG
+    client.delete(f'/api/sessions/{sid}')
+
+
+@pytest.mark.parametrize('data, name, status, message', [
+    (b'hello, this is text', 'notes.txt', 400, 'not an image'),
+    (b'\x89PNG\r\n\x1a\n' + b'\0' * 100, 'broken.png', 400, 'broken.png'),
+    (b'x' * 2_100_000, 'huge.jpg', 413, 'up to 2 MB'),
+])
+def test_bad_uploads_say_what_is_wrong(client, data, name, status, message):
+    sid = new(client)
+    r = client.post(f'/api/sessions/{sid}/photo', content=data, headers={'X-Filename': name})
+    assert r.status_code == status and message in r.json()['error'], r.text
+    assert 'Traceback' not in r.text and '/tmp' not in r.text
+    client.delete(f'/api/sessions/{sid}')
+
+
+def test_a_photo_without_a_face(client):
+    sid = new(client)
+    buf = io.BytesIO()
+    from PIL import Image
+    Image.fromarray(np.full((200, 300, 3), 128, np.uint8)).save(buf, format='JPEG')
+    r = client.post(f'/api/sessions/{sid}/photo', content=buf.getvalue(), headers={'X-Filename': 'wall.jpg'})
+    assert r.status_code == 400 and 'no face' in r.json()['error'].lower() and 'wall.jpg' in r.json()['error']
+    client.delete(f'/api/sessions/{sid}')
+
+
+def test_points_outside_the_crop_and_bad_requests(client):
+    sid = opened(client)
+    base = f'/api/sessions/{sid}/faces/0'
+    r = client.post(f'{base}/points', json={'handle': [500, 80], 'target': [45, 76]})
+    assert r.status_code == 400 and 'outside the 128x128 crop' in r.json()['error']
+    assert client.post(f'{base}/points', json={'handle': 'x'}).status_code == 400
+    assert client.post(f'{base}/start').status_code == 400                          # no points yet
+    assert client.post(f'/api/sessions/{sid}/faces/7/open').status_code == 404
+    assert client.put(f'{base}/settings', json={'lr': -1}).status_code == 400
+    assert client.post(f'{base}/preset', json={'name': 'frown'}).status_code == 400
+    assert client.post(f'{base}/apply').status_code == 409
+    client.delete(f'/api/sessions/{sid}')
+
+
+def test_sessions_are_isolated_and_paths_never_reach_the_disk(client):
+    a, b = opened(client), new(client)
+    assert client.get(f'/api/sessions/{b}/files/view.jpg').status_code == 404      # b has no photo
+    assert client.get(f'/api/sessions/{a}/files/view.jpg').status_code == 200
+    for what in ['..%2F..%2Fetc%2Fpasswd', '%2Fetc%2Fpasswd', 'face0_crop.png%00', '.%2E', 'face0_../../x.png']:
+        r = client.get(f'/api/sessions/{a}/files/{what}')
+        assert r.status_code == 404, what
+    assert client.get(f'/api/sessions/{a[:-1]}x/files/view.jpg').status_code == 404
+    assert client.post('/api/sessions/../sample', json={'name': 'astronaut'}).status_code == 404
+    r = client.post(f'/api/sessions/{a}/sample', json={'name': '../../../etc/passwd'})
+    assert r.status_code == 404
+    client.delete(f'/api/sessions/{a}')
+    client.delete(f'/api/sessions/{b}')
+
+
+def test_session_cap_says_busy(client):
+    ids = [new(client) for _ in range(3)]
+    r = client.post('/api/sessions')
+    assert r.status_code == 503 and 'busy' in r.json()['error']
+    for sid in ids:
+        client.delete(f'/api/sessions/{sid}')
+    assert client.get('/api/status').json()['sessions'] == 0
+
+
+def test_a_client_leaving_mid_drag_frees_its_session(client):
+    sid = opened(client)
+    client.post(f'/api/sessions/{sid}/faces/0/points', json={'handle': [50, 80], 'target': [30, 60]})
+    editor = client.app.state.server.sessions[sid]
+    tmp = editor.tmp
+    editor.server.settings.__dict__  # noqa: B018 - settings are frozen; the cap below is the drag's own
+    with client.websocket_connect(f'/api/sessions/{sid}/events') as ws:
+        client.post(f'/api/sessions/{sid}/faces/0/start')
+        json.loads(ws.receive_text())
+    import time
+    for _ in range(100):
+        if sid not in client.app.state.server.sessions:
+            break
+        time.sleep(0.05)
+    assert sid not in client.app.state.server.sessions and editor.closed and not tmp.exists()
+    assert client.get(f'/api/sessions/{sid}').status_code == 404
+
+
+def test_idle_sessions_are_closed(client):
+    sid = new(client)
+    server = client.app.state.server
+    server.sessions[sid].last_active -= 31 * 60
+    assert server.reap() == 1 and client.get(f'/api/sessions/{sid}').status_code == 404
+
+
+def test_presets_place_points_and_region(client):
+    sid = opened(client)
+    r = client.post(f'/api/sessions/{sid}/faces/0/preset', json={'name': 'smile', 'strength': 1.0})
+    assert r.status_code == 200, r.text
+    info = r.json()
+    assert len(info['handles']) == 2 and info['has_mask'] and info['presets'] == ['smile']
+    assert client.get(f'/api/sessions/{sid}/files/face0_mask.png').status_code == 200
+    client.delete(f'/api/sessions/{sid}')
+
+
+def test_the_page_and_its_files_are_served_with_a_strict_policy(client):
+    r = client.get('/')
+    assert r.status_code == 200 and '<canvas id="crop"' in r.text
+    assert "default-src 'self'" in r.headers['content-security-policy']
+    assert client.get('/static/editor.js').status_code == 200
+    assert client.get('/static/../app.py').status_code == 404
+    assert 'http' not in client.get('/static/editor.js').text.replace('https:', '')   # nothing from elsewhere
