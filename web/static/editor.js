@@ -127,7 +127,7 @@ async function showPhoto(data) {
 function drawPhoto() {
   const c = $('photo'), img = state.photoImg;
   if (!img) return;
-  const maxW = 640, scale = Math.min(1, maxW / img.width);
+  const maxW = 470, scale = Math.min(1, maxW / img.width);
   c.width = Math.round(img.width * scale); c.height = Math.round(img.height * scale);
   const g = c.getContext('2d');
   g.drawImage(img, 0, 0, c.width, c.height);
@@ -212,7 +212,7 @@ function update(info) {
 
 function buttons() {
   const info = state.info || { handles: [] };
-  $('start').disabled = state.running || !info.handles.length;
+  $('start').disabled = state.running || !info.handles.length || !!info.done;
   $('stop').disabled = !state.running;
   $('undo').disabled = state.running || !(info.step > 0);
   $('reset').disabled = state.running || !info.started;

@@ -1,0 +1,157 @@
+"""The web editor in a real headless browser: Debian's chromium driven by Playwright.
+
+Screenshots of each state go to $PHOTODRAG_SCREENSHOTS (default: the test's tmp folder)."""
+
+import io
+import os
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip('fastapi')
+uvicorn = pytest.importorskip('uvicorn')
+sync_api = pytest.importorskip('playwright.sync_api')
+
+from photodrag import pipeline  # noqa: E402
+from photodrag.inversion import InversionConfig  # noqa: E402
+from photodrag.pipeline.demo import DEMO_PHOTO  # noqa: E402
+from photodrag.web import ServerSettings, create_app  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = shutil.which('chromium') or shutil.which('chromium-browser')
+if CHROMIUM is None:
+    pytest.skip('Debian chromium is not installed (apt-get install chromium)', allow_module_level=True)
+
+
+@pytest.fixture(scope='module')
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp('inversions')
+
+
+@pytest.fixture(scope='module')
+def server(cache):
+    settings = ServerSettings(inversion=InversionConfig.preset('fast', projection_steps=20, tuning_steps=10),
+                              max_steps=40, cache=cache, max_upload_bytes=3_000_000)
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    srv = uvicorn.Server(uvicorn.Config(create_app(settings), host='127.0.0.1', port=port, log_level='warning'))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    for _ in range(200):
+        if srv.started:
+            break
+        time.sleep(0.05)
+    yield f'http://127.0.0.1:{port}'
+    srv.should_exit = True
+    thread.join(10)
+
+
+@pytest.fixture(scope='module')
+def browser():
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=['--no-sandbox'])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def shots(tmp_path):
+    folder = Path(os.environ.get('PHOTODRAG_SCREENSHOTS') or tmp_path / 'screenshots')
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def crop_click(page, x, y):
+    """Click crop pixel (x, y) of the 128-px demo crop shown at 512 px."""
+    box = page.locator('#crop').bounding_box()
+    page.mouse.click(box['x'] + x * box['width'] / 128, box['y'] + y * box['height'] / 128)
+
+
+def test_edit_the_sample_in_the_browser(server, browser, cache, shots, tmp_path):
+    page = browser.new_page(viewport={'width': 1400, 'height': 900}, accept_downloads=True, bypass_csp=True)
+    errors = []
+    page.on('pageerror', lambda e: errors.append(str(e)))
+    page.goto(server)
+    page.wait_for_selector('body[data-ready="1"]')
+    page.screenshot(path=str(shots / '1-empty.png'), full_page=True)
+    page.click('#sample')
+    page.wait_for_selector('body[data-face="0"]', timeout=60_000)      # one face: opened at once
+    assert 'LPIPS' in page.inner_text('#message')
+    page.screenshot(path=str(shots / '2-face-ready.png'), full_page=True)
+
+    crop_click(page, 50, 80)
+    crop_click(page, 42, 72)
+    page.wait_for_function('document.querySelectorAll("#points li").length === 1')
+    page.screenshot(path=str(shots / '3-points.png'), full_page=True)
+
+    page.click('#start')
+    page.wait_for_function('Number(document.body.dataset.frames || 0) >= 4', timeout=30_000)
+    page.click('#stop')
+    page.wait_for_selector('body[data-running="0"]', timeout=10_000)
+    page.screenshot(path=str(shots / '4-stopped.png'), full_page=True)
+    stopped_at = int(page.get_attribute('body', 'data-step'))
+    assert 0 < stopped_at < 40
+    before_undo = page.evaluate('document.getElementById("crop").toDataURL()')
+    page.click('#undo')
+    page.wait_for_function(f'Number(document.body.dataset.step) === {stopped_at - 1}')
+    page.click('#start')                                # go on: to the step cap
+    page.wait_for_function('state.info && state.info.done', timeout=60_000)
+    page.wait_for_selector('body[data-running="0"]')
+    assert page.evaluate('state.info.step') == 40
+    assert page.evaluate('state.info.handles[0]') != [50, 80]      # the marker followed the content
+    page.screenshot(path=str(shots / '5-done.png'), full_page=True)
+    assert page.evaluate('document.getElementById("crop").toDataURL()') != before_undo
+
+    page.click('#apply')
+    page.wait_for_selector('body[data-applied="0"]', timeout=30_000)
+    page.screenshot(path=str(shots / '6-applied.png'), full_page=True)
+    with page.expect_download() as d:
+        page.click('#dl-photo')
+    path = tmp_path / d.value.suggested_filename
+    d.value.save_as(path)
+    assert path.name == 'astronaut_edited.png'
+    with page.expect_download() as d:
+        page.click('#dl-record')
+    record = pipeline.EditRecord.load(d.value.path())
+    f = record.faces[0]
+    drags = [(tuple(h), tuple(t)) for h, t in zip(f.handles_photo, f.targets_photo)]
+    direct = pipeline.edit(DEMO_PHOTO, drags, record.edit_config(), face=0, cache=cache)
+    from PIL import Image
+    assert np.array_equal(np.asarray(Image.open(path).convert('RGB')), direct.pixels)
+    assert errors == []
+
+
+@pytest.mark.parametrize('name, data, message', [
+    ('notes.txt', b'just some text, not a photo', 'not an image'),
+    ('huge.jpg', b'\xff\xd8' + b'0' * 3_200_000, 'up to 3 MB'),
+])
+def test_bad_files_show_one_line(server, browser, shots, tmp_path, name, data, message):
+    page = browser.new_page()
+    page.goto(server)
+    page.wait_for_selector('body[data-ready="1"]')
+    path = tmp_path / name
+    path.write_bytes(data)
+    page.set_input_files('#file', str(path))
+    page.wait_for_selector('#message.error')
+    text = page.inner_text('#message')
+    assert message in text and '\n' not in text.strip() and 'Traceback' not in text
+    page.screenshot(path=str(shots / f'error-{name}.png'), full_page=True)
+
+
+def test_a_photo_without_a_face_says_so(server, browser, tmp_path):
+    from PIL import Image
+    path = tmp_path / 'wall.jpg'
+    Image.fromarray(np.full((240, 320, 3), 140, np.uint8)).save(path)
+    page = browser.new_page()
+    page.goto(server)
+    page.wait_for_selector('body[data-ready="1"]')
+    page.set_input_files('#file', str(path))
+    page.wait_for_selector('#message.error')
+    assert 'no face' in page.inner_text('#message').lower()
