@@ -254,3 +254,51 @@ def test_the_page_and_its_files_are_served_with_a_strict_policy(client):
     assert client.get('/static/editor.js').status_code == 200
     assert client.get('/static/../app.py').status_code == 404
     assert 'http' not in client.get('/static/editor.js').text.replace('https:', '')   # nothing from elsewhere
+
+
+def test_serve_command_warns_off_loopback_and_checks_its_options(monkeypatch):
+    from click.testing import CliRunner
+    from photodrag.pipeline.cli import main
+    from photodrag.pipeline.cli.serve import _loopback
+    assert _loopback('127.0.0.1') and _loopback('::1') and _loopback('localhost')
+    assert not _loopback('0.0.0.0') and not _loopback('192.168.1.4')
+    started = {}
+    import uvicorn
+    monkeypatch.setattr(uvicorn, 'run', lambda app, host, port, **kw: started.update(host=host, port=port))
+    r = CliRunner().invoke(main, ['serve', '--host', '0.0.0.0', '--port', '7861', '--device', 'cpu'])
+    assert r.exit_code == 0, r.output
+    assert 'warning: listening on 0.0.0.0' in r.output and 'http://127.0.0.1:7861' in r.output
+    assert started == {'host': '0.0.0.0', 'port': 7861}
+    r = CliRunner().invoke(main, ['serve', '--port', '70000'])
+    assert r.exit_code == 2 and '--port' in r.output
+
+
+def test_two_faces_of_a_group_photo_go_into_one_result(client, cache):
+    from conftest import shared_photo
+    path = shared_photo('group2_codeformer_06.png')
+    sid = new(client)
+    with open(path, 'rb') as f:
+        r = client.post(f'/api/sessions/{sid}/photo', content=f.read(), headers={'X-Filename': 'group2.png'})
+    faces = r.json()['faces']
+    assert r.status_code == 200 and len(faces) == 2
+    for k in (0, 1):
+        base = f'/api/sessions/{sid}/faces/{k}'
+        assert client.post(f'{base}/open').status_code == 200
+        client.post(f'{base}/points', json={'handle': [50, 80], 'target': [44, 74]})
+        with client.websocket_connect(f'/api/sessions/{sid}/events') as ws:
+            client.post(f'{base}/start')
+            while not (m := json.loads(ws.receive_text())).get('final'):
+                ws.send_text(json.dumps({'type': 'ack'}))
+        assert client.post(f'{base}/apply').json()['applied'] == list(range(k + 1))
+    record = client.get(f'/api/sessions/{sid}/files/record').json()
+    assert [f['index'] for f in record['faces']] == [0, 1] and record['input']['path'] == 'group2.png'
+    again = pipeline.edit_from_record(pipeline.EditRecord.from_dict(record), photo=path, cache=cache)
+    from PIL import Image
+    got = np.asarray(Image.open(io.BytesIO(client.get(f'/api/sessions/{sid}/files/photo').content)).convert('RGB'))
+    assert np.array_equal(got, again.pixels)
+    original = np.asarray(Image.open(path).convert('RGB'))
+    changed = np.argwhere((got != original).any(axis=2))
+    for f in faces:                                  # both faces changed
+        x0, y0, x1, y1 = f['box']
+        assert ((changed[:, 1] >= x0) & (changed[:, 1] <= x1) & (changed[:, 0] >= y0) & (changed[:, 0] <= y1)).any()
+    client.delete(f'/api/sessions/{sid}')

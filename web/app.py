@@ -284,6 +284,7 @@ def create_app(settings: Optional[ServerSettings] = None, server: Optional[Serve
         if not size:
             raise PhotodragError('the upload is empty')
         from urllib.parse import unquote
+        editor.stop_all()
         return await on_worker(editor, editor.open_photo, b''.join(chunks), unquote(name))
 
     @app.post('/api/sessions/{sid}/sample')
@@ -293,11 +294,13 @@ def create_app(settings: Optional[ServerSettings] = None, server: Optional[Serve
         samples = _samples()
         if name not in samples:
             raise NotFound(f'no sample {name!r}; samples: {", ".join(sorted(samples))}')
+        editor.stop_all()
         return await on_worker(editor, editor.open_photo, None, samples[name].name, samples[name])
 
     @app.post('/api/sessions/{sid}/faces/{k}/open')
     async def open_face(sid: str, k: int):
         editor = server.get(sid)
+        editor.stop_all()
         return await on_worker(editor, editor.open_face, k)
 
     @app.get('/api/sessions/{sid}/faces/{k}')

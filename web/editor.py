@@ -116,6 +116,13 @@ class Editor:
         self.result = self.photo = None
         shutil.rmtree(self.tmp, ignore_errors=True)
 
+    def stop_all(self) -> None:
+        """Ask every running drag to stop (each stops within a step), so the next call on the
+        worker does not wait behind it."""
+        for fs in self.face_states.values():
+            if fs.running:
+                fs.stop.set()
+
     def face(self, k: int) -> FaceState:
         fs = self.face_states.get(k)
         if fs is None:
@@ -475,7 +482,12 @@ class Editor:
             fs.pairs = [list(p) for p in fs.start_pairs] if not fs.pairs else fs.pairs
         fs.drag, fs.drag_reconstruction = None, None
         fs.trails = [[] for _ in fs.pairs]
-        self.applied.pop(k, None)
+        if self.applied.pop(k, None) is not None:      # the result no longer holds this face
+            if self.applied:
+                self._paste()
+            else:
+                self.result = None
+                self.result_files.pop('result.jpg', None)
         self.publish({'type': 'frame', 'face': k, 'image': 'data:image/jpeg;base64,' + _jpeg_b64(fs.reconstruction),
                       'step': 0, 'final': True, 'running': False, 'done': False, 'reason': None,
                       'trails': [], **{key: self.points_info(fs)[key] for key in ('handles', 'targets')},
