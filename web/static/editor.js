@@ -167,7 +167,8 @@ function faceAt(ev) {
 
 async function openFace(k) {
   if (state.running) await stopDrag();
-  state.face = k; state.pending = null; state.trails = []; state.frame = null;
+  state.face = k; state.pending = null; state.trails = []; state.frame = null; state.info = null;
+  buttons(); drawCrop();
   mask.getContext('2d').clearRect(0, 0, mask.width, mask.height); maskUsed = false;
   $('face-panel').hidden = false;
   $('face-title').textContent = `2. Face ${k}`;
@@ -212,6 +213,8 @@ function update(info) {
 
 function buttons() {
   const info = state.info || { handles: [] };
+  $('place-preset').disabled = state.running || !state.info;
+  $('clear-mask').disabled = !state.info;
   $('start').disabled = state.running || !info.handles.length || !!info.done;
   $('stop').disabled = !state.running;
   $('undo').disabled = state.running || !(info.step > 0);
