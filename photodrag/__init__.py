@@ -31,7 +31,7 @@ _SUBPACKAGES = ('stylegan', 'checkpoints', 'alignment', 'inversion', 'drag', 'pi
 
 # public name -> the sub-package that defines it
 _API = {
-    **dict.fromkeys(('edit', 'edit_from_record', 'EditConfig', 'EditResult', 'EditRecord', 'FaceEdit'), 'pipeline'),
+    **dict.fromkeys(('edit', 'edit_from_record', 'batch', 'EditConfig', 'EditResult', 'EditRecord', 'FaceEdit'), 'pipeline'),
     **dict.fromkeys(('DragSession', 'DragConfig', 'DragStep'), 'drag'),
     **dict.fromkeys(('invert', 'Inversion', 'InversionConfig', 'load_lpips'), 'inversion'),
     **dict.fromkeys(('load_generator', 'save_generator', 'list_checkpoints', 'random_generator'), 'checkpoints'),

@@ -7,14 +7,16 @@
 
 Modules: `config` (EditConfig), `checks` (the inputs, checked), `editing` (edit,
 edit_from_record), `record` (the edit record), `generated` (drags on generated images),
-`demo` (the bundled demo), `device`, `report` (pictures and videos), `cli`.
+`demo` (the bundled demo), `device`, `report` (pictures and videos), `batch` (recipes over many
+photos), `script` (interactive drags as replayable calls), `cli`.
 """
 
+from .batch import BatchResult, Recipe, batch, load_recipe
 from .checks import FaceEdit
 from .config import EditConfig
 from .editing import EditResult, FaceResult, edit, edit_from_record
 from .record import EditRecord, FaceRecord, pixels_sha256
 from .report import before_after
 
-__all__ = ['edit', 'edit_from_record', 'EditConfig', 'EditResult', 'EditRecord', 'FaceEdit', 'FaceRecord',
+__all__ = ['batch', 'load_recipe', 'Recipe', 'BatchResult', 'edit', 'edit_from_record', 'EditConfig', 'EditResult', 'EditRecord', 'FaceEdit', 'FaceRecord',
            'FaceResult', 'before_after', 'pixels_sha256']

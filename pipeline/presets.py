@@ -343,65 +343,9 @@ def _keys(mapping, allowed, key, lines, where, name=None) -> None:
 
 
 def _compose(text: str, where: str):
-    """(plain data, {key path: line}) of YAML (JSON is read as YAML too); only plain types."""
-    import yaml
-    try:
-        # the event stream first (not recursive): bound depth and size before building anything
-        depth, events = 0, 0
-        for event in yaml.parse(text, Loader=yaml.SafeLoader):
-            events += 1
-            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
-                depth += 1
-            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
-                depth -= 1
-            if depth > MAX_DEPTH or events > MAX_EVENTS:
-                raise PresetFileError(f'{where} line {event.start_mark.line + 1}: the file is nested too deeply '
-                                      f'(over {MAX_DEPTH} levels) or too long (over {MAX_EVENTS} items)')
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as e:
-        mark = getattr(e, 'problem_mark', None)
-        line = f' line {mark.line + 1}' if mark is not None else ''
-        raise PresetFileError(f'{where}{line}: not valid YAML or JSON: {getattr(e, "problem", None) or e}') from None
-    except (RecursionError, ValueError) as e:
-        raise PresetFileError(f'{where}: not a usable presets file: {str(e)[:100]}') from None
-    lines: Dict[tuple, int] = {}
-    budget = [100_000]
-    constructor = yaml.SafeLoader('')
-
-    def walk(node, path, depth):
-        budget[0] -= 1
-        if budget[0] < 0 or depth > MAX_DEPTH:
-            raise PresetFileError(f'{where} line {node.start_mark.line + 1}: the file is nested too deeply or too long')
-        lines.setdefault(path, node.start_mark.line + 1)
-        if isinstance(node, yaml.MappingNode):
-            out = {}
-            for k, v in node.value:
-                key = scalar(k)
-                if not isinstance(key, (str, int)):
-                    raise PresetFileError(f'{where} line {k.start_mark.line + 1}: a key must be a name')
-                if key in out:
-                    raise PresetFileError(f'{where} line {k.start_mark.line + 1}: {key!r} is given twice')
-                lines[path + (key,)] = k.start_mark.line + 1
-                out[key] = walk(v, path + (key,), depth + 1)
-            return out
-        if isinstance(node, yaml.SequenceNode):
-            return [walk(v, path + (i,), depth + 1) for i, v in enumerate(node.value)]
-        return scalar(node)
-
-    def scalar(node):
-        if not isinstance(node, yaml.ScalarNode):
-            raise PresetFileError(f'{where} line {node.start_mark.line + 1}: expected a name or number here')
-        try:
-            return constructor.construct_object(node, deep=True)
-        except (ValueError, OverflowError) as e:
-            raise PresetFileError(f'{where} line {node.start_mark.line + 1}: {str(e)[:100]}') from None
-        except yaml.YAMLError as e:
-            raise PresetFileError(f'{where} line {node.start_mark.line + 1}: {getattr(e, "problem", None) or e}') \
-                from None
-
-    if root is None:
-        return None, {(): 1}
-    return walk(root, (), 0), lines
+    """(plain data, {key path: line}) of YAML or JSON (`datafile.compose`)."""
+    from .datafile import compose
+    return compose(text, where, PresetFileError, max_depth=MAX_DEPTH, max_events=MAX_EVENTS)
 
 
 # ---------------------------------------------------------------- the registry

@@ -1,0 +1,232 @@
+"""Batches (pipeline.batch, `photodrag batch`): recipes checked with their lines, a batch that
+completes, failures that stop nothing, kill -9 and Ctrl-C then --resume giving the same files."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from photodrag import pipeline
+from photodrag.errors import PhotodragError
+from photodrag.pipeline.batch import LOCK, MANIFEST, RecipeError, _Lock
+from photodrag.pipeline.demo import DEMO_PHOTO
+
+TINY = {'inversion': {'projection_steps': 20, 'tuning_steps': 10}}
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def recipe_text(**over):
+    base = {'inputs': ['photos/*.png', 'photos/*.jpg'], 'faces': 'all',
+            'edits': [{'preset': 'smile', 'strength': 0.5}], 'checkpoint': 'demo-faces', 'quality': 'fast',
+            'drag': {'max_steps': 8}, 'output': {'folder': 'out', 'records': True}, **TINY}
+    base.update(over)
+    return json.dumps(base)
+
+
+@pytest.fixture
+def studio(tmp_path, monkeypatch):
+    """A folder of photos: three copies of the astronaut (one inversion, cached), a corrupt
+    file and a photo without a face."""
+    monkeypatch.setenv('PHOTODRAG_CACHE', str(tmp_path / 'cache'))
+    photos = tmp_path / 'photos'
+    photos.mkdir()
+    for name in ('a.png', 'b.png', 'c.png'):
+        shutil.copy(DEMO_PHOTO, photos / name)
+    return tmp_path
+
+
+def add_bad_photos(folder: Path):
+    from PIL import Image
+    (folder / 'photos' / 'corrupt.jpg').write_bytes(b'\xff\xd8\xff\xe0 not really a jpeg')
+    Image.fromarray(np.full((120, 160, 3), 128, np.uint8)).save(folder / 'photos' / 'wall.png')
+
+
+# ---------------------------------------------------------------- recipes
+
+@pytest.mark.parametrize('text, message', [
+    ('inputs: photos/*.png\nedits: []\noutput: {folder: out}\n', 'line 2: edits: nothing to do'),
+    ('inputs: [photos/*.png]\nedits:\n  - preset: frown\noutput: {folder: out}\n',
+     "line 3: edits[0].preset: unknown preset 'frown'"),
+    ('inputs: [photos/*.png]\nedits:\n  - preset: smile\n    strength: 9\noutput: {folder: out}\n',
+     'line 4: edits[0].strength: the strength of smile must be in'),
+    ('inputs: [x.png]\nfaces: tallest\nedits: [{preset: smile}]\noutput: {folder: out}\n', 'line 2: faces: expected'),
+    ('inputs: [x.png]\nedits: [{drags: [[[1, 2], [3]]]}]\noutput: {folder: out}\n', 'edits[0].drags[0]: expected'),
+    ('inputs: [x.png]\nedits: [{preset: smile}]\noutput: {folder: out, name: "../{stem}{ext}"}\n',
+     'output.name: expected a file name pattern'),
+    ('inputs: [x.png]\nedits: [{preset: smile}]\ndrag: {max_step: 5}\noutput: {folder: out}\n',
+     'line 3: drag.max_step: unknown drag setting'),
+    ('inputs: [x.png]\nedits: [{preset: smile}]\ncheckpoint: nowhere.pt\noutput: {folder: out}\n',
+     "line 3: checkpoint: 'nowhere.pt' is neither a registry name"),
+    ('inputs: [x.png]\nedits: [{preset: smile}]\n', 'output: expected a mapping with folder'),
+    ('inputs: [x.png]\nedits: [{preset: smile}]\noutput: {folder: out}\ncolour: red\n', 'line 4: colour: unknown key'),
+    ('inputs: [x.png\n', 'not valid YAML or JSON'),
+    ('a: &a [*a, *a]\n', 'recipe.yaml'),
+    ('inputs: [x.png]\nfaces: closed-eyes\nedits: [{drags: [[[1, 2], [3, 4]]]}]\noutput: {folder: out}\n',
+     'faces: closed-eyes picks faces by their expression; give a preset'),
+])
+def test_bad_recipes_name_the_line_and_key(tmp_path, text, message):
+    path = write(tmp_path / 'recipe.yaml', text)
+    with pytest.raises(RecipeError) as e:
+        pipeline.batch(path)
+    assert message in str(e.value) and 'recipe.yaml' in str(e.value)
+    assert not (tmp_path / 'out').exists()
+
+
+def test_inputs_matching_nothing_and_outputs_colliding_are_errors(studio):
+    path = write(studio / 'r.json', recipe_text(inputs=['nothing/*.jpg']))
+    with pytest.raises(RecipeError, match='match no files'):
+        pipeline.batch(path)
+    path = write(studio / 'r.json', recipe_text(output={'folder': 'out', 'name': 'same{ext}'}))
+    with pytest.raises(RecipeError, match='would both be written to same.png'):
+        pipeline.batch(path)
+    path = write(studio / 'r.json', recipe_text(output={'folder': 'photos', 'name': '{name}'}))
+    with pytest.raises(RecipeError, match='would overwrite the input'):
+        pipeline.batch(path)
+
+
+# ---------------------------------------------------------------- running
+
+@pytest.mark.slow
+def test_the_issue_example_runs_as_written(tmp_path, monkeypatch):
+    monkeypatch.setenv('PHOTODRAG_CACHE', str(tmp_path / 'cache'))
+    (tmp_path / 'photos').mkdir()
+    shutil.copy(DEMO_PHOTO, tmp_path / 'photos' / 'astronaut.png')
+    path = write(tmp_path / 'retouch.yaml', '''\
+inputs: [photos/*.jpg, photos/*.png]
+faces: all                  # all | largest | [0, 2] | closed-eyes (with presets)
+edits:
+  - preset: smile           # presets once they exist; drags in photo pixels always work:
+    strength: 0.5           # - drags: [[[410, 300], [418, 290]]]
+checkpoint: demo-faces
+quality: fast
+drag: {max_steps: 50}
+output: {folder: out, name: "{stem}_edited{ext}", records: true, before_after: false}
+''')
+    result = pipeline.batch(path)
+    assert result.counts == {'done': 1}
+    out = tmp_path / 'out'
+    assert sorted(p.name for p in out.iterdir()) == sorted([LOCK, MANIFEST, 'astronaut_edited.png',
+                                                            'astronaut_edited.json'])
+    record = pipeline.EditRecord.load(out / 'astronaut_edited.json')
+    assert record.faces[0].presets[0]['name'] == 'smile' and record.faces[0].presets[0]['strength'] == 0.5
+    assert record.input['path'] == 'photos/astronaut.png'
+
+
+@pytest.mark.slow
+def test_failures_are_reported_and_stop_nothing(studio):
+    add_bad_photos(studio)
+    path = write(studio / 'r.json', recipe_text(output={'folder': 'out', 'before_after': True}))
+    plan = pipeline.batch(path, dry_run=True)
+    assert not (studio / 'out').exists()                         # a dry run writes nothing
+    assert {it.photo: it.status for it in plan.items} == {
+        'photos/a.png': 'planned', 'photos/b.png': 'planned', 'photos/c.png': 'planned',
+        'photos/wall.png': 'skipped', 'photos/corrupt.jpg': 'failed'}
+    seen = []
+    result = pipeline.batch(path, callback=lambda item, n, total: seen.append((item.photo, n, total)))
+    assert [s[1:] for s in seen] == [(k, 5) for k in range(1, 6)]
+    by = {it.photo: it for it in result.items}
+    assert by['photos/corrupt.jpg'].status == 'failed' and 'corrupt.jpg' in by['photos/corrupt.jpg'].error
+    assert by['photos/wall.png'].status == 'skipped' and 'no face' in by['photos/wall.png'].error.lower()
+    for name in 'abc':
+        item = by[f'photos/{name}.png']
+        assert item.status == 'done' and item.faces[0]['presets'] == ['smile:0.5']
+        for f in (item.output, item.record, item.extras['before_after']):
+            assert (studio / 'out' / f).is_file()
+    lines = [json.loads(line) for line in (studio / 'out' / MANIFEST).read_text().splitlines()]
+    assert len(lines) == 5 and {line['status'] for line in lines} == {'done', 'failed', 'skipped'}
+    # the same photo, the same pixels: b and c came from the inversion cache
+    a, b = (np.asarray(__import__('PIL.Image', fromlist=['Image']).open(studio / 'out' / f'{n}_edited.png'))
+            for n in 'ab')
+    assert np.array_equal(a, b) and by['photos/b.png'].faces[0]['from_cache']
+
+    # a second run is refused without --resume; with it, nothing is redone
+    with pytest.raises(PhotodragError, match='--resume'):
+        pipeline.batch(path)
+    again = pipeline.batch(path, resume=True)
+    assert again.skipped_done == 5 and len((studio / 'out' / MANIFEST).read_text().splitlines()) == 5
+
+
+@pytest.mark.slow
+def test_an_output_it_did_not_write_is_never_overwritten(studio):
+    out = studio / 'out'
+    out.mkdir()
+    (out / 'a_edited.png').write_bytes(b'the studio\'s own file')
+    result = pipeline.batch(write(studio / 'r.json', recipe_text(inputs=['photos/a.png', 'photos/b.png'])))
+    by = {it.photo: it for it in result.items}
+    assert by['photos/a.png'].status == 'failed' and 'refusing to overwrite' in by['photos/a.png'].error
+    assert (out / 'a_edited.png').read_bytes() == b'the studio\'s own file'
+    assert by['photos/b.png'].status == 'done'
+
+
+def test_two_batches_cannot_share_an_output_folder(studio):
+    path = write(studio / 'r.json', recipe_text())
+    (studio / 'out').mkdir()
+    with _Lock(studio / 'out'):
+        with pytest.raises(PhotodragError, match='another batch is writing to'):
+            pipeline.batch(path)
+    assert not (studio / 'out' / MANIFEST).exists()
+
+
+def run_cli(args, cwd, env, **kw):
+    return subprocess.Popen([sys.executable, '-m', 'photodrag', 'batch', *args], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+
+
+def wait_for_lines(manifest: Path, n: int, proc, timeout=300):
+    end = time.time() + timeout
+    while time.time() < end:
+        if manifest.exists() and len(manifest.read_text().splitlines()) >= n:
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f'the batch ended early: {proc.communicate()}')
+        time.sleep(0.05)
+    raise AssertionError('the batch made no progress')
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('how, code', [('kill', -signal.SIGKILL), ('ctrl-c', 130)])
+def test_killed_halfway_then_resumed_gives_the_same_files(studio, how, code):
+    """kill -9 (or Ctrl-C) after the first photo, --resume: the outputs are byte for byte those
+    of an uninterrupted batch, each photo once in the manifest's done lines."""
+    env = {**os.environ, 'PHOTODRAG_CACHE': str(studio / 'cache')}
+    whole = write(studio / 'whole.json', recipe_text(output={'folder': 'whole'}))
+    done = subprocess.run([sys.executable, '-m', 'photodrag', 'batch', str(whole)], cwd=studio, env=env,
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr
+    cut = write(studio / 'cut.json', recipe_text(output={'folder': 'cut'}, drag={'max_steps': 60}))
+    cut_full = write(studio / 'cut_full.json', recipe_text(output={'folder': 'cut_full'}, drag={'max_steps': 60}))
+    proc = run_cli([str(cut)], studio, env)
+    wait_for_lines(studio / 'cut' / MANIFEST, 1, proc)
+    proc.send_signal(signal.SIGKILL if how == 'kill' else signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == code, err
+    if how == 'ctrl-c':
+        assert '--resume' in err
+    lines = (studio / 'cut' / MANIFEST).read_text().splitlines()
+    assert 1 <= len(lines) < 3
+    resumed = subprocess.run([sys.executable, '-m', 'photodrag', 'batch', str(cut), '--resume'], cwd=studio, env=env,
+                             capture_output=True, text=True, timeout=900)
+    assert resumed.returncode == 0, resumed.stderr
+    full = subprocess.run([sys.executable, '-m', 'photodrag', 'batch', str(cut_full)], cwd=studio, env=env,
+                          capture_output=True, text=True, timeout=900)
+    assert full.returncode == 0, full.stderr
+    entries = [json.loads(line) for line in (studio / 'cut' / MANIFEST).read_text().splitlines()]
+    done_photos = [e['photo'] for e in entries if e['status'] == 'done']
+    assert sorted(done_photos) == ['photos/a.png', 'photos/b.png', 'photos/c.png']     # each once
+    for name in 'abc':
+        assert (studio / 'cut' / f'{name}_edited.png').read_bytes() == \
+            (studio / 'cut_full' / f'{name}_edited.png').read_bytes()
+    assert not [p for p in (studio / 'cut').iterdir() if '.tmp' in p.name or p.name.startswith('.') and
+                p.name != LOCK]
