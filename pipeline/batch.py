@@ -364,12 +364,26 @@ class BatchResult:
 ItemCallback = Callable[[Item, int, int], None]
 
 
+ENGINES = ('local', 'ray')
+
+
 def batch(recipe, *, resume: bool = False, dry_run: bool = False, callback: Optional[ItemCallback] = None,
-          cache: Union[bool, str, os.PathLike] = True, detector=None) -> BatchResult:
+          cache: Union[bool, str, os.PathLike] = True, detector=None, engine: str = 'local',
+          address: Optional[str] = None, workers: Optional[int] = None) -> BatchResult:
     """Run `recipe` (a file, a dict or a `Recipe`) over its photos; see the module docstring.
-    callback(item, position, total) after each photo. Raises `RecipeError` before anything
-    runs when the recipe cannot run, `PhotodragError` when the output folder is in use or holds
-    another batch (without resume)."""
+    callback(item, position, total) after each photo (in the order they finish).
+    engine: 'local' (this process, the generator loaded once) or 'ray' (`workers` actors, each
+    with the generator loaded once and a GPU if the cluster has them; `address` joins a
+    running cluster, else a local Ray starts). Both give the same files. Raises `RecipeError`
+    before anything runs when the recipe cannot run, `PhotodragError` when the output folder
+    is in use or holds another batch (without resume)."""
+    if engine not in ENGINES:
+        raise InvalidSettingsError(f'engine must be one of {", ".join(ENGINES)}, got {engine!r}')
+    if workers is not None and (not isinstance(workers, int) or workers < 1):
+        raise InvalidSettingsError(f'workers must be a whole number >= 1, got {workers!r}')
+    if engine == 'local' and workers not in (None, 1):
+        raise InvalidSettingsError('the local engine is one process (torch already uses every core); for more '
+                                   'workers use engine="ray" (--engine ray --workers N)')
     recipe = load_recipe(recipe)
     photos = recipe.photos()
     if not photos:
@@ -389,26 +403,90 @@ def batch(recipe, *, resume: bool = False, dry_run: bool = False, callback: Opti
             raise PhotodragError(f'{folder} holds the manifest of an earlier batch; resume it (--resume) or choose '
                                  'another output folder')
         _clean_temps(folder, names.values())
-        items, skipped = [], 0
-        with open(manifest, 'a', encoding='utf-8') as log:
-            for n, photo in enumerate(photos):
-                rel = _rel(photo, recipe.base)
-                prev = done.get(rel)
-                if prev is not None and _still_done(prev, folder):
-                    skipped += 1
-                    item = Item(**{k: prev.get(k) for k in ('photo', 'status', 'output', 'record', 'error',
+        items: List[Optional[Item]] = [None] * len(photos)
+        todo, count = [], 0
+        for n, photo in enumerate(photos):
+            rel = _rel(photo, recipe.base)
+            prev = done.get(rel)
+            if prev is not None and _still_done(prev, folder):
+                items[n] = Item(**{k: prev.get(k) for k in ('photo', 'status', 'output', 'record', 'error',
                                                            'input_sha256', 'output_sha256')},
                                 faces=prev.get('faces') or [], timings=prev.get('timings') or {},
                                 extras=prev.get('extras') or {})
-                else:
-                    item = _run_item(recipe, config, photo, rel, folder / names[photo], points, cache, detector)
-                    log.write(item.to_json() + '\n')
-                    log.flush()
-                    os.fsync(log.fileno())
-                items.append(item)
+                count += 1
                 if callback:
-                    callback(item, n + 1, len(photos))
+                    callback(items[n], count, len(photos))
+            else:
+                todo.append((n, str(photo), rel, str(folder / names[photo])))
+        skipped = count
+        run = _local_items(recipe, config, todo, points, cache, detector) if engine == 'local' else \
+            _ray_items(recipe, todo, points, cache, address, workers)
+        with open(manifest, 'a', encoding='utf-8') as log:
+            for n, item in run:
+                log.write(item.to_json() + '\n')
+                log.flush()
+                os.fsync(log.fileno())
+                items[n] = item
+                count += 1
+                if callback:
+                    callback(item, count, len(photos))
     return BatchResult(items, manifest, skipped)
+
+
+def _local_items(recipe, config, todo, points, cache, detector):
+    for n, photo, rel, out in todo:
+        yield n, _run_item(recipe, config, Path(photo), rel, Path(out), points, cache, detector)
+
+
+class _Worker:
+    """A Ray actor: the generator loaded once, photos taken from the driver's queue. Torch uses
+    as many threads as in the driver, so its numbers, and the files, are the local engine's."""
+
+    def __init__(self, recipe, points, cache, threads):
+        import torch
+        torch.set_num_threads(threads)
+        self.recipe, self.points, self.cache = recipe, points, cache
+        self.config = recipe.edit_config()      # 'auto' picks the GPU Ray gave this actor, if any
+
+    def run(self, n, photo, rel, out):
+        return n, _run_item(self.recipe, self.config, Path(photo), rel, Path(out), self.points, self.cache, None)
+
+
+def _ray_items(recipe, todo, points, cache, address, workers):
+    """(position, Item) as Ray's actors finish them; the driver writes the manifest."""
+    if not todo:
+        return
+    try:
+        import ray
+        from ray.util import ActorPool
+    except ImportError:
+        raise PhotodragError('the ray engine needs Ray: pip install "photodrag[ray]"') from None
+    import torch
+    started = False
+    if not ray.is_initialized():
+        kwargs = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
+        if address:
+            ray.init(address=address, **kwargs)
+        else:
+            ray.init(num_cpus=os.cpu_count() or 1, **kwargs)
+        started = True
+    try:
+        resources = ray.cluster_resources()
+        gpus, cpus = int(resources.get('GPU', 0)), int(resources.get('CPU', 1))
+        threads = torch.get_num_threads()
+        if gpus:
+            count = workers or gpus
+            options = {'num_gpus': 1, 'num_cpus': 1}
+        else:
+            count = workers or max(1, cpus // max(threads, 1))
+            options = {'num_cpus': max(1, min(threads, cpus // max(count, 1)))}
+        actor = ray.remote(**options)(_Worker)
+        pool = ActorPool([actor.remote(recipe, points, cache, threads) for _ in range(min(count, len(todo)))])
+        for n, item in pool.map_unordered(lambda a, job: a.run.remote(*job), todo):
+            yield n, item
+    finally:
+        if started:
+            ray.shutdown()
 
 
 def _rel(photo: Path, base: Path) -> str:
@@ -573,7 +651,8 @@ def _run_item(recipe: Recipe, config, photo: Path, rel: str, out: Path, points, 
             writer = report.VideoWriter(extras['video'], fps=10)
             callback = _video_frames(writer)
         try:
-            result = editing.edit(image, jobs, config, callback=callback, cache=cache, detector=detector)
+            result = editing.edit(image, jobs, config, callback=callback, cache=cache, detector=detector,
+                                  generator=_generator(config))
         except BaseException:
             if writer is not None:
                 writer.abort()
@@ -610,6 +689,19 @@ def _run_item(recipe: Recipe, config, photo: Path, rel: str, out: Path, points, 
         item.error = f'{type(e).__name__}: {_one_line(e)} (a bug: please report it)'
     item.timings['item'] = round(time.perf_counter() - started, 3)
     return item
+
+
+_loaded: Dict[Tuple[str, str], Any] = {}
+
+
+def _generator(config):
+    """The recipe's generator, loaded once per process (a Ray actor is one process)."""
+    key = (config.checkpoint, str(config.device))
+    if key not in _loaded:
+        from photodrag import checkpoints
+        _loaded.clear()
+        _loaded[key] = checkpoints.load_generator(config.checkpoint, device=config.device)
+    return _loaded[key]
 
 
 def _ours(path: Path, out: Path, record: Optional[Path], input_sha: str) -> bool:

@@ -74,7 +74,7 @@ class EditResult:
 def edit(photo, edits=(), config: Optional[EditConfig] = None, *, face: FaceSelector = None, presets=(),
          preset_files: Sequence = (), mask: MaskLike = None, box: Optional[Box] = None,
          callback: Optional[Callback] = None, cache: Union[bool, str, os.PathLike] = True, detector=None,
-         download: bool = True, **settings) -> EditResult:
+         download: bool = True, generator=None, **settings) -> EditResult:
     """Drag points on the faces (or object) of a real photo and paste the result back.
 
     photo: a path or an `alignment.Photo`. edits: drags ((x1, y1), (x2, y2)) for the face
@@ -93,6 +93,8 @@ def edit(photo, edits=(), config: Optional[EditConfig] = None, *, face: FaceSele
     `face` picks ('all', an index, a point; without `face`: the faces of the drags, or the only
     face): their drags come from each face's landmarks and, without a mask, only their region
     (mouth, eyes, brows) may change. preset_files: presets files that add to the built-in ones.
+    generator: the generator of config.checkpoint, already loaded on config.device (a batch
+    loads it once for all its photos); None loads it.
 
     Raises `InvalidPointsError` for points outside the photo or outside the face's crop,
     `NoFaceFoundError` when there is no face or the index is out of range, and
@@ -139,7 +141,8 @@ def edit(photo, edits=(), config: Optional[EditConfig] = None, *, face: FaceSele
 
     t = time.perf_counter()
     emit('load', 0, 1, {})
-    G = checkpoints.load_generator(config.checkpoint, device=config.device, download=download)
+    G = generator if generator is not None else \
+        checkpoints.load_generator(config.checkpoint, device=config.device, download=download)
     ckpt_info = checkpoint_info(config.checkpoint, G)
     rec = checks.crop_recipe(config.checkpoint, config.recipe, int(G.img_resolution), G)
     timings['load'] = time.perf_counter() - t

@@ -230,3 +230,25 @@ def test_killed_halfway_then_resumed_gives_the_same_files(studio, how, code):
             (studio / 'cut_full' / f'{name}_edited.png').read_bytes()
     assert not [p for p in (studio / 'cut').iterdir() if '.tmp' in p.name or p.name.startswith('.') and
                 p.name != LOCK]
+
+
+@pytest.mark.slow
+def test_the_ray_engine_gives_the_local_engines_files(studio):
+    pytest.importorskip('ray')
+    local = write(studio / 'local.json', recipe_text(inputs=['photos/a.png', 'photos/b.png'],
+                                                     output={'folder': 'local'}))
+    distributed = write(studio / 'ray.json', recipe_text(inputs=['photos/a.png', 'photos/b.png'],
+                                                         output={'folder': 'ray'}))
+    assert pipeline.batch(local).counts == {'done': 2}
+    seen = []
+    result = pipeline.batch(distributed, engine='ray', callback=lambda item, n, total: seen.append(n))
+    assert result.counts == {'done': 2} and sorted(seen) == [1, 2]
+    for name in 'ab':
+        assert (studio / 'ray' / f'{name}_edited.png').read_bytes() == \
+            (studio / 'local' / f'{name}_edited.png').read_bytes()
+    lines = (studio / 'ray' / MANIFEST).read_text().splitlines()
+    assert sorted(json.loads(line)['photo'] for line in lines) == ['photos/a.png', 'photos/b.png']
+    with pytest.raises(PhotodragError, match='engine'):
+        pipeline.batch(local, engine='spark')
+    with pytest.raises(PhotodragError, match='one process'):
+        pipeline.batch(local, workers=2)

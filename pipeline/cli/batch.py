@@ -11,15 +11,21 @@ import click
                                              'is done.')
 @click.option('--dry-run', is_flag=True, help='List the photos, the faces found and the edits; invert nothing, '
                                               'write nothing.')
+@click.option('--engine', type=click.Choice(['local', 'ray']), default='local', show_default=True,
+              help='local: this process; ray: Ray actors (the ray extra), one per GPU when the cluster has them.')
+@click.option('--address', default=None, metavar='ADDR', help='Join this Ray cluster (else a local Ray starts).')
+@click.option('--workers', type=click.IntRange(1, 10_000), default=None,
+              help='Ray actors.  [default: one per GPU, else one per torch thread-set of the CPUs]')
 @click.option('--cache/--no-cache', default=True, show_default=True,
               help='Reuse inversions of the same crop ($PHOTODRAG_CACHE/inversions).')
-def batch_command(recipe, resume, dry_run, cache):
+def batch_command(recipe, resume, dry_run, engine, address, workers, cache):
     """Run a batch recipe (YAML or JSON, docs/batch.md) over folders of photos.
 
     \b
     photodrag batch retouch.yaml --dry-run
     photodrag batch retouch.yaml
     photodrag batch retouch.yaml --resume      # after a crash, a kill or Ctrl-C
+    photodrag batch retouch.yaml --engine ray --address ray://head:10001
 
     Exit status: 0 when every photo is done or skipped, 1 when some failed (the manifest
     says why), 2 for a bad recipe or a busy output folder, 130 on Ctrl-C.
@@ -27,6 +33,8 @@ def batch_command(recipe, resume, dry_run, cache):
     from tqdm import tqdm
     from photodrag import pipeline
 
+    if engine == 'local' and (address or workers not in (None, 1)):
+        raise click.UsageError('--address and --workers are for --engine ray')
     rec = pipeline.load_recipe(recipe)
     if dry_run:
         result = pipeline.batch(rec, dry_run=True)
@@ -55,7 +63,8 @@ def batch_command(recipe, resume, dry_run, cache):
         bar.update(1)
 
     try:
-        result = pipeline.batch(rec, resume=resume, callback=on_item, cache=cache)
+        result = pipeline.batch(rec, resume=resume, callback=on_item, cache=cache, engine=engine, address=address,
+                                workers=workers)
     except KeyboardInterrupt:
         bar.close()
         click.echo(f'interrupted: {tally["done"]} photo(s) done this run; `photodrag batch {recipe} --resume` goes on '
