@@ -585,6 +585,8 @@ def _select(recipe: Recipe, found, drags) -> Tuple[Dict[int, List], str]:
         out[i].append(d)
     if not recipe.presets:                  # drags alone edit only the faces they are on
         out = {i: ds for i, ds in out.items() if ds}
+        if not drags:
+            return out, 'nothing to do for this photo: no preset, and no drags in the recipe or the points file'
     why = '' if out else (f'no face with {FACE_RULES[recipe.faces]}' if recipe.faces in FACE_RULES else 'no face')
     return out, why
 

@@ -252,3 +252,22 @@ def test_the_ray_engine_gives_the_local_engines_files(studio):
         pipeline.batch(local, engine='spark')
     with pytest.raises(PhotodragError, match='one process'):
         pipeline.batch(local, workers=2)
+
+
+def test_cli_dry_run_points_file_and_exit_codes(studio):
+    from click.testing import CliRunner
+    from photodrag.pipeline.cli import main
+    add_bad_photos(studio)
+    write(studio / 'points.csv', 'photo,x1,y1,x2,y2\na.png,220,150,214,146\n')
+    path = write(studio / 'r.json', recipe_text(edits=[], points='points.csv', faces='largest'))
+    r = CliRunner().invoke(main, ['batch', str(path), '--dry-run'])
+    assert r.exit_code == 0, r.output
+    assert 'photos/a.png: face 0 at' in r.output and '1 drag(s)' in r.output
+    assert 'photos/wall.png: skipped' in r.output and 'photos/corrupt.jpg: failed' in r.output
+    assert '1 to edit' in r.output and 'nothing written' in r.output and not (studio / 'out').exists()
+    write(studio / 'bad.csv', 'a.png,1,2,3\n')
+    bad = write(studio / 'bad.json', recipe_text(edits=[], points='bad.csv'))
+    r = CliRunner().invoke(main, ['batch', str(bad), '--dry-run'])
+    assert r.exit_code == 2 and 'bad.csv line 1: expected photo,x1,y1,x2,y2' in r.output
+    r = CliRunner().invoke(main, ['batch', str(path), '--workers', '2'])
+    assert r.exit_code == 2 and '--engine ray' in r.output
