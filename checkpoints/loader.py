@@ -108,7 +108,7 @@ def random_generator(resolution: int = 512, seed: int = 0, **synthesis_kwargs) -
 def resolve_path(path_or_name: PathOrName, download: bool = True, progress=None) -> Path:
     """The file behind a path or a registry name, downloading it into the cache if allowed."""
     text = os.fspath(path_or_name)
-    if Path(text).exists():
+    if text not in REGISTRY and Path(text).exists():     # registry names win over files (named_entry)
         return Path(text)
     if text in REGISTRY:
         entry = get_entry(text)
@@ -138,7 +138,7 @@ def load_generator(path_or_name: PathOrName, device='cpu', *, download: bool = T
     generator grown to the entry's resolution (`stylegan.grow`, seed 0: the same every time)."""
     text = os.fspath(path_or_name)
     match = _RANDOM.fullmatch(text)
-    if match and not Path(text).exists():
+    if match:                                       # as names do, random:RES wins over a file of that name
         G = random_generator(int(match.group(1)), int(match.group(2) or 0))
     else:
         G = load_file(resolve_path(text, download=download, progress=progress))

@@ -94,11 +94,10 @@ def list_checkpoints() -> List[CheckpointEntry]:
 
 
 def named_entry(path_or_name) -> Optional[CheckpointEntry]:
-    """The registry entry `path_or_name` names; None if it names none, or if a file of that
-    name exists (files win over names everywhere)."""
-    text = os.fspath(path_or_name)
-    entry = REGISTRY.get(text)
-    return None if entry is None or Path(text).exists() else entry
+    """The registry entry `path_or_name` names, or None. Names win over files: a file in the
+    working directory called `demo-faces` does not replace the bundled model; give it as a
+    path (`./demo-faces`) to load it."""
+    return REGISTRY.get(os.fspath(path_or_name))
 
 
 def get_entry(name: str) -> CheckpointEntry:

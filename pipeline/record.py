@@ -157,12 +157,13 @@ def checkpoint_info(checkpoint, G) -> Dict[str, Any]:
     from photodrag.io import sha256_file
     text = os.fspath(checkpoint)
     path = digest = None
-    if not text.startswith('random:') or Path(text).exists():
+    source = 'random' if text.startswith('random:') else ('registry' if checkpoints.named_entry(text) else 'file')
+    if source != 'random':
         path = checkpoints.resolve_path(text, download=False)
         if path.is_file():
             digest = sha256_file(path)
         path = str(Path(path).resolve())
-    return {'name': text, 'path': path, 'sha256': digest, 'generator_hash': generator_hash(G),
+    return {'name': text, 'source': source, 'path': path, 'sha256': digest, 'generator_hash': generator_hash(G),
             'resolution': int(G.img_resolution), 'description': checkpoints.describe(G)}
 
 

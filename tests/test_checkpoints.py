@@ -331,3 +331,22 @@ def test_random_generator_names():
     again = checkpoints.load_generator('random:16:3')
     assert all(torch.equal(a, b) for a, b in zip(G.state_dict().values(), again.state_dict().values()))
     assert checkpoints.describe(G).startswith('16px StyleGAN2')
+
+
+def test_a_file_named_like_a_registry_checkpoint_does_not_replace_it(G, tmp_path, monkeypatch):
+    """Planting: `demo-faces` (or `random:64`) in the working directory is not loaded for the
+    name; as a path (./demo-faces) it is, and the record says which was loaded."""
+    from photodrag.inversion import generator_hash
+    from photodrag.pipeline.record import checkpoint_info
+    monkeypatch.chdir(tmp_path)
+    checkpoints.save_generator(G, tmp_path / 'planted.safetensors')
+    (tmp_path / 'planted.safetensors').rename(tmp_path / 'demo-faces')
+    (tmp_path / 'random:64').write_bytes(b'not a generator')
+    bundled = checkpoints.load_generator('demo-faces')
+    assert bundled.img_resolution == 128 and generator_hash(bundled) != generator_hash(G)
+    assert checkpoints.resolve_path('demo-faces') == checkpoints.get_entry('demo-faces').bundled_path
+    assert checkpoint_info('demo-faces', bundled)['source'] == 'registry'
+    planted = checkpoints.load_generator('./demo-faces')
+    assert generator_hash(planted) == generator_hash(G)
+    assert checkpoint_info('./demo-faces', planted)['source'] == 'file'
+    assert checkpoints.load_generator('random:64').img_resolution == 64

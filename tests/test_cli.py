@@ -151,3 +151,20 @@ def test_drag_without_a_downloadable_checkpoint(tmp_path, monkeypatch):
     monkeypatch.setattr(urllib.request, 'urlopen', lambda *a, **k: (_ for _ in ()).throw(urllib.error.URLError('offline')))
     result = run('drag', '--checkpoint', 'stylegan2-ffhq-512', '--drag', '1,1:2,2', '--out', tmp_path / 'o.png')
     assert result.exit_code == 2 and 'by hand' in result.output and not (tmp_path / 'o.png').exists()
+
+
+@pytest.mark.slow
+def test_ctrl_c_exits_130_and_leaves_no_output(tmp_path):
+    import os
+    import signal
+    import time
+    env = {**os.environ, 'PHOTODRAG_CACHE': str(tmp_path / 'cache')}
+    out = tmp_path / 'demo'
+    proc = subprocess.Popen([sys.executable, '-m', 'photodrag', 'demo', '--out', str(out)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(8)                           # loading, detection, alignment done; inverting
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert 'interrupted' in err and 'Traceback' not in err
+    assert not out.exists() or not [p for p in out.iterdir()]

@@ -24,6 +24,11 @@ class Group(click.Group):
             where = e.ctx.command_path if e.ctx is not None else ctx.command_path
             click.echo(f'error: {_one_line(e.format_message())} (see `{where} --help`)', err=True)
             ctx.exit(2)
+        except (KeyboardInterrupt, click.exceptions.Abort):
+            # outputs are written atomically and only once complete: nothing half-written stays
+            click.echo('\ninterrupted: no output of the unfinished work was written (files already complete and '
+                       'cached inversions are kept)', err=True)
+            ctx.exit(130)
 
 
 def _one_line(error) -> str:
