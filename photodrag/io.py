@@ -12,7 +12,7 @@ import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator, Optional, Sequence, Tuple
+from typing import Any, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -78,6 +78,34 @@ def atomic_write(path, tag: str = 'tmp') -> Iterator[Path]:
         raise PhotodragError(f'cannot write {path}: {e.strerror or e}') from None
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_files(paths: Sequence) -> Iterator[List[Path]]:
+    """Write several files all or none: the body writes each to the temporary name given for
+    it; when the body returns, they are renamed into place together (one folder, one file
+    system: only the renames remain, which do not fail for want of space); when it raises,
+    every temporary file is removed and no final path is touched.
+
+        with atomic_files([photo_path, record_path]) as (photo_tmp, record_tmp):
+            ..."""
+    finals = [Path(p) for p in paths]
+    temps: List[Path] = []
+    try:
+        for path in finals:
+            try:
+                temps.append(temp_sibling(path))
+            except OSError as e:
+                raise PhotodragError(f'cannot write {path}: {e.strerror or e}') from None
+        yield list(temps)
+        for tmp, path in zip(temps, finals):
+            try:
+                os.replace(tmp, path)
+            except OSError as e:
+                raise PhotodragError(f'cannot write {path}: {e.strerror or e}') from None
+    finally:
+        for tmp in temps:
+            tmp.unlink(missing_ok=True)
 
 
 def write_text(path, text: str) -> Path:

@@ -2,6 +2,7 @@
 before/after picture: behaviour every stage relies on."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -163,3 +164,33 @@ def test_before_after_leaves_the_two_photos_untouched_and_draws_the_drags_apart(
     guide = picture[:, 240 + 2 * gap:]
     assert (guide != after).any()
     assert (guide[50, 50] == after[50, 50]).all()       # a hollow ring: the handle's own pixel shows
+
+
+def test_outputs_of_one_edit_are_written_all_or_none(tmp_path):
+    """`photodrag edit` writes photo, before/after and record through io.atomic_files: a failure
+    in the last leaves none of them (and no temporary file)."""
+    import numpy as np
+    from photodrag.pipeline.cli.photos import _write_edit_outputs
+
+    class Record:
+        def save(self, path):
+            raise PhotodragError(f'cannot write {path}: disk full')
+
+    class Result:
+        record = Record()
+
+        def save(self, path):
+            Path(path).write_bytes(b'photo')
+            return Path(path)
+
+        def before_after(self):
+            return np.zeros((4, 8, 3), np.uint8)
+
+    out, ba, rec = tmp_path / 'a.jpg', tmp_path / 'ba.png', tmp_path / 'a.json'
+    with pytest.raises(PhotodragError, match='disk full'):
+        _write_edit_outputs(Result(), out, rec, ba, None)
+    assert list(tmp_path.iterdir()) == []
+    Result.record = type('R', (), {'save': lambda self, path: Path(path).write_text('{}')})()
+    written = _write_edit_outputs(Result(), out, rec, ba, None)
+    assert [w for w, _ in written] == ['edited photo', 'before/after', 'record']
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['a.jpg', 'a.json', 'ba.png']

@@ -333,8 +333,9 @@ def test_demo_drags_the_demo_generators_towards_a_neutral_mouth(tmp_path, monkey
     assert default_demo_expression('demo-faces') == default_demo_expression('demo-faces-256') == 'relax'
     assert default_demo_expression('random:64') == 'smile'
     monkeypatch.chdir(tmp_path)
-    (tmp_path / 'demo-faces').write_bytes(b'')                # a file of that name is not the registry's model
-    assert default_demo_expression('demo-faces') == 'smile'
+    (tmp_path / 'demo-faces').write_bytes(b'')                # a file of that name does not replace the name
+    assert default_demo_expression('demo-faces') == 'relax'
+    assert default_demo_expression('./demo-faces') == 'smile'      # given as a path, it is the file
 
 
 def test_demo_photo_is_bundled():

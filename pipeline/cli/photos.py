@@ -90,16 +90,24 @@ def _run_edit(run, video, fps):
 
 
 def _write_edit_outputs(result, out, record, before_after, writer):
-    """Write every output of an edit (each atomically); nothing is written before the edit succeeded."""
+    """Write every output of an edit, all or none: each goes to a temporary file first, and
+    only when all are complete are they renamed into place (the video last of the writes)."""
+    from photodrag.io import atomic_files
     from photodrag.pipeline import report
-    written = [('edited photo', result.save(out))]
-    if before_after:
-        written.append(('before/after', report.save_image(before_after, result.before_after())))
+    named = [('edited photo', Path(out))] + ([('before/after', Path(before_after))] if before_after else []) + \
+        ([('record', Path(record))] if record else [])
+    with atomic_files([p for _, p in named]) as temps:
+        tmp = dict(zip([what for what, _ in named], temps))
+        result.save(tmp['edited photo'])
+        if before_after:
+            report.save_image(tmp['before/after'], result.before_after())
+        if record:
+            result.record.save(tmp['record'])
+        if writer is not None:
+            writer.close()
+    written = list(named)
     if writer is not None:
-        writer.close()
-        written.append(('drag video', writer.path))
-    if record:
-        written.append(('record', result.record.save(record)))
+        written.insert(len(written) - bool(record), ('drag video', writer.path))
     return written
 
 
