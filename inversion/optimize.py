@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from photodrag.errors import InvalidImageError
+from photodrag.errors import BadCheckpointError, InvalidImageError
 
 from .config import InversionConfig
 from .lpips import load_lpips
@@ -75,6 +75,23 @@ def prepare_target(image, resolution: int, device='cpu') -> torch.Tensor:
     return t
 
 
+STALE_TEMP_S = 3600      # a cache temp file this old was left by a killed run (a live write takes minutes at most)
+
+
+def _clean_stale_temps(folder: Path) -> None:
+    """Remove the temporary files (`io.temp_sibling`: .NAME.XXXXXXXX.tmp.safetensors) that a
+    killed run left in the inversion cache; fresh ones may be another process writing."""
+    if not folder.is_dir():
+        return
+    now = time.time()
+    for p in folder.glob('.*.tmp.safetensors'):
+        try:
+            if now - p.stat().st_mtime > STALE_TEMP_S:
+                p.unlink()
+        except OSError:
+            pass
+
+
 def invert(G, image, config: Optional[InversionConfig] = None, callback: Optional[Callback] = None,
            device=None, cache: Union[bool, str, Path] = False) -> Inversion:
     """Invert `image` (uint8 [R, R, 3] or float [1, 3, R, R] in [-1, 1]) into generator G.
@@ -91,10 +108,16 @@ def invert(G, image, config: Optional[InversionConfig] = None, callback: Optiona
     path = None
     if cache:
         path = cached_path(None if cache is True else Path(cache), cache_key(img_hash, base_hash, config))
+        _clean_stale_temps(path.parent)
         if path.is_file():
-            inv = Inversion.load(path)
-            inv.from_cache = True
-            return inv
+            try:
+                inv = Inversion.load(path)
+                if inv.image_hash == img_hash and inv.base_hash == base_hash:
+                    inv.from_cache = True
+                    return inv
+            except BadCheckpointError:
+                pass
+            path.unlink(missing_ok=True)        # truncated, damaged or not this crop's: made again below
 
     G_work = copy.deepcopy(G).to(device).eval().requires_grad_(False)
     gen = torch.Generator().manual_seed(config.seed)    # CPU draws: the same on every device

@@ -297,6 +297,25 @@ def test_cache_hit_skips_work(G, tmp_path, monkeypatch):
         invert(G, _pattern(), config.replace(seed=9), cache=tmp_path)          # other settings: a miss
 
 
+def test_a_damaged_cache_entry_is_made_again_and_stale_temps_go(G, tmp_path):
+    import os
+    import time
+    config = QUICK.replace(projection_steps=2)
+    first = invert(G, _pattern(), config, cache=tmp_path)
+    entry = next(tmp_path.glob('*.safetensors'))
+    data = entry.read_bytes()
+    entry.write_bytes(data[:len(data) // 2])                 # a run killed while writing, or a bad disk
+    stale = tmp_path / '.abc.k2j4h5g6.tmp.safetensors'
+    fresh = tmp_path / '.abc.z9y8x7w6.tmp.safetensors'
+    stale.write_bytes(b'half')
+    fresh.write_bytes(b'being written')
+    os.utime(stale, (time.time() - 7200, time.time() - 7200))
+    again = invert(G, _pattern(), config, cache=tmp_path)
+    assert not again.from_cache and torch.equal(again.w_pivot, first.w_pivot)
+    assert entry.read_bytes() != data[:len(data) // 2] and not stale.exists() and fresh.exists()
+    assert invert(G, _pattern(), config, cache=tmp_path).from_cache
+
+
 @pytest.mark.parametrize('image, message', [
     (np.zeros((16, 16, 3), np.uint8), '16x16.*32x32'),
     (np.zeros((32, 32, 4), np.uint8), '4 channel'),
