@@ -7,6 +7,12 @@ from typing import Optional
 from photodrag.errors import InvalidSettingsError, check_settings
 
 PRECISIONS = ('fp32', 'bf16', 'fp16')
+MAX_STEPS = 100_000             # a tampered record cannot ask for a run that never ends
+MAX_W_AVG_SAMPLES = 1_000_000   # ... or for terabytes of mapping samples
+
+
+def _whole(v, lo: int, hi: int) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
 DELTA_FORMATS = ('int8', 'fp16', 'fp32')
 LATENT_SPACES = ('w', 'w+')
 LPIPS_NETS = ('vgg', 'alex')
@@ -60,12 +66,15 @@ class InversionConfig:
 
     def _checks(self):
         return [
-            (self.projection_steps >= 0 and self.tuning_steps >= 0, 'step counts must be >= 0'),
+            (all(_whole(v, 0, MAX_STEPS) for v in (self.projection_steps, self.tuning_steps)),
+             f'step counts must be whole numbers from 0 to {MAX_STEPS}'),
+            (_whole(self.seed, 0, 2 ** 32 - 1), 'seed must be a whole number from 0 to 2**32-1'),
             (self.projection_lr > 0 and self.tuning_lr > 0, 'learning rates must be positive'),
             (0 <= self.lr_warmup <= 1 and 0 < self.lr_rampdown <= 1, 'lr_warmup in [0, 1], lr_rampdown in (0, 1]'),
             (self.noise_ramp > 0 and self.initial_noise_factor >= 0, 'noise_ramp > 0, initial_noise_factor >= 0'),
             (self.noise_reg_weight >= 0, 'noise_reg_weight must be >= 0'),
-            (self.w_avg_samples >= 2, 'w_avg_samples must be >= 2'),
+            (_whole(self.w_avg_samples, 2, MAX_W_AVG_SAMPLES),
+             f'w_avg_samples must be a whole number from 2 to {MAX_W_AVG_SAMPLES}'),
             (self.latent_space in LATENT_SPACES, f'latent_space must be one of {LATENT_SPACES}'),
             (self.projection_lpips in LPIPS_NETS and self.tuning_lpips in LPIPS_NETS,
              f'LPIPS networks must be among {LPIPS_NETS}'),

@@ -1,6 +1,7 @@
 """EditConfig: every setting of `photodrag.edit`, saved in each edit record."""
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, Optional
 
@@ -61,7 +62,8 @@ class EditConfig:
             ('recipe', self.recipe is None or isinstance(self.recipe, str), 'a crop recipe name or None'),
             ('upsample', self.upsample is None or _is_int(self.upsample) and 0 <= self.upsample <= 4,
              'an integer in 0..4 or None'),
-            ('device', isinstance(self.device, str) and self.device, "a device name such as 'cpu' or 'cuda'"),
+            ('device', isinstance(self.device, str) and re.fullmatch(r'cpu|mps|cuda(:\d{1,2})?', self.device),
+             "'cpu', 'cuda', 'cuda:N' or 'mps'"),
             ('region', self.region in REGIONS, f"one of {', '.join(REGIONS)}"),
         ]
         for name, ok, expected in checks:

@@ -194,3 +194,22 @@ def test_outputs_of_one_edit_are_written_all_or_none(tmp_path):
     written = _write_edit_outputs(Result(), out, rec, ba, None)
     assert [w for w, _ in written] == ['edited photo', 'before/after', 'record']
     assert sorted(p.name for p in tmp_path.iterdir()) == ['a.jpg', 'a.json', 'ba.png']
+
+
+@pytest.mark.parametrize('where, key, value, message', [
+    ('inversion', 'projection_steps', 10 ** 12, 'step counts must be whole numbers'),
+    ('inversion', 'tuning_steps', 1e12, 'step counts must be whole numbers'),
+    ('inversion', 'seed', 10 ** 30, 'seed must be a whole number'),
+    ('inversion', 'w_avg_samples', 10 ** 10, 'w_avg_samples must be a whole number'),
+    (None, 'device', 'meta', "EditConfig.device must be 'cpu'"),
+    ('drag', 'lr', float('nan'), 'lr must be positive'),
+])
+def test_tampered_record_settings_are_refused_before_anything_runs(where, key, value, message):
+    """A record is untrusted input: settings that would run for ever, allocate terabytes or
+    name a device that is not one fail with one line."""
+    data = EditConfig(quality=None, inversion=InversionConfig.preset('fast')).to_dict()
+    (data if where is None else data[where])[key] = value
+    with pytest.raises(InvalidSettingsError, match=message):
+        config = EditConfig.from_dict(data)
+        config.inversion_config()
+        config.drag_config()
