@@ -229,6 +229,12 @@ def edit_from_record(record, *, photo=None, checkpoint=None, masks: Optional[Dic
         raise PhotodragError(f'{photo.path or "the photo"} is not the photo of the record (its pixels differ: '
                              f'sha256 {pixels_sha256(photo.pixels)[:12]}, recorded '
                              f'{record.input["pixels_sha256"][:12]})')
+    recorded_file = record.input.get('sha256')
+    if recorded_file and photo.path and Path(photo.path).is_file() and sha256_file(photo.path) != recorded_file:
+        import warnings
+        warnings.warn(f'{photo.path} has the pixels of the record\'s photo but is another file (sha256 '
+                      f'{sha256_file(photo.path)[:12]}, recorded {recorded_file[:12]}: re-saved, or its metadata '
+                      'changed); the edit replays the same, the output keeps this file\'s metadata', stacklevel=2)
     ckpt = checkpoint if checkpoint is not None else (record.checkpoint.get('name') or record.checkpoint.get('path'))
     if checkpoint is None and record.checkpoint.get('sha256'):
         from photodrag import checkpoints

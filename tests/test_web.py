@@ -88,6 +88,11 @@ def test_sample_faces_points_drag_apply_download_equals_pipeline_edit(client, ca
     from PIL import Image
     downloaded = np.asarray(Image.open(io.BytesIO(photo.content)).convert('RGB'))
     assert np.array_equal(downloaded, direct.pixels)
+    resaved = tmp_path / 'astronaut.png'                # the same pixels in another file
+    Image.open(DEMO_PHOTO).save(resaved, compress_level=1)
+    with pytest.warns(UserWarning, match='another file'):
+        again = pipeline.edit_from_record(pipeline.EditRecord.from_dict(record), photo=resaved, cache=cache)
+    assert np.array_equal(again.pixels, direct.pixels)
     video = client.get(f'/api/sessions/{sid}/faces/0/video')
     assert video.status_code == 200 and len(video.content) > 1000
     client.delete(f'/api/sessions/{sid}')
