@@ -108,6 +108,12 @@ def read_photo(path, max_pixels: Optional[int] = DEFAULT_MAX_PIXELS) -> Photo:
                         f'{path}: {width}x{height} = {width * height / 1e6:.1f} megapixels exceeds the limit of '
                         f'{max_pixels / 1e6:.1f} MP (a decompression bomb?); raise max_pixels to read it anyway')
                 fmt = img.format
+                frames = getattr(img, 'n_frames', 1)
+                if frames > 1:
+                    # an edit of one frame written back as the whole file would drop the others
+                    raise UnreadableImageError(
+                        f'{path}: a {fmt} of {frames} frames (an animation or a multi-page file); photodrag edits '
+                        'single images: save the frame to edit as PNG or JPEG first')
                 img.load()
                 quality = subsampling = None
                 if fmt == 'JPEG':

@@ -499,3 +499,15 @@ def test_flow_transfer_moves_the_photos_own_pixels():
     assert np.array_equal(flow[untouched], photo[untouched])
     with pytest.raises(PhotodragError, match='transfer'):
         alignment.PasteConfig(transfer='teleport')
+
+
+@pytest.mark.parametrize('fmt', ['GIF', 'TIFF'])
+def test_animations_and_multi_page_files_are_refused_clearly(tmp_path, fmt):
+    from PIL import Image
+    frames = [Image.new('RGB', (40, 30), c) for c in ('red', 'blue')]
+    path = tmp_path / f'two.{fmt.lower()}'
+    frames[0].save(path, format=fmt, save_all=True, append_images=frames[1:])
+    with pytest.raises(UnreadableImageError, match='of 2 frames'):
+        alignment.read_photo(path)
+    frames[0].save(tmp_path / f'one.{fmt.lower()}', format=fmt)
+    assert alignment.read_photo(tmp_path / f'one.{fmt.lower()}').size == (40, 30)
