@@ -21,8 +21,9 @@ def find_generator(data: Any, source: str) -> PersistentObject:
         candidate, where = data, 'the pickle'
     elif isinstance(data, Mapping):
         if 'G_ema' not in data:
-            raise BadCheckpointError(f'{source} holds no generator: it has {sorted(map(str, data))}, '
-                                     'and photodrag needs G_ema')
+            from photodrag.restricted import some_keys
+            raise BadCheckpointError(f'{source} holds no generator: it has {some_keys(data)}, and photodrag '
+                                     'needs G_ema')
         candidate, where = data['G_ema'], 'G_ema'
     else:
         raise BadCheckpointError(f'{source} is a pickle of {type(data).__name__}, not a network pickle')

@@ -42,15 +42,33 @@ def is_tf_pickle(data: Any) -> bool:
 
 
 def _variables(net: TFNetwork, prefix: str = '') -> Dict[str, np.ndarray]:
+    """Every variable of the network and its components, each component once (no recursion:
+    a crafted pickle whose components share or contain each other is refused at once)."""
+    from photodrag.restricted import MAX_DEPTH, MAX_MODULES, short
     out = {}
-    for item in net.state.get('variables') or []:
-        if not (isinstance(item, (tuple, list)) and len(item) == 2 and isinstance(item[1], (np.ndarray, np.generic))):
+    seen = set()
+    todo = [(net, prefix, 0)]
+    while todo:
+        node, where, depth = todo.pop()
+        if id(node) in seen or len(seen) >= MAX_MODULES or depth > MAX_DEPTH:
+            raise BadCheckpointError(f'the TensorFlow network is not a tree of components ({short(where)}: shared, '
+                                     'cyclic or nested too deep; a crafted file?)')
+        seen.add(id(node))
+        variables = node.state.get('variables') or []
+        if not isinstance(variables, (list, tuple)):
             raise BadCheckpointError('malformed variable list in TensorFlow pickle')
-        out[prefix + str(item[0])] = np.asarray(item[1])
-    for name, comp in (net.state.get('components') or {}).items():
-        if not isinstance(comp, TFNetwork):
-            raise BadCheckpointError(f'component {name} of the TensorFlow network is not a network')
-        out.update(_variables(comp, f'{prefix}{name}/'))
+        for item in variables:
+            if not (isinstance(item, (tuple, list)) and len(item) == 2 and
+                    isinstance(item[1], (np.ndarray, np.generic))):
+                raise BadCheckpointError('malformed variable list in TensorFlow pickle')
+            out[where + str(item[0])] = np.asarray(item[1])
+        components = node.state.get('components') or {}
+        if not isinstance(components, dict):
+            raise BadCheckpointError('malformed component list in TensorFlow pickle')
+        for name, comp in components.items():
+            if not isinstance(comp, TFNetwork):
+                raise BadCheckpointError(f'component {short(name)} of the TensorFlow network is not a network')
+            todo.append((comp, f'{where}{name}/', depth + 1))
     return out
 
 

@@ -217,27 +217,66 @@ def restricted_load(f, source: str = 'checkpoint') -> Any:
         raise BadCheckpointError(f'{source} is truncated or corrupt: {type(e).__name__}: {e}') from None
 
 
+MAX_MODULES = 10_000        # a StyleGAN2 generator has a few hundred
+MAX_DEPTH = 64
+
+
 def module_tensors(obj: PersistentObject, prefix: str = '') -> Dict[str, torch.Tensor]:
-    """All parameters and buffers of a persistent module tree, by dotted name."""
+    """All parameters and buffers of a persistent module tree, by dotted name.
+
+    Walked without recursion, each module once: a crafted pickle whose modules share children
+    (a DAG: exponential for a naive walk) or contain themselves (a cycle) is refused in
+    milliseconds, as is one nested or sized beyond any real network."""
     out: Dict[str, torch.Tensor] = {}
-    for group in ('_parameters', '_buffers'):
-        entries = obj.state.get(group) or {}
-        if not isinstance(entries, Mapping):
-            raise BadCheckpointError(f'malformed {group} in {obj.class_name}')
-        for name, value in entries.items():
-            if value is None:
+    seen = set()
+    todo = [(obj, prefix, 0)]
+    while todo:
+        node, where, depth = todo.pop()
+        if id(node) in seen:
+            raise BadCheckpointError(f'the network in the pickle is not a tree: {short(where.rstrip("."))} is reached '
+                                     'twice (a crafted file?)')
+        seen.add(id(node))
+        if len(seen) > MAX_MODULES or depth > MAX_DEPTH:
+            raise BadCheckpointError(f'the network in the pickle has over {MAX_MODULES} modules or is nested over '
+                                     f'{MAX_DEPTH} deep; no generator is (a crafted file?)')
+        for group in ('_parameters', '_buffers'):
+            entries = node.state.get(group) or {}
+            if not isinstance(entries, Mapping):
+                raise BadCheckpointError(f'malformed {group} in {short(node.class_name)}')
+            for name, value in entries.items():
+                if value is None:
+                    continue
+                if not isinstance(value, torch.Tensor):
+                    raise BadCheckpointError(f'{short(where + str(name))} in the pickle is not a tensor')
+                out[where + str(name)] = value
+        children = node.state.get('_modules') or {}
+        if not isinstance(children, Mapping):
+            raise BadCheckpointError(f'malformed _modules in {short(node.class_name)}')
+        for name, child in reversed(list(children.items())):
+            if child is None:
                 continue
-            if not isinstance(value, torch.Tensor):
-                raise BadCheckpointError(f'{prefix}{name} in the pickle is not a tensor')
-            out[prefix + name] = value
-    for name, child in obj.children.items():
-        if child is None:
-            continue
-        if not isinstance(child, PersistentObject):
-            raise BadCheckpointError(f'sub-module {prefix}{name} ({type(child).__name__}) is not one of '
-                                     'NVIDIA\'s persistent network classes')
-        out.update(module_tensors(child, f'{prefix}{name}.'))
+            if not isinstance(child, PersistentObject):
+                raise BadCheckpointError(f'sub-module {short(where + str(name))} ({type(child).__name__}) is not one '
+                                         'of NVIDIA\'s persistent network classes')
+            todo.append((child, f'{where}{name}.', depth + 1))
     return out
+
+
+def short(text: Any, limit: int = 80) -> str:
+    """`text` as quoted in an error message: at most `limit` characters."""
+    text = str(text)
+    return text if len(text) <= limit else text[:limit - 3] + '...'
+
+
+def some_keys(mapping: Mapping, limit: int = 8) -> str:
+    """A few of a mapping's keys, each shortened, for an error message of bounded length."""
+    keys = []
+    for i, k in enumerate(mapping):
+        if i == limit:
+            keys.append(f'... ({len(mapping) - limit} more)')
+            break
+        keys.append(short(k, 40))
+    return ', '.join(keys) if keys else 'nothing'
 
 
 def finite_or_raise(tensors: Mapping[str, torch.Tensor], source: str) -> None:

@@ -350,3 +350,27 @@ def test_a_file_named_like_a_registry_checkpoint_does_not_replace_it(G, tmp_path
     assert generator_hash(planted) == generator_hash(G)
     assert checkpoint_info('./demo-faces', planted)['source'] == 'file'
     assert checkpoints.load_generator('random:64').img_resolution == 64
+
+
+def test_crafted_module_graphs_are_refused_at_once():
+    """A pickle's modules sharing children (a DAG: 2**40 paths for a naive walk), containing
+    themselves, or nested absurdly deep; and an error that would quote huge keys."""
+    import time
+    from photodrag.restricted import PersistentObject, module_tensors
+    from photodrag.checkpoints.nvidia import find_generator
+    node = PersistentObject('Leaf', {'_parameters': {'w': torch.zeros(1)}})
+    for _ in range(40):
+        node = PersistentObject('Node', {'_modules': {'a': node, 'b': node}})
+    loop = PersistentObject('Loop', {'_modules': {}})
+    loop.state['_modules']['self'] = loop
+    deep = PersistentObject('Leaf', {})
+    for _ in range(5000):
+        deep = PersistentObject('Node', {'_modules': {'x': deep}})
+    for crafted, message in ((node, 'not a tree'), (loop, 'not a tree'), (deep, 'nested over')):
+        t = time.perf_counter()
+        with pytest.raises(BadCheckpointError, match=message) as e:
+            module_tensors(crafted)
+        assert time.perf_counter() - t < 1.0 and len(str(e.value)) < 300
+    with pytest.raises(BadCheckpointError) as e:
+        find_generator({('k' * 10_000 + str(i)): 0 for i in range(1000)}, 'x.pkl')
+    assert 'holds no generator' in str(e.value) and len(str(e.value)) < 600
