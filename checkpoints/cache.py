@@ -17,7 +17,7 @@ from typing import Callable, Dict, Optional
 from photodrag.errors import CheckpointNotFoundError, DownloadError
 from photodrag.io import CACHE_ENV, atomic_write, cache_dir, sha256_file, write_text  # noqa: F401 (re-exported)
 
-from .registry import CheckpointEntry, get_entry
+from .registry import REGISTRY, CheckpointEntry, get_entry
 
 _HASHES = 'sha256.json'
 
@@ -130,7 +130,7 @@ class VerifyResult:
 def verify(name_or_path) -> VerifyResult:
     """Check a cached checkpoint (by name) or any file against the known or recorded hash."""
     path = Path(name_or_path)
-    if path.is_file():
+    if str(name_or_path) not in REGISTRY and path.is_file():     # names win over files, as everywhere
         digest = sha256_file(path)
         return VerifyResult(None, path, digest, None, 'ok')
     entry = get_entry(str(name_or_path))

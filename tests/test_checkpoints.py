@@ -5,6 +5,7 @@ import os
 import pickle
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 import torch
@@ -350,6 +351,9 @@ def test_a_file_named_like_a_registry_checkpoint_does_not_replace_it(G, tmp_path
     assert generator_hash(planted) == generator_hash(G)
     assert checkpoint_info('./demo-faces', planted)['source'] == 'file'
     assert checkpoints.load_generator('random:64').img_resolution == 64
+    assert checkpoints.verify('demo-faces').path == checkpoints.get_entry('demo-faces').bundled_path
+    assert checkpoints.verify('./demo-faces').path == tmp_path / 'demo-faces' or \
+        checkpoints.verify('./demo-faces').path == Path('./demo-faces')
 
 
 def test_crafted_module_graphs_are_refused_at_once():

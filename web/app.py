@@ -440,9 +440,11 @@ def create_app(settings: Optional[ServerSettings] = None, server: Optional[Serve
             server.queues.get(sid, set()).discard(q)
             editor.watchers -= 1
             if editor.running and editor.watchers == 0 and not editor.closed:
-                # the page went away mid-drag: stop it and free the session
+                # the page went away mid-drag: stop it and free the session. Not awaited: when the
+                # disconnect arrives as a cancellation of this handler, an await here would be
+                # cancelled too and the session would live on.
                 log.info('client left session %s mid-drag; closing it', sid[:6])
-                await run_in_threadpool(server.close, sid)
+                asyncio.get_running_loop().run_in_executor(None, server.close, sid)
 
     return app
 
