@@ -388,10 +388,7 @@ class Editor:
                                                  'or clear the mask')
         if fs.drag is None:
             fs.start_pairs = [list(p) for p in fs.pairs]
-            face = dataclasses.replace(fs.aligned, handles_photo=np.array([p[0] for p in fs.pairs], np.float64),
-                                       targets_photo=np.array([p[1] for p in fs.pairs], np.float64))
-            face = dataclasses.replace(face, handles_crop=face.crop.transform.to_crop(face.handles_photo),
-                                       targets_crop=face.crop.transform.to_crop(face.targets_photo))
+            face = _with_drags(fs.aligned, fs.pairs)
             t = time.perf_counter()
             session, recon = editing.start_drag(fs.G_tuned, fs.inv, face, None, self.drag_config(fs),
                                                 device=self.server.config.device)
@@ -526,10 +523,7 @@ class Editor:
         plain = session.done and all(op['op'] == 'step' for op in drag.ops)
         start = [(tuple(h), tuple(t)) for h, t in fs.start_pairs]
         job = FaceEdit(face=k, drags=start)
-        face = dataclasses.replace(fs.aligned, handles_photo=np.array([p[0] for p in start], np.float64),
-                                   targets_photo=np.array([p[1] for p in start], np.float64))
-        face = dataclasses.replace(face, handles_crop=face.crop.transform.to_crop(face.handles_photo),
-                                   targets_crop=face.crop.transform.to_crop(face.targets_photo))
+        face = _with_drags(fs.aligned, start)
         mask_crop = region = mask_info = None
         if drag.mask_png is not None:
             mask_crop = decode_mask(drag.mask_png, session.resolution)
@@ -610,6 +604,16 @@ class Editor:
                 image = stylegan.to_uint8(fs.G_tuned.synthesis(ws, noise_mode=session.config.noise_mode))[0]
                 writer.write(report.draw_points(image, handles, targets, trails=trails, scale=scale))
         return path, f'{Path(self.photo_name).stem}_face{k}_drag.mp4'
+
+
+def _with_drags(aligned, pairs):
+    """The aligned face with these photo-pixel (handle, target) pairs, mapped into its crop the
+    way `editing.align_face` maps an edit's drags."""
+    handles = np.array([p[0] for p in pairs], np.float64).reshape(-1, 2)
+    targets = np.array([p[1] for p in pairs], np.float64).reshape(-1, 2)
+    to_crop = aligned.crop.transform.to_crop
+    return dataclasses.replace(aligned, handles_photo=handles, targets_photo=targets, handles_crop=to_crop(handles),
+                               targets_crop=to_crop(targets))
 
 
 def _face_info(f) -> Dict[str, Any]:
