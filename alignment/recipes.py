@@ -106,14 +106,24 @@ def recipe_from_metadata(info: dict, size: Optional[int] = None) -> CropRecipe:
     """The recipe a checkpoint file records ({'recipe': name[, 'quad_scale': s, 'quad_shift': [dx, dy]]},
     as `training/train_demo.py` writes it), at `size`."""
     name = info.get('recipe') if isinstance(info, dict) else None
-    base = RECIPES.get(_ALIGNMENT_TO_RECIPE.get(name, name))
+    base = RECIPES.get(_ALIGNMENT_TO_RECIPE.get(name, name)) if isinstance(name, str) else None
+    name = str(name)[:40]
     if base is None:
         raise PhotodragError(f'the checkpoint asks for crop recipe {name!r}, which photodrag does not know; '
                              f'known: {", ".join(RECIPES)}')
     changes = {'size': size}
-    if base.face and 'quad_scale' in info:
-        changes.update(quad_scale=float(info['quad_scale']), quad_shift=tuple(float(v) for v in info['quad_shift']))
+    if base.face and ('quad_scale' in info or 'quad_shift' in info):
+        scale, shift = info.get('quad_scale', 1.0), info.get('quad_shift', (0.0, 0.0))
+        if not (_number(scale) and 0.1 <= scale <= 10 and isinstance(shift, (list, tuple)) and len(shift) == 2
+                and all(_number(v) and abs(v) <= 1 for v in shift)):
+            raise PhotodragError(f'the checkpoint\'s crop recipe {name!r} needs quad_scale in 0.1..10 and quad_shift '
+                                 f'[dx, dy] within +-1, not {str(scale)[:30]} and {str(shift)[:40]}')
+        changes.update(quad_scale=float(scale), quad_shift=(float(shift[0]), float(shift[1])))
     return dataclasses.replace(base, **changes)
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
 
 
 def ffhq_quad(landmarks: np.ndarray) -> np.ndarray:

@@ -22,7 +22,7 @@ from photodrag.stylegan.networks import Generator, grow
 
 from . import cache, native, nvidia, rosinality, tensorflow
 from .registry import REGISTRY, get_entry, named_entry
-from photodrag.restricted import restricted_load
+from photodrag.restricted import restricted_load, short
 
 _LEGACY_TORCH_MAGIC = b'\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19'
 _IMAGE_MAGIC = {b'\x89PNG': 'a PNG image', b'\xff\xd8\xff': 'a JPEG image', b'GIF8': 'a GIF image'}
@@ -70,9 +70,15 @@ def load_file(path: PathOrName) -> Generator:
         return _load_torch(path, source)
     with open(path, 'rb') as f:
         data = restricted_load(f, source)
-    if tensorflow.is_tf_pickle(data):
-        return tensorflow.build_generator(data, source)
-    return nvidia.build_generator(nvidia.find_generator(data, source), source)
+    try:
+        if tensorflow.is_tf_pickle(data):
+            return tensorflow.build_generator(data, source)
+        return nvidia.build_generator(nvidia.find_generator(data, source), source)
+    except (TypeError, ValueError, AttributeError, KeyError, IndexError, RecursionError, OverflowError) as e:
+        # The readers check what real pickles hold; a crafted one can still put an odd type
+        # anywhere in its settings. It is refused in one line, like any other bad file.
+        raise BadCheckpointError(f'{source} holds a network with malformed settings ({type(e).__name__}: '
+                                 f'{short(e, 120)})') from None
 
 
 def _load_torch(path: Path, source: str) -> Generator:
@@ -139,7 +145,10 @@ def load_generator(path_or_name: PathOrName, device='cpu', *, download: bool = T
     text = os.fspath(path_or_name)
     match = _RANDOM.fullmatch(text)
     if match:                                       # as names do, random:RES wins over a file of that name
-        G = random_generator(int(match.group(1)), int(match.group(2) or 0))
+        try:
+            G = random_generator(int(match.group(1)), int(match.group(2) or 0))
+        except ValueError as e:
+            raise BadCheckpointError(f'{text}: {e}') from None
     else:
         G = load_file(resolve_path(text, download=download, progress=progress))
         entry = named_entry(text)

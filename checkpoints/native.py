@@ -15,6 +15,7 @@ import torch
 
 from photodrag.errors import BadCheckpointError, PhotodragError
 from photodrag.io import atomic_write
+from photodrag.restricted import short
 from photodrag.stylegan.networks import Generator
 
 from .nvidia import load_state_strict
@@ -41,14 +42,54 @@ def save_generator(G: Generator, path, extra: Optional[Dict[str, Any]] = None, o
     return path
 
 
+MAX_CONFIG_BYTES = 1 << 20     # a generator's config is a few hundred bytes
+
+
+def _json(text: str, where: str):
+    if len(text) > MAX_CONFIG_BYTES:
+        raise BadCheckpointError(f'{where} is {len(text):,} characters; a generator config is a few hundred')
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise BadCheckpointError(f'{where} nests too deeply to be a generator config') from None
+    except ValueError as e:
+        raise BadCheckpointError(f'{where} is not valid JSON: {short(e, 120)}') from None
+
+
 def _sidecar_config(path: Path) -> Optional[dict]:
     for candidate in (path.with_suffix('.json'), path.parent / 'config.json'):
         if candidate.is_file():
             try:
-                return json.loads(candidate.read_text())
-            except (OSError, ValueError) as e:
-                raise BadCheckpointError(f'{candidate} is not valid JSON: {e}') from None
+                text = candidate.read_text(encoding='utf-8')
+            except (OSError, UnicodeDecodeError) as e:
+                raise BadCheckpointError(f'cannot read {candidate}: {short(e, 120)}') from None
+            return _json(text, str(candidate))
     return None
+
+
+def read_meta(meta: Any, where: str) -> Dict[str, Any]:
+    """The checked photodrag metadata of a checkpoint: a dict with format, version and a
+    config dict (a bare config, as some sidecars hold, is accepted), or a one-line error."""
+    if not isinstance(meta, dict):
+        raise BadCheckpointError(f'{where}: the generator config is {type(meta).__name__}, not a JSON object')
+    if 'config' not in meta and 'img_resolution' in meta:
+        meta = {'format': FORMAT, 'version': VERSION, 'config': meta}
+    if meta.get('format') != FORMAT or not isinstance(meta.get('config'), dict):
+        raise BadCheckpointError(f'{where} is not a photodrag generator (format {short(meta.get("format"), 40)!r})')
+    version = meta.get('version', VERSION)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise BadCheckpointError(f'{where}: format version {short(version, 30)!r} is not a whole number >= 1')
+    if version > VERSION:
+        raise BadCheckpointError(f'{where} was written by a newer photodrag (format version {version}); '
+                                 'upgrade photodrag to read it')
+    alignment = meta.get('alignment')
+    if alignment is not None:
+        from photodrag.alignment.recipes import recipe_from_metadata
+        try:
+            recipe_from_metadata(alignment)
+        except PhotodragError as e:
+            raise BadCheckpointError(f'{where}: its crop recipe is unusable: {e}') from None
+    return meta
 
 
 def load_native(path, device='cpu') -> Generator:
@@ -62,30 +103,20 @@ def load_native(path, device='cpu') -> Generator:
     try:
         with safe_open(str(path), framework='pt', device='cpu') as f:
             metadata = f.metadata() or {}
+            raw = metadata.get(META_KEY)
+            meta = _json(raw, f'{path}: its photodrag metadata') if raw is not None else _sidecar_config(path)
+            if meta is None:
+                raise BadCheckpointError(f'{path} is a safetensors file without a photodrag generator config '
+                                         '(neither in its metadata nor in a .json beside it)')
+            meta = read_meta(meta, str(path))
+            try:                            # the config is checked before any weight is read
+                G = Generator(**meta['config'])
+            except (TypeError, ValueError) as e:
+                raise BadCheckpointError(f'{path}: its config does not describe a generator: {short(e, 200)}') \
+                    from None
             tensors = {k: f.get_tensor(k) for k in f.keys()}
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-        raise BadCheckpointError(f'{path} is not a readable safetensors file: {e}') from None
-    if META_KEY in metadata:
-        try:
-            meta = json.loads(metadata[META_KEY])
-        except ValueError as e:
-            raise BadCheckpointError(f'{path}: its photodrag metadata is not JSON ({e})') from None
-    else:
-        meta = _sidecar_config(path)
-        if meta is None:
-            raise BadCheckpointError(f'{path} is a safetensors file without a photodrag generator config '
-                                     '(neither in its metadata nor in a .json beside it)')
-    if 'config' not in meta and 'img_resolution' in meta:
-        meta = {'format': FORMAT, 'version': VERSION, 'config': meta}
-    if meta.get('format') != FORMAT or not isinstance(meta.get('config'), dict):
-        raise BadCheckpointError(f'{path} is not a photodrag generator (format {meta.get("format")!r})')
-    if int(meta.get('version', 0)) > VERSION:
-        raise BadCheckpointError(f'{path} was written by a newer photodrag (format version {meta["version"]}); '
-                                 'upgrade photodrag to read it')
-    try:
-        G = Generator(**meta['config'])
-    except (TypeError, ValueError) as e:
-        raise BadCheckpointError(f'{path}: its config does not describe a generator: {e}') from None
+        raise BadCheckpointError(f'{path} is not a readable safetensors file: {short(e, 160)}') from None
     load_state_strict(G, tensors, str(path))
     # The crop its training images follow (e.g. the demo generator's), for the alignment stage.
     G.crop_recipe = meta.get('alignment') if isinstance(meta.get('alignment'), dict) else None

@@ -9,7 +9,7 @@ import torch
 from photodrag.errors import BadCheckpointError
 from photodrag.stylegan.networks import MAPPING_DEFAULTS, SYNTHESIS_DEFAULTS, Generator
 
-from photodrag.restricted import PersistentObject, finite_or_raise, module_tensors
+from photodrag.restricted import PersistentObject, finite_or_raise, module_tensors, short
 
 _GENERATOR_ARGS = ('z_dim', 'c_dim', 'w_dim', 'img_resolution', 'img_channels', 'mapping_kwargs', 'synthesis_kwargs')
 
@@ -99,10 +99,11 @@ def generator_kwargs(G: PersistentObject) -> Dict[str, Any]:
                 mapping['lr_multiplier'] = float(fc0.state['bias_gain'])
             if 'activation' not in mapping and 'activation' in fc0.state:
                 mapping['activation'] = fc0.state['activation']
-    unknown = sorted(set(synthesis) - set(SYNTHESIS_DEFAULTS) - {'fused_modconv_default'})
-    unknown += sorted(set(mapping) - set(MAPPING_DEFAULTS) - {'freeze_layers', 'freeze_embed'})
+    unknown = sorted(map(str, set(synthesis) - set(SYNTHESIS_DEFAULTS) - {'fused_modconv_default'}))
+    unknown += sorted(map(str, set(mapping) - set(MAPPING_DEFAULTS) - {'freeze_layers', 'freeze_embed'}))
     if unknown:
-        raise BadCheckpointError(f'the pickled Generator uses options photodrag does not implement: {unknown}')
+        raise BadCheckpointError('the pickled Generator uses options photodrag does not implement: '
+                                 f'{[short(k, 40) for k in unknown[:8]]}')
     kwargs['mapping_kwargs'] = mapping
     kwargs['synthesis_kwargs'] = synthesis
     return kwargs
@@ -114,7 +115,7 @@ def build_generator(G: PersistentObject, source: str) -> Generator:
     try:
         ours = Generator(**kwargs)
     except (TypeError, ValueError) as e:
-        raise BadCheckpointError(f'{source}: cannot build a generator from its settings: {e}') from None
+        raise BadCheckpointError(f'{source}: cannot build a generator from its settings: {short(e, 200)}') from None
     load_state_strict(ours, module_tensors(G), source)
     return ours
 

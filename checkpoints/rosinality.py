@@ -15,6 +15,8 @@ import torch
 from photodrag.errors import BadCheckpointError
 from photodrag.stylegan.networks import Generator
 
+from photodrag.restricted import check_tensors, short
+
 from .nvidia import load_state_strict
 
 
@@ -29,12 +31,12 @@ def _channel_spec(channels: Dict[int, int]) -> Dict[str, int]:
     below = [res for res in sorted(channels) if channels[res] < cmax]
     base = channels[below[0]] * below[0] if below else cmax * max(channels)
     if any(min(base // res, cmax) != ch for res, ch in channels.items()):
-        raise BadCheckpointError(f'channel counts {channels} do not follow a channel_base/channel_max rule')
+        raise BadCheckpointError(f'channel counts {short(channels)} do not follow a channel_base/channel_max rule')
     return dict(channel_base=base, channel_max=cmax)
 
 
 def build_generator(data: Mapping[str, Any], source: str) -> Generator:
-    sd: Mapping[str, torch.Tensor] = data['g_ema']
+    sd: Mapping[str, torch.Tensor] = check_tensors(data['g_ema'], source, 'g_ema')
     try:
         style_ids = sorted(int(m.group(1)) for k in sd if (m := re.fullmatch(r'style\.(\d+)\.weight', k)))
         n_mlp = len(style_ids)
@@ -47,10 +49,16 @@ def build_generator(data: Mapping[str, Any], source: str) -> Generator:
         lr_mlp = _lr_multiplier(data)
     except (KeyError, IndexError, ValueError) as e:
         raise BadCheckpointError(f'{source}: not a complete rosinality generator state ({e})') from None
-    G = Generator(z_dim=z_dim, c_dim=0, w_dim=w_dim, img_resolution=resolution, img_channels=3,
-                  mapping_kwargs=dict(num_layers=n_mlp, lr_multiplier=lr_mlp),
-                  synthesis_kwargs=_channel_spec(channels))
-    tensors = _convert(G, sd, source)
+    try:
+        G = Generator(z_dim=z_dim, c_dim=0, w_dim=w_dim, img_resolution=resolution, img_channels=3,
+                      mapping_kwargs=dict(num_layers=n_mlp, lr_multiplier=lr_mlp),
+                      synthesis_kwargs=_channel_spec(channels))
+    except (TypeError, ValueError) as e:
+        raise BadCheckpointError(f'{source}: its weights do not describe a usable generator: {e}') from None
+    try:
+        tensors = _convert(G, sd, source)
+    except (IndexError, RuntimeError, ValueError) as e:
+        raise BadCheckpointError(f'{source}: a g_ema tensor has the wrong shape ({short(e, 120)})') from None
     tensors['mapping.w_avg'] = _w_avg(G, data, tensors, source)
     load_state_strict(G, tensors, source)
     return G
@@ -59,7 +67,11 @@ def build_generator(data: Mapping[str, Any], source: str) -> Generator:
 def _lr_multiplier(data: Mapping[str, Any]) -> float:
     args = data.get('args')
     value = getattr(args, 'lr_mlp', None) if args is not None else None
-    return float(value) if value is not None else 0.01
+    if value is None:
+        return 0.01
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1e3:
+        raise ValueError(f"args.lr_mlp is {type(value).__name__} {str(value)[:30]}, not a learning-rate multiplier")
+    return float(value)
 
 
 def _convert(G: Generator, sd: Mapping[str, torch.Tensor], source: str) -> Dict[str, torch.Tensor]:
@@ -103,7 +115,11 @@ def _convert(G: Generator, sd: Mapping[str, torch.Tensor], source: str) -> Dict[
 
 def _w_avg(G: Generator, data: Mapping[str, Any], tensors: Dict[str, torch.Tensor], source: str) -> torch.Tensor:
     latent_avg = data.get('latent_avg')
-    if isinstance(latent_avg, torch.Tensor):
+    if latent_avg is not None:
+        latent_avg = check_tensors({'latent_avg': latent_avg}, source, 'the file')['latent_avg']
+        if latent_avg.numel() == 0 or latent_avg.numel() % G.w_dim:
+            raise BadCheckpointError(f'{source}: latent_avg has shape {tuple(latent_avg.shape)[:4]}, which does '
+                                     f'not hold {G.w_dim}-d latents')
         return latent_avg.float().reshape(-1, G.w_dim)[0]
     # No stored average: estimate it as NVIDIA's tools do, from mapped random z (seeded).
     load_state_strict(G, {**tensors, 'mapping.w_avg': torch.zeros(G.w_dim)}, source)

@@ -16,7 +16,7 @@ from photodrag.errors import BadCheckpointError
 from photodrag.stylegan.networks import Generator
 
 from .nvidia import load_state_strict
-from photodrag.restricted import TFNetwork
+from photodrag.restricted import TFNetwork, short
 
 # TF keyword -> (our keyword, default); None = the TF default.
 _SYNTHESIS_KEYS = {
@@ -58,7 +58,7 @@ def _variables(net: TFNetwork, prefix: str = '') -> Dict[str, np.ndarray]:
         if not isinstance(variables, (list, tuple)):
             raise BadCheckpointError('malformed variable list in TensorFlow pickle')
         for item in variables:
-            if not (isinstance(item, (tuple, list)) and len(item) == 2 and
+            if not (isinstance(item, (tuple, list)) and len(item) == 2 and isinstance(item[0], str) and
                     isinstance(item[1], (np.ndarray, np.generic))):
                 raise BadCheckpointError('malformed variable list in TensorFlow pickle')
             out[where + str(item[0])] = np.asarray(item[1])
@@ -74,14 +74,16 @@ def _variables(net: TFNetwork, prefix: str = '') -> Dict[str, np.ndarray]:
 
 def generator_kwargs(static_kwargs: Dict[str, Any]) -> Dict[str, Any]:
     fmap_decay, fmap_min = static_kwargs.get('fmap_decay', 1.0), static_kwargs.get('fmap_min', 1)
+    if not isinstance(fmap_min, (int, type(None))) or not isinstance(fmap_decay, (int, float, type(None))):
+        raise BadCheckpointError('TensorFlow generator has a non-numeric fmap_min or fmap_decay')
     if fmap_decay not in (None, 1, 1.0) or (fmap_min or 1) > 1:
         raise BadCheckpointError(f'TensorFlow generator uses fmap_decay={fmap_decay}, fmap_min={fmap_min}; '
                                  'only the StyleGAN2 defaults (1.0, 1) are supported')
     known = set(_SYNTHESIS_KEYS) | set(_MAPPING_KEYS) | _IGNORED | {
         'latent_size', 'label_size', 'dlatent_size', 'resolution', 'num_channels', 'fmap_base'}
-    unknown = sorted(set(static_kwargs) - known)
+    unknown = sorted(short(k, 40) for k in set(static_kwargs) - known)
     if unknown:
-        raise BadCheckpointError(f'TensorFlow generator uses options photodrag does not know: {unknown}')
+        raise BadCheckpointError(f'TensorFlow generator uses options photodrag does not know: {unknown[:8]}')
 
     def get(key, default):
         value = static_kwargs.get(key, default)
@@ -89,7 +91,10 @@ def generator_kwargs(static_kwargs: Dict[str, Any]) -> Dict[str, Any]:
 
     synthesis = {ours: static_kwargs.get(tf, default) if tf in static_kwargs else default
                  for tf, (ours, default) in _SYNTHESIS_KEYS.items()}
-    synthesis['channel_base'] = int(get('fmap_base', 16384)) * 2   # TF counts channels from stage 1
+    fmap_base = get('fmap_base', 16384)
+    if isinstance(fmap_base, bool) or not isinstance(fmap_base, int):
+        raise BadCheckpointError(f'TensorFlow generator has fmap_base {short(fmap_base, 30)!r}, not a whole number')
+    synthesis['channel_base'] = fmap_base * 2   # TF counts channels from stage 1
     mapping = {ours: static_kwargs.get(tf, default) if tf in static_kwargs else default
                for tf, (ours, default) in _MAPPING_KEYS.items()}
     if mapping['w_avg_beta'] is None:
@@ -102,10 +107,16 @@ def generator_kwargs(static_kwargs: Dict[str, Any]) -> Dict[str, Any]:
 def build_generator(data: tuple, source: str) -> Generator:
     Gs = data[2]
     state = Gs.state
-    if int(state.get('version') or 0) < 4:
-        raise BadCheckpointError(f'{source}: TensorFlow pickle version {state.get("version")} is too old '
+    version = state.get('version')
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise BadCheckpointError(f'{source}: TensorFlow pickle version {short(version, 30)!r} is not a whole number')
+    if version < 4:
+        raise BadCheckpointError(f'{source}: TensorFlow pickle version {version} is too old '
                                  '(StyleGAN2 pickles are version 4)')
-    static = dict(state.get('static_kwargs') or {})
+    static = state.get('static_kwargs') or {}
+    if not isinstance(static, dict) or not all(isinstance(k, str) for k in static):
+        raise BadCheckpointError(f'{source}: the TensorFlow generator\'s static_kwargs are not a dict of names')
+    static = dict(static)
     tf = _variables(Gs)
     if any(re.fullmatch(r'ToRGB_lod\d+/.*', k) for k in tf) or 'mapping/Dense0/weight' not in tf:
         raise BadCheckpointError(f'{source}: this TensorFlow network is not a StyleGAN2 generator '
@@ -113,8 +124,13 @@ def build_generator(data: tuple, source: str) -> Generator:
     try:
         G = Generator(**generator_kwargs(static))
     except (TypeError, ValueError) as e:
-        raise BadCheckpointError(f'{source}: cannot build a generator from its settings: {e}') from None
-    load_state_strict(G, _convert(G, tf, source), source)
+        raise BadCheckpointError(f'{source}: cannot build a generator from its settings: {short(e, 200)}') from None
+    try:
+        tensors = _convert(G, tf, source)
+    except (IndexError, ValueError, TypeError) as e:
+        raise BadCheckpointError(f'{source}: a TensorFlow variable has the wrong shape or type ({short(e, 120)})') \
+            from None
+    load_state_strict(G, tensors, source)
     return G
 
 

@@ -12,6 +12,7 @@ source is kept as text and never executed.
 import argparse
 import collections
 import io
+import math
 import pickle
 import warnings
 from dataclasses import dataclass, field
@@ -80,7 +81,7 @@ def _load_storage_bytes(data: Any):
     try:
         storage = torch.load(io.BytesIO(bytes(data)), weights_only=True, map_location='cpu')
     except Exception as e:
-        raise BadCheckpointError(f'corrupt tensor storage in pickle ({e})') from None
+        raise BadCheckpointError(f'corrupt tensor storage in pickle ({short(e, 160)})') from None
     if not isinstance(storage, (torch.TypedStorage, torch.UntypedStorage)):
         raise BadCheckpointError('tensor storage in pickle did not decode to a storage')
     return storage
@@ -97,6 +98,10 @@ def _rebuild_tensor(storage, storage_offset, size, stride, requires_grad=False, 
         warnings.simplefilter('ignore', UserWarning)     # TypedStorage is what old pickles hold
         dtype, untyped = storage.dtype, storage._untyped_storage
     available = untyped.nbytes() // torch.empty((), dtype=dtype).element_size()
+    numel = math.prod(size)
+    if numel > min(MAX_TENSOR_ELEMENTS, max(available, 1)):
+        raise BadCheckpointError(f'tensor in pickle claims {numel:,} elements in a storage of {available:,} '
+                                 '(a crafted or corrupt file?)')
     if all(s > 0 for s in size):
         needed = offset + sum((s - 1) * st for s, st in zip(size, stride)) + 1
         if needed > available:
@@ -126,10 +131,34 @@ def _encode_latin1(text, encoding='latin1'):
     return text.encode('latin1')
 
 
+# No tensor of a StyleGAN2 has more elements than this (FFHQ-1024's largest has 2.4 M); a
+# file that declares more, or whose tensor claims more elements than its storage holds
+# (stride 0: one number posing as a huge array), is refused before anything is allocated.
+MAX_TENSOR_ELEMENTS = 1 << 28
+MAX_BYTES = 1 << 30
+
+
 def _numpy_reconstruct(subtype, shape, dtype_code):
     if subtype is not np.ndarray:
         raise UnsafeCheckpointError(f'pickle asks to build a numpy array of type {subtype!r}')
+    # numpy pickles an empty array here and fills it in __setstate__ (which checks the data's length)
+    if not (isinstance(shape, tuple) and len(shape) <= 8 and all(isinstance(n, int) and 0 <= n for n in shape)
+            and int(np.prod(shape, dtype=object)) <= 1):
+        raise BadCheckpointError(f'numpy array in pickle declares shape {short(shape)} before its data')
+    if not isinstance(dtype_code, (str, bytes)) or np.dtype(dtype_code).hasobject:
+        raise UnsafeCheckpointError('pickle asks for a numpy array of Python objects')
     return np.ndarray.__new__(np.ndarray, shape, dtype_code)
+
+
+def _bytearray(data=b'', encoding=None):
+    # pickles write bytearray(b'...') as bytearray(text, 'latin-1'); bytearray(3_000_000_000)
+    # would allocate 3 GB of zeros from a 32-byte file
+    if isinstance(data, str) and encoding in ('latin1', 'latin-1'):
+        return bytearray(data, 'latin-1')
+    if isinstance(data, (bytes, bytearray)) and encoding is None:
+        return bytearray(data)
+    raise BadCheckpointError(f'pickle asks for a bytearray of {type(data).__name__} {short(data, 30)}, '
+                             'which no checkpoint does')
 
 
 _CLASSES_FOR_RECONSTRUCTOR = (EasyDict, TFNetwork, argparse.Namespace)
@@ -159,7 +188,7 @@ ALLOWED: Dict[Tuple[str, str], Any] = {
     ('collections', 'OrderedDict'): collections.OrderedDict,
     ('builtins', 'set'): set,
     ('builtins', 'frozenset'): frozenset,
-    ('builtins', 'bytearray'): bytearray,
+    ('builtins', 'bytearray'): _bytearray,
     ('copyreg', '_reconstructor'): _copyreg_reconstructor,
     ('_codecs', 'encode'): _encode_latin1,
     ('torch._utils', '_rebuild_tensor_v2'): _rebuild_tensor,
@@ -212,9 +241,12 @@ def restricted_load(f, source: str = 'checkpoint') -> Any:
         return RestrictedUnpickler(f, source).load()
     except (UnsafeCheckpointError, BadCheckpointError):
         raise
+    except RecursionError:
+        raise BadCheckpointError(f'{source} nests its objects too deeply for any checkpoint (a crafted '
+                                 'file?)') from None
     except (EOFError, pickle.UnpicklingError, ValueError, TypeError, AttributeError, IndexError,
             KeyError, RuntimeError, OverflowError, MemoryError, UnicodeDecodeError) as e:
-        raise BadCheckpointError(f'{source} is truncated or corrupt: {type(e).__name__}: {e}') from None
+        raise BadCheckpointError(f'{source} is truncated or corrupt: {type(e).__name__}: {short(e, 160)}') from None
 
 
 MAX_MODULES = 10_000        # a StyleGAN2 generator has a few hundred
@@ -285,3 +317,24 @@ def finite_or_raise(tensors: Mapping[str, torch.Tensor], source: str) -> None:
         if t.is_floating_point() and not bool(torch.isfinite(t).all()):
             raise BadCheckpointError(f'{source}: {name} contains NaN or infinite values')
 
+
+
+def check_tensors(tensors: Mapping[Any, Any], source: str, what: str = 'weights') -> Dict[str, torch.Tensor]:
+    """`tensors` as a dict of real tensors, or a one-line error: every key a short string,
+    every value a tensor no larger than its own storage (stride-0 tricks) or any network's."""
+    if not isinstance(tensors, Mapping):
+        raise BadCheckpointError(f'{source}: {what} are {type(tensors).__name__}, not a dict of tensors')
+    if len(tensors) > MAX_MODULES * 4:
+        raise BadCheckpointError(f'{source}: {what} hold {len(tensors):,} entries; no generator has that many')
+    out = {}
+    for name, t in tensors.items():
+        if not isinstance(name, str) or len(name) > 200:
+            raise BadCheckpointError(f'{source}: {what} have a key that is not a short name ({short(name, 40)})')
+        if not isinstance(t, torch.Tensor):
+            raise BadCheckpointError(f'{source}: {short(name)} in {what} is {type(t).__name__}, not a tensor')
+        storage = t.untyped_storage().nbytes() // max(t.element_size(), 1)
+        if t.numel() > MAX_TENSOR_ELEMENTS or (t.numel() > 1 and t.numel() > storage):
+            raise BadCheckpointError(f'{source}: {short(name)} claims {t.numel():,} elements in a storage of '
+                                     f'{storage:,} (a crafted or corrupt file?)')
+        out[name] = t
+    return out

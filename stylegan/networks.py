@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Dict, Mapping, Optional, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -503,10 +504,101 @@ _TRAINING_ONLY = {'mapping': {'freeze_layers', 'freeze_embed'},
                   'synthesis': {'fused_modconv_default'}}
 
 
+# What any real StyleGAN2 fits in (FFHQ-1024: 512-d latents, 18 ws, 30 M parameters). A
+# checkpoint's config is untrusted text: it is checked against these before anything is
+# allocated, so a 300-byte file cannot ask for gigabytes.
+LIMITS = dict(dim=4096, c_dim=100_000, resolution=4096, channels=4, layers=32, channel_base=1 << 24,
+              channel_max=4096, parameters=400_000_000, filter_taps=16)
+
+
+def _whole(value: Any, name: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f'{name} must be a whole number, not {type(value).__name__} {_quote(value)}')
+    if not low <= value <= high:
+        raise ValueError(f'{name} = {_quote(value)} is outside {low}..{high}')
+    return int(value)
+
+
+def _real(value: Any, name: str, low: float, high: float, optional: bool = False) -> Optional[float]:
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f'{name} must be a number, not {type(value).__name__} {_quote(value)}')
+    if not (math.isfinite(value) and low <= value <= high):
+        raise ValueError(f'{name} = {_quote(value)} is outside {low:g}..{high:g}')
+    return float(value)
+
+
+def _quote(value: Any, limit: int = 40) -> str:
+    text = repr(value) if isinstance(value, (str, int, float, bool, type(None))) else f'<{type(value).__name__}>'
+    return text if len(text) <= limit else text[:limit - 3] + '...'
+
+
+def check_config(z_dim, c_dim, w_dim, img_resolution, img_channels, mapping: Mapping[str, Any],
+                 synthesis: Mapping[str, Any]) -> None:
+    """Raise ValueError unless these keywords describe a StyleGAN2 generator of sane size
+    (types, ranges, and the parameter count estimated before any weight exists)."""
+    L = LIMITS
+    z = _whole(z_dim, 'z_dim', 1, L['dim'])
+    c = _whole(c_dim, 'c_dim', 0, L['c_dim'])
+    w = _whole(w_dim, 'w_dim', 1, L['dim'])
+    res = _whole(img_resolution, 'img_resolution', 4, L['resolution'])
+    if res & (res - 1):
+        raise ValueError(f'img_resolution = {res} is not a power of two')
+    ch = _whole(img_channels, 'img_channels', 1, L['channels'])
+    layers = _whole(mapping.get('num_layers', 8), 'mapping num_layers', 1, L['layers'])
+    features = [_whole(mapping[k], f'mapping {k}', 1, L['dim']) if mapping.get(k) is not None else w
+                for k in ('embed_features', 'layer_features')]
+    for key in ('activation',):
+        if key in mapping and not isinstance(mapping[key], str):
+            raise ValueError(f'mapping activation must be a name, not {_quote(mapping[key])}')
+        if key in synthesis and not isinstance(synthesis[key], str):
+            raise ValueError(f'synthesis activation must be a name, not {_quote(synthesis[key])}')
+    _real(mapping.get('lr_multiplier', 0.01), 'mapping lr_multiplier', 1e-6, 1e3)
+    _real(mapping.get('w_avg_beta', 0.995), 'mapping w_avg_beta', 0.0, 1.0)
+    base = _whole(synthesis.get('channel_base', 32768), 'channel_base', 1, L['channel_base'])
+    cmax = _whole(synthesis.get('channel_max', 512), 'channel_max', 1, L['channel_max'])
+    _whole(synthesis.get('num_fp16_res', 0), 'num_fp16_res', 0, 16)
+    _real(synthesis.get('conv_clamp'), 'conv_clamp', 1e-6, 1e9, optional=True)
+    k = _whole(synthesis.get('kernel_size', 3), 'kernel_size', 1, 7)
+    if synthesis.get('architecture', 'skip') not in ('orig', 'skip', 'resnet'):
+        raise ValueError(f"architecture must be 'orig', 'skip' or 'resnet', not {_quote(synthesis['architecture'])}")
+    for key in ('use_noise', 'fp16_channels_last'):
+        if not isinstance(synthesis.get(key, False), (bool, np.bool_)):
+            raise ValueError(f'{key} must be true or false, not {_quote(synthesis[key])}')
+    taps = synthesis.get('resample_filter', [1, 3, 3, 1])
+    if taps is not None:
+        flat = taps
+        if isinstance(taps, (list, tuple)) and taps and all(isinstance(row, (list, tuple)) for row in taps):
+            flat = [v for row in taps for v in row]         # a 2-D filter, as NVIDIA's code allows
+        if not (isinstance(flat, (list, tuple)) and 1 <= len(flat) <= L['filter_taps'] ** 2):
+            raise ValueError(f'resample_filter must be a short list of numbers, not {_quote(taps)}')
+        for v in flat:
+            _real(v, 'a resample_filter tap', -1e6, 1e6)
+    # Parameters, counted the way the networks below allocate them (an upper bound is enough).
+    n = c * features[0] + (z + features[0]) * features[1] + (layers - 1) * features[1] * max(features[1], w) \
+        + layers * w
+    r, prev = 4, None
+    while r <= res:
+        out = min(base // r, cmax) if base // r else 1
+        if prev is None:
+            n += out * 16
+        else:
+            n += prev * out * k * k + w * prev + r * r
+            n += (prev * out if synthesis.get('architecture', 'skip') == 'resnet' else 0)
+        n += out * out * k * k + w * out + r * r + ch * out + w * out
+        prev, r = out, r * 2
+    if n > L['parameters']:
+        raise ValueError(f'the config asks for about {n / 1e6:,.0f} M parameters; no StyleGAN2 has over '
+                         f'{L["parameters"] / 1e6:,.0f} M (a crafted or corrupt file?)')
+
+
 def _resolve_kwargs(kind: str, given: Mapping[str, Any], defaults: Mapping[str, Any]) -> Dict[str, Any]:
-    unknown = sorted(set(given) - set(defaults) - _TRAINING_ONLY[kind])
+    if not isinstance(given, Mapping):
+        raise ValueError(f'{kind} keywords must be a mapping, not {type(given).__name__}')
+    unknown = sorted(str(k)[:40] for k in set(given) - set(defaults) - _TRAINING_ONLY[kind])
     if unknown:
-        raise ValueError(f'unsupported {kind} keyword(s) {unknown}; supported: {sorted(defaults)}')
+        raise ValueError(f'unsupported {kind} keyword(s) {unknown[:8]}; supported: {sorted(defaults)}')
     out = dict(defaults)
     out.update({k: v for k, v in given.items() if k in defaults})
     if out.get('resample_filter') is not None:
@@ -536,9 +628,13 @@ class Generator(nn.Module):
         both = set(synthesis_kwargs or {}) & set(flat_synthesis_kwargs)
         if both:
             raise ValueError(f'synthesis keyword(s) {sorted(both)} given twice')
+        for kind, given in (('mapping', mapping_kwargs), ('synthesis', synthesis_kwargs)):
+            if given is not None and not isinstance(given, Mapping):
+                raise ValueError(f'{kind}_kwargs must be a mapping, not {type(given).__name__}')
+        raw_synthesis = {**dict(synthesis_kwargs or {}), **flat_synthesis_kwargs}
+        check_config(z_dim, c_dim, w_dim, img_resolution, img_channels, dict(mapping_kwargs or {}), raw_synthesis)
         mapping = _resolve_kwargs('mapping', dict(mapping_kwargs or {}), MAPPING_DEFAULTS)
-        synthesis = _resolve_kwargs('synthesis', {**dict(synthesis_kwargs or {}), **flat_synthesis_kwargs},
-                                    SYNTHESIS_DEFAULTS)
+        synthesis = _resolve_kwargs('synthesis', raw_synthesis, SYNTHESIS_DEFAULTS)
         self.z_dim = int(z_dim)
         self.c_dim = int(c_dim)
         self.w_dim = int(w_dim)

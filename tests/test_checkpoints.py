@@ -160,7 +160,11 @@ def test_flipped_bytes_in_a_tensor_layout_are_caught(G, tmp_path):
     storage = torch.TypedStorage(4, dtype=torch.float32)
     from photodrag.restricted import _rebuild_tensor
     with pytest.raises(BadCheckpointError, match='reaches past its storage'):
+        _rebuild_tensor(storage, 2, (3,), (1,))
+    with pytest.raises(BadCheckpointError, match='claims 100 elements in a storage of 4'):
         _rebuild_tensor(storage, 0, (100,), (1,))
+    with pytest.raises(BadCheckpointError, match='claims'):        # stride 0: one number posing as many
+        _rebuild_tensor(storage, 0, (10 ** 6, 10 ** 6), (0, 0))
 
 
 @pytest.mark.parametrize('content,message', [
