@@ -70,3 +70,10 @@ def check_settings(owner: str, make_checks) -> None:
 __all__ = ['check_settings', 'PhotodragError', 'InvalidSettingsError', 'BadCheckpointError', 'UnsafeCheckpointError',
            'CheckpointNotFoundError', 'DownloadError', 'InvalidPointsError', 'InvalidMaskError', 'InvalidBoxError',
            'UnreadableImageError', 'NoFaceFoundError', 'InvalidImageError']
+
+
+def one_line(error, limit: int = 600) -> str:
+    """An error's message as one line of bounded length, as the CLI, the batch manifest and
+    the web editor show it (whitespace collapsed; a crafted file cannot make it huge)."""
+    text = ' '.join(str(error).split())
+    return text if len(text) <= limit else text[:limit - 3] + '...'

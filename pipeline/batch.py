@@ -31,7 +31,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from photodrag.errors import InvalidSettingsError, PhotodragError
+from photodrag.errors import InvalidSettingsError, PhotodragError, one_line
 
 MANIFEST = 'manifest.jsonl'
 LOCK = '.photodrag-batch.lock'
@@ -612,9 +612,9 @@ def _plan(recipe: Recipe, photo: Path, points, detector) -> Item:
                                             'presets': list(recipe.presets), 'drags': [list(map(list, d)) for d in ds]}
                                            for i, ds in sorted(chosen.items())])
     except NoFaceFoundError as e:
-        return Item(rel, 'skipped' if recipe.no_face == 'skip' else 'failed', error=_one_line(e))
+        return Item(rel, 'skipped' if recipe.no_face == 'skip' else 'failed', error=one_line(e))
     except PhotodragError as e:
-        return Item(rel, 'failed', error=_one_line(e))
+        return Item(rel, 'failed', error=one_line(e))
 
 
 def _run_item(recipe: Recipe, config, photo: Path, rel: str, out: Path, points, cache, detector) -> Item:
@@ -682,13 +682,13 @@ def _run_item(recipe: Recipe, config, photo: Path, rel: str, out: Path, points, 
         item.timings = dict(result.record.timings)
     except NoFaceFoundError as e:
         item.status = 'skipped' if recipe.no_face == 'skip' else 'failed'
-        item.error = _one_line(e)
+        item.error = one_line(e)
     except PhotodragError as e:
-        item.error = _one_line(e)
+        item.error = one_line(e)
     except (KeyboardInterrupt, SystemExit):
         raise
     except Exception as e:          # noqa: BLE001 - one photo's bug must not stop the others
-        item.error = f'{type(e).__name__}: {_one_line(e)} (a bug: please report it)'
+        item.error = f'{type(e).__name__}: {one_line(e)} (a bug: please report it)'
     item.timings['item'] = round(time.perf_counter() - started, 3)
     return item
 
@@ -726,10 +726,6 @@ def _video_frames(writer):
             image = stylegan.to_uint8(session.render())[0]
             writer.write(draw_points(image, session.handles, session.targets, scale=max(1, 512 // session.resolution)))
     return on
-
-
-def _one_line(e) -> str:
-    return ' '.join(str(e).split())
 
 
 class _Lock:

@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from photodrag.errors import PhotodragError
+from photodrag.errors import PhotodragError, one_line
 
 RECORD_FORMAT = 'photodrag-edit'
 RECORD_VERSION = 2
@@ -105,13 +105,10 @@ class EditRecord:
                                  f'and {RECORD_VERSION}')
         if data['version'] == 1:
             data = _upgrade_v1(data)
-        names = {f.name for f in dataclasses.fields(cls)}
+        check_record(data)
         face_names = {f.name for f in dataclasses.fields(FaceRecord)}
-        try:
-            faces = [FaceRecord(**{k: v for k, v in f.items() if k in face_names}) for f in data['faces']]
-            record = cls(**{**{k: v for k, v in data.items() if k in names}, 'faces': faces})
-        except (KeyError, TypeError, AttributeError) as e:
-            raise PhotodragError(f'the edit record is incomplete or damaged: {e}') from None
+        faces = [FaceRecord(**{k: v for k, v in f.items() if k in face_names}) for f in data['faces']]
+        record = cls(**{**data, 'faces': faces})
         record.edit_config()            # the settings must make sense before anything runs
         return record
 
@@ -119,12 +116,114 @@ class EditRecord:
     def load(cls, path) -> 'EditRecord':
         path = Path(path)
         try:
-            data = json.loads(path.read_text())
+            if path.stat().st_size > MAX_RECORD_BYTES:
+                raise PhotodragError(f'{path} is {path.stat().st_size:,} bytes; an edit record is at most '
+                                     f'{MAX_RECORD_BYTES >> 20} MB')
+            data = json.loads(path.read_text(encoding='utf-8'))
         except FileNotFoundError:
             raise PhotodragError(f'{path}: no such record file') from None
-        except (OSError, ValueError, RecursionError) as e:
-            raise PhotodragError(f'{path}: cannot read the edit record: {e}') from None
+        except RecursionError:
+            raise PhotodragError(f'{path}: the edit record nests too deeply to be one') from None
+        except (OSError, ValueError) as e:
+            raise PhotodragError(f'{path}: cannot read the edit record: {one_line(e, 160)}') from None
         return cls.from_dict(data)
+
+
+MAX_RECORD_BYTES = 64 << 20       # drag scripts with painted regions make records of a few MB at most
+MAX_FACES = 256
+MAX_POINTS = 256
+
+
+class _Damaged(PhotodragError):
+    pass
+
+
+def _need(ok: bool, where: str, expected: str, value: Any) -> None:
+    if not ok:
+        shown = repr(value) if isinstance(value, (str, int, float, bool, type(None))) else type(value).__name__
+        raise _Damaged(f'the edit record is damaged: {where} must be {expected}, not {shown[:40]}')
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) and abs(v) < 1e9
+
+
+def _points(value, where: str, count: Optional[int] = None, limit: int = MAX_POINTS) -> None:
+    _need(isinstance(value, list) and len(value) <= limit and (count is None or len(value) == count), where,
+          f'a list of {count or f"at most {limit}"} [x, y] points', value)
+    for i, p in enumerate(value):
+        _need(isinstance(p, list) and len(p) == 2 and all(_number(v) for v in p), f'{where}[{i}]',
+              'an [x, y] pair of finite numbers', p)
+
+
+def _text(value, where: str, optional: bool = True, limit: int = 4096) -> None:
+    _need((optional and value is None) or (isinstance(value, str) and len(value) <= limit), where,
+          f'a string of at most {limit} characters' + (' or null' if optional else ''), value)
+
+
+def _hex(value, where: str, optional: bool = True) -> None:
+    _need((optional and value is None) or (isinstance(value, str) and len(value) == 64
+                                          and all(c in '0123456789abcdef' for c in value)),
+          where, 'a sha256 (64 hex digits)' + (' or null' if optional else ''), value)
+
+
+def check_record(data: Dict[str, Any]) -> None:
+    """Check a record's structure as untrusted input, before anything runs: the fields a
+    replay uses have the right types, finite values and bounded sizes; no unknown keys."""
+    names = {f.name for f in dataclasses.fields(EditRecord)}
+    unknown = sorted(map(str, set(data) - names))
+    _need(not unknown, 'the record', 'free of unknown keys', ', '.join(k[:40] for k in unknown[:5]))
+    missing = sorted(n for n in names - set(data) if n not in ('environment', 'format', 'version'))
+    _need(not missing, 'the record', 'complete', 'missing ' + ', '.join(missing))
+    for key in ('input', 'checkpoint', 'config', 'detection', 'output', 'timings', 'environment'):
+        _need(isinstance(data.get(key, {}), dict), key, 'a JSON object', data.get(key))
+    _text(data['library_version'], 'library_version', optional=False, limit=64)
+    _text(data['recipe'], 'recipe', optional=False, limit=64)
+    _text(data['device'], 'device', optional=False, limit=64)
+    inp, ckpt = data['input'], data['checkpoint']
+    _text(inp.get('path'), 'input.path')
+    _hex(inp.get('sha256'), 'input.sha256')
+    _hex(inp.get('pixels_sha256'), 'input.pixels_sha256', optional=False)
+    for key in ('name', 'path'):
+        _text(ckpt.get(key), f'checkpoint.{key}')
+    _need(bool(ckpt.get('name') or ckpt.get('path')), 'checkpoint', 'a name or a path', None)
+    _hex(ckpt.get('sha256'), 'checkpoint.sha256')
+    faces = data['faces']
+    _need(isinstance(faces, list) and 1 <= len(faces) <= MAX_FACES, 'faces', f'a list of 1..{MAX_FACES} faces', faces)
+    face_names = {f.name for f in dataclasses.fields(FaceRecord)}
+    optional = {'presets', 'drags_given'}
+    for k, f in enumerate(faces):
+        where = f'faces[{k}]'
+        _need(isinstance(f, dict), where, 'a JSON object', f)
+        unknown = sorted(map(str, set(f) - face_names))
+        _need(not unknown, where, 'free of unknown keys', ', '.join(u[:40] for u in unknown[:5]))
+        missing = sorted(face_names - set(f) - optional)
+        _need(not missing, where, 'complete', 'missing ' + ', '.join(missing))
+        index = f['index']
+        _need(index is None or (isinstance(index, int) and not isinstance(index, bool) and 0 <= index < 10_000),
+              f'{where}.index', 'a face number or null', index)
+        _need(isinstance(f['box'], list) and len(f['box']) == 4 and all(_number(v) for v in f['box']),
+              f'{where}.box', 'four finite numbers', f['box'])
+        if f['landmarks'] is not None:
+            _points(f['landmarks'], f'{where}.landmarks', count=68)
+        _points(f['handles_photo'], f'{where}.handles_photo')
+        _points(f['targets_photo'], f'{where}.targets_photo', count=len(f['handles_photo']))
+        for key in ('handles_crop', 'targets_crop'):
+            _points(f[key], f'{where}.{key}')
+        mask = f['mask']
+        _need(mask is None or isinstance(mask, dict), f'{where}.mask', 'a JSON object or null', mask)
+        if mask is not None:
+            _text(mask.get('kind'), f'{where}.mask.kind', optional=False, limit=32)
+            _text(mask.get('path'), f'{where}.mask.path')
+            _hex(mask.get('sha256'), f'{where}.mask.sha256', optional=False)
+        for key in ('inversion', 'drag', 'timings'):
+            _need(isinstance(f[key], dict), f'{where}.{key}', 'a JSON object', f[key])
+        presets = f.get('presets', [])
+        _need(isinstance(presets, list) and len(presets) <= 64 and all(isinstance(u, dict) for u in presets),
+              f'{where}.presets', 'a list of at most 64 objects', presets)
+        given = f.get('drags_given')
+        _need(given is None or (isinstance(given, int) and not isinstance(given, bool) and given >= 0),
+              f'{where}.drags_given', 'a whole number or null', given)
 
 
 def _upgrade_v1(data: Dict[str, Any]) -> Dict[str, Any]:

@@ -107,13 +107,18 @@ def test_edit_takes_settings_only_by_keyword():
         pipeline.edit('photo.jpg', [((1, 1), (2, 2))], projection_steps=3)
 
 
+ONE_FACE = {'index': 0, 'box': [1, 2, 30, 40], 'landmarks': None, 'score': 1.0, 'crop_matrix': [[1, 0, 0], [0, 1, 0]],
+            'crop_size': [64, 64], 'handles_photo': [[5, 5]], 'targets_photo': [[6, 6]], 'handles_crop': [[5, 5]],
+            'targets_crop': [[6, 6]], 'mask': None, 'inversion': {}, 'drag': {}, 'timings': {}}
+
+
 def test_a_version_1_record_is_read_as_version_2():
     v1 = {'format': 'photodrag-edit', 'version': 1, 'library_version': '0.1.0',
-          'input': {'path': None, 'pixels_sha256': 'x'}, 'checkpoint': {'name': 'demo-faces'}, 'recipe': 'digiface',
+          'input': {'path': None, 'pixels_sha256': '0' * 64}, 'checkpoint': {'name': 'demo-faces'}, 'recipe': 'digiface',
           'device': 'cpu', 'seed': 3, 'quality': 'fast',
           'inversion_config': {**InversionConfig.preset('fast').__dict__, 'seed': 3},
           'drag_config': DragConfig(max_steps=9).__dict__, 'paste_config': alignment.PasteConfig().__dict__,
-          'detection': {'upsample': None, 'faces_found': 1}, 'faces': [], 'output': {}, 'timings': {}}
+          'detection': {'upsample': None, 'faces_found': 1}, 'faces': [ONE_FACE], 'output': {}, 'timings': {}}
     rec = EditRecord.from_dict(v1)
     assert rec.version == 2 and rec.seed == 3 and rec.quality == 'fast' and rec.drag_config['max_steps'] == 9
     config = rec.edit_config()

@@ -26,7 +26,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from photodrag.errors import InvalidPointsError, InvalidSettingsError, PhotodragError
+from photodrag.errors import InvalidPointsError, InvalidSettingsError, PhotodragError, one_line
 
 FRAME_FPS = 10.5            # frames streamed per second while a client watches (each costs the blocks
                             # above the feature block: 7.8 ms for the demo on 2 CPU cores)
@@ -430,7 +430,7 @@ class Editor:
                         self._send_frame(fs, stylegan.to_uint8(image)[0], result)
                         last_frame, due = now, max(due + 1 / FRAME_FPS, now - 0.5 / FRAME_FPS)
         except Exception as e:              # noqa: BLE001 - the page gets one line, the log the rest
-            self.publish({'type': 'error', 'face': fs.k, 'error': _one_line(e)})
+            self.publish({'type': 'error', 'face': fs.k, 'error': one_line(e)})
             self.server.log_exception(e)
         finally:
             seconds = time.perf_counter() - t
@@ -644,5 +644,3 @@ def _jpeg_b64(image: np.ndarray, quality: int = 88) -> str:
     return base64.b64encode(buf.getvalue()).decode('ascii')
 
 
-def _one_line(error) -> str:
-    return ' '.join(str(error).split())

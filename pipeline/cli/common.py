@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from photodrag.errors import PhotodragError
+from photodrag.errors import PhotodragError, one_line
 
 
 class Group(click.Group):
@@ -18,21 +18,17 @@ class Group(click.Group):
         try:
             return super().invoke(ctx)
         except PhotodragError as e:
-            click.echo(f'error: {_one_line(e)}', err=True)
+            click.echo(f'error: {one_line(e)}', err=True)
             ctx.exit(2)
         except click.UsageError as e:
             where = e.ctx.command_path if e.ctx is not None else ctx.command_path
-            click.echo(f'error: {_one_line(e.format_message())} (see `{where} --help`)', err=True)
+            click.echo(f'error: {one_line(e.format_message())} (see `{where} --help`)', err=True)
             ctx.exit(2)
         except (KeyboardInterrupt, click.exceptions.Abort):
             # outputs are written atomically and only once complete: nothing half-written stays
             click.echo('\ninterrupted: no output of the unfinished work was written (files already complete and '
                        'cached inversions are kept)', err=True)
             ctx.exit(130)
-
-
-def _one_line(error) -> str:
-    return ' '.join(str(error).split())
 
 
 def checkpoint_option(required=False, help_default=''):
