@@ -15,6 +15,7 @@ from photodrag.errors import InvalidPointsError, NoFaceFoundError, PhotodragErro
 Box = Tuple[float, float, float, float]
 
 DETECT_MAX_PIXELS = 2_500_000       # larger photos are detected on a downscaled copy (HOG cost grows with area)
+UPSAMPLED_MAX_PIXELS = 48_000_000  # what one upsampled detection pass may search (memory, minutes)
 RETRY_BELOW_PIXELS = 1_000_000      # photos below this get a second, more upsampled pass when nothing is found
 
 
@@ -90,6 +91,15 @@ class DlibDetector:
         for up in passes:
             if up < 0:
                 raise PhotodragError(f'upsample must be >= 0, got {up}')
+            area = small.shape[0] * small.shape[1] * 4 ** up
+            if area > UPSAMPLED_MAX_PIXELS:
+                if upsample is None:
+                    break               # the automatic second pass is skipped where it would not fit
+                fits = max((u for u in range(up) if small.shape[0] * small.shape[1] * 4 ** u <= UPSAMPLED_MAX_PIXELS),
+                           default=0)
+                raise PhotodragError(f'upsample {up} would search a {area / 1e6:,.0f} MP image for this '
+                                     f'{w * h / 1e6:.1f} MP photo (at most {UPSAMPLED_MAX_PIXELS // 1_000_000} MP fit); '
+                                     f'use upsample {fits} or less, or crop the photo around the faces')
             found, scores, _ = self._detector.run(small, up, 0.0)
             rects = list(zip(found, scores))
             if rects:

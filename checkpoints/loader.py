@@ -48,7 +48,7 @@ def detect_format(path: Path) -> str:
         (header_len,) = struct.unpack('<Q', head[:8])
         if 2 <= header_len <= path.stat().st_size:
             return 'safetensors'
-    if head[:1] == b'\x80' and 2 <= head[1] <= 5:
+    if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
         return 'pickle'
     for magic, what in _IMAGE_MAGIC.items():
         if head.startswith(magic):

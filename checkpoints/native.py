@@ -105,7 +105,7 @@ def load_native(path, device='cpu') -> Generator:
             metadata = f.metadata() or {}
             raw = metadata.get(META_KEY)
             meta = _json(raw, f'{path}: its photodrag metadata') if raw is not None else _sidecar_config(path)
-            if meta is None:
+            if meta is None and raw is None:
                 raise BadCheckpointError(f'{path} is a safetensors file without a photodrag generator config '
                                          '(neither in its metadata nor in a .json beside it)')
             meta = read_meta(meta, str(path))

@@ -17,10 +17,7 @@ out of one folder.
 """
 
 import csv
-import dataclasses
-import fnmatch
 import glob
-import io
 import json
 import os
 import socket

@@ -189,7 +189,7 @@ def _tf_variables(G):
     return mapping, synthesis
 
 
-def write_tf_pickle(G, path, static_overrides=None):
+def write_tf_pickle(G, path, static_overrides=None, state_overrides=None):
     mapping_vars, synthesis_vars = _tf_variables(G)
     s = G.init_kwargs['synthesis_kwargs']
     static = dict(num_channels=3, resolution=G.img_resolution, label_size=0, fmap_base=s['channel_base'] // 2,
@@ -204,6 +204,7 @@ def write_tf_pickle(G, path, static_overrides=None):
 
     Gs = net('G', [('dlatent_avg', G.mapping.w_avg.numpy().copy())],
              {'mapping': net('G_mapping', mapping_vars), 'synthesis': net('G_synthesis', synthesis_vars)}, static)
+    Gs._state.update(state_overrides or {})
     D = net('D', [('Output/weight', np.zeros((4, 1), np.float32))])
     with fake_modules(**{'dnnlib': {}, 'dnnlib.tflib': {}, 'dnnlib.tflib.network': {'Network': Network}}):
         with open(path, 'wb') as f:
