@@ -75,21 +75,11 @@ def prepare_target(image, resolution: int, device='cpu') -> torch.Tensor:
     return t
 
 
-STALE_TEMP_S = 3600      # a cache temp file this old was left by a killed run (a live write takes minutes at most)
-
-
 def _clean_stale_temps(folder: Path) -> None:
-    """Remove the temporary files (`io.temp_sibling`: .NAME.XXXXXXXX.tmp.safetensors) that a
-    killed run left in the inversion cache; fresh ones may be another process writing."""
-    if not folder.is_dir():
-        return
-    now = time.time()
-    for p in folder.glob('.*.tmp.safetensors'):
-        try:
-            if now - p.stat().st_mtime > STALE_TEMP_S:
-                p.unlink()
-        except OSError:
-            pass
+    """Remove the temporary files (`io.temp_sibling` names) that killed runs left in the
+    inversion cache; a live process's may be another run writing, and stay."""
+    from photodrag.io import remove_debris
+    remove_debris(folder)
 
 
 def invert(G, image, config: Optional[InversionConfig] = None, callback: Optional[Callback] = None,

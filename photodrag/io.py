@@ -10,7 +10,10 @@ import hashlib
 import json
 import math
 import os
+import re
+import socket
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Iterator, List, Optional, Sequence, Tuple
 
@@ -45,14 +48,80 @@ def sha256_file(path, chunk: int = 1 << 20) -> str:
 
 # ---------------------------------------------------------------- atomic writes
 
+# Temporary files are named .STEM.HOST-PID.XXXXXXXX.TAG.SUFFIX: a run killed before it could
+# rename or remove one (kill -9, power loss) leaves it, and the next run that writes beside it
+# removes it once its process is gone (same host) or it is an hour old (another host sharing
+# the folder). A live process's files, this one's included, are never touched.
+_HOST = re.sub(r'[^A-Za-z0-9]', '', socket.gethostname())[:32] or 'host'
+STALE_DEBRIS_S = 3600
+_DEBRIS = r'\.(?:(?P<host>[A-Za-z0-9]+)-(?P<pid>\d+)\.)?[A-Za-z0-9_]{8}\.(?:tmp|part)(?:\.[A-Za-z0-9]+)?'
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:             # another user's process: alive
+        return True
+    return True
+
+
+def remove_debris(folder, stems=None, every: bool = False) -> int:
+    """Remove temporary files that killed runs left in `folder` (those of outputs whose name
+    has the stem `stems` (one or several), or all): a dead process's, or any an hour old;
+    with `every` (the caller holds a lock on the folder) all of them. Returns how many."""
+    folder = Path(folder)
+    if isinstance(stems, str):
+        stems = [stems]
+    names = '|'.join(map(re.escape, stems)) if stems is not None else '.+'
+    pattern = re.compile(r'\.(?:' + names + ')' + _DEBRIS)
+    removed = 0
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return 0
+    now = time.time()
+    for p in entries:
+        m = pattern.fullmatch(p.name)
+        if not m:
+            continue
+        try:
+            host, pid = m.group('host'), int(m.group('pid') or 0)
+            if pid == os.getpid() and host == _HOST:
+                continue
+            dead = every or (host == _HOST and not _alive(pid)) or now - p.stat().st_mtime > STALE_DEBRIS_S
+            if dead and p.is_file():
+                p.unlink()
+                removed += 1
+        except OSError:
+            pass
+    return removed
+
+
 def temp_sibling(path, tag: str = 'tmp') -> Path:
     """A new, unique temporary file name in `path`'s folder that keeps its suffix (writers such
-    as Pillow and OpenCV pick the format from it); the folder is created if needed."""
+    as Pillow and OpenCV pick the format from it); the folder is created if needed, and what
+    killed runs left for the same name is removed first."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.stem}.', suffix=f'.{tag}{path.suffix}')
-    os.close(fd)
+    remove_debris(path.parent, path.stem)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.stem}.{_HOST}-{os.getpid()}.',
+                               suffix=f'.{tag}{path.suffix}')
+    try:
+        os.fchmod(fd, 0o666 & ~_UMASK)      # mkstemp's 0600 would follow the rename: outputs get the usual mode
+    finally:
+        os.close(fd)
     return Path(tmp)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _umask()
 
 
 @contextlib.contextmanager

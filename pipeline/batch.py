@@ -510,18 +510,12 @@ def _output_names(recipe: Recipe, photos: Sequence[Path]) -> Dict[Path, str]:
 
 
 def _clean_temps(folder: Path, names) -> None:
-    """Remove the temporary files a killed run left half-written (`io.temp_sibling` names:
-    .STEM.XXXXXXXX.TAG.SUFFIX) for this batch's outputs; the lock says no one else writes here."""
-    import re
-    stems = set()
-    for name in names:
-        stem = Path(name).stem
-        stems.update({stem, stem + '_before_after', stem + '_drag'})
-    pattern = re.compile(r'^\.(?P<stem>.+)\.[A-Za-z0-9_]{8}\.[a-z_]+\.[A-Za-z0-9]+$')
-    for p in folder.iterdir():
-        m = pattern.match(p.name)
-        if m and m.group('stem') in stems and p.is_file():
-            p.unlink(missing_ok=True)
+    """Remove the temporary files a killed run left half-written for this batch's outputs;
+    the lock says no one else writes here."""
+    from photodrag.io import remove_debris
+    stems = [Path(name).stem + variant for name in names for variant in ('', '_before_after', '_drag')]
+    if stems:
+        remove_debris(folder, stems, every=True)
 
 
 def _read_manifest(path: Path) -> Dict[str, Dict[str, Any]]:
