@@ -142,12 +142,17 @@ def read_photo(path, max_pixels: Optional[int] = DEFAULT_MAX_PIXELS) -> Photo:
 
 
 def write_photo(photo_or_array, path, like: Optional[Photo] = None, quality: Union[int, str, None] = None,
-                format: Optional[str] = None) -> Path:
+                format: Optional[str] = None, details: Optional[dict] = None) -> Path:
     """Write pixels to `path` atomically, in the format of `path`'s suffix (or `like.format`),
     with `like`'s EXIF and ICC profile and, for JPEG, its quality and subsampling.
 
     `like` defaults to `photo_or_array` when that is a `Photo`. `quality`: an int, or None/'keep'
-    for the source JPEG's estimated quality (95 when unknown). Refuses to write over `like.path`."""
+    for the source JPEG's estimated quality (95 when unknown). Refuses to write over `like.path`.
+
+    A JPEG written like a JPEG file at its own quality keeps the input's coded blocks wherever
+    the pixels are the input's (`alignment.jpeg`): unchanged regions decode bit-identical.
+    `details` (a dict), when given, receives under 'encoding' how the file was coded and, when
+    the blocks could not be kept, why."""
     if like is None and isinstance(photo_or_array, Photo):
         like = photo_or_array
     pixels = as_rgb(photo_or_array)
@@ -176,15 +181,36 @@ def write_photo(photo_or_array, path, like: Optional[Photo] = None, quality: Uni
         options['subsampling'] = sub if sub in (0, 1, 2) else (0 if options['quality'] >= 90 else 2)
     if fmt == 'TIFF':
         options['compression'] = 'tiff_deflate'
+    if (fmt == 'JPEG' and like is not None and like.format == 'JPEG' and like.path is not None
+            and like.rgba is None and (quality is None or quality == 'keep' or quality == like.jpeg_quality)):
+        from .jpeg import CannotKeep, write_keeping_blocks
+        with atomic_write(path) as tmp:
+            try:
+                info = write_keeping_blocks(pixels, tmp, like)
+            except CannotKeep as e:
+                info = {'method': 'encoded', 'why': f'blocks not kept: {e}'}
+            except Exception as e:          # jpeglib/libjpeg refusing an odd file: code the whole image
+                info = {'method': 'encoded', 'why': f'blocks not kept: {type(e).__name__}: {str(e)[:200]}'}
+            if info['method'] == 'encoded':
+                _save(Image.fromarray(pixels, 'RGB'), tmp, path, fmt, options)
+        if details is not None:
+            details['encoding'] = info
+        return path
+    if details is not None:
+        details['encoding'] = {'method': 'encoded', 'format': fmt}
     image = Image.fromarray(pixels, 'RGB')
     if like is not None and like.rgba is not None and fmt in _ALPHA_FORMATS and like.rgba.shape[:2] == pixels.shape[:2]:
         image = Image.fromarray(_restore_alpha(pixels, like), 'RGBA')
     with atomic_write(path) as tmp:
-        try:
-            image.save(tmp, format=fmt, **options)
-        except (ValueError, KeyError) as e:
-            raise PhotodragError(f'{path}: cannot write the image: {e}') from None
+        _save(image, tmp, path, fmt, options)
     return path
+
+
+def _save(image: Image.Image, tmp: Path, path: Path, fmt: str, options: dict) -> None:
+    try:
+        image.save(tmp, format=fmt, **options)
+    except (ValueError, KeyError) as e:
+        raise PhotodragError(f'{path}: cannot write the image: {e}') from None
 
 
 def estimate_jpeg_quality(img: Image.Image) -> Optional[int]:

@@ -59,9 +59,11 @@ class EditResult:
     record: EditRecord
 
     def save(self, path, quality: Union[int, str, None] = None) -> Path:
-        """Write the edited photo like the input (format by suffix, EXIF, ICC, JPEG quality), atomically."""
+        """Write the edited photo like the input (format by suffix, EXIF, ICC, JPEG quality), atomically.
+        A JPEG of a JPEG keeps the input's coded blocks outside the edit; the record's
+        `output['encoding']` then says how many blocks were coded anew (or why none could be kept)."""
         from photodrag import alignment
-        return alignment.write_photo(self.pixels, path, like=self.photo, quality=quality)
+        return alignment.write_photo(self.pixels, path, like=self.photo, quality=quality, details=self.record.output)
 
     def before_after(self, points: bool = True) -> np.ndarray:
         """Input | output side by side, the drags drawn small and hollow (`report.before_after`)."""
