@@ -268,6 +268,14 @@ def probed(tmp_path_factory):
     from PIL import Image
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (1500, 1800, 3), np.uint8)).save(big)
     commands.append(['upsample', ['faces', str(big), '--upsample', '4']])
+    # 4. outputs that cannot be written are refused before minutes of work, not after
+    import shutil
+    from photodrag.pipeline.demo import DEMO_PHOTO
+    shutil.copy(DEMO_PHOTO, folder / 'portrait.png')
+    (folder / 'a-file').write_text('not a folder')
+    for name, out in (('out-under-file', folder / 'a-file' / 'x.jpg'), ('out-in-proc', Path('/proc/none/x.jpg')),
+                      ('out-is-input', folder / 'portrait.png')):
+        commands.append([name, ['edit', str(folder / 'portrait.png'), '--preset', 'smile', '--out', str(out)]])
     (folder / 'commands.json').write_text(json.dumps(commands))
     done = subprocess.run([sys.executable, str(HERE / 'probe.py'), str(folder / 'commands.json'), '--headroom-gb',
                            '2'], capture_output=True, text=True, timeout=600, cwd=folder)
@@ -278,7 +286,8 @@ def probed(tmp_path_factory):
 
 
 EXPECTED = {**{k: v[1] for k, v in CHECKPOINTS.items()}, **{k: v[1] for k, v in RECORDS.items()},
-            'upsample': 'use upsample 2 or less'}
+            'upsample': 'use upsample 2 or less', 'out-under-file': 'is a file, not a folder',
+            'out-in-proc': 'is not writable', 'out-is-input': 'never writes over an input'}
 
 
 @pytest.mark.parametrize('name', sorted(EXPECTED))

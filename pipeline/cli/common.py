@@ -3,6 +3,7 @@ output checks and progress bars."""
 
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import click
@@ -99,6 +100,19 @@ def check_outputs(outputs, inputs) -> None:
                 raise PhotodragError(f'{out} is also an input; photodrag never writes over an input')
     if len({str(p.resolve()) for p in given}) != len(given):
         raise PhotodragError('two outputs have the same path; give each output its own file')
+    for out in given:                   # checked now, not after minutes of work
+        if out.is_dir():
+            raise PhotodragError(f'{out} is a folder; give a file name for the output')
+        folder = out.resolve().parent
+        while not folder.exists():          # written into a folder made on the way
+            folder = folder.parent
+        if not folder.is_dir():
+            raise PhotodragError(f'cannot write {out}: {folder} is a file, not a folder')
+        try:                                # a real try: access() says yes to root even where nothing can be made
+            tempfile.TemporaryFile(dir=folder).close()
+        except OSError as e:
+            raise PhotodragError(f'cannot write {out}: the folder {folder} is not writable ({e.strerror or e})') \
+                from None
 
 
 # ---------------------------------------------------------------- progress
