@@ -317,7 +317,6 @@ def test_one_hostile_file_from_a_real_process(tmp_path):
 
 # ---------------------------------------------------------------- fuzzing
 
-hypothesis = pytest.importorskip('hypothesis')
 from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
 
 FUZZ = settings(max_examples=150, deadline=None, derandomize=True, database=None,
