@@ -1,5 +1,6 @@
 """Inversion time and quality: PTI's reference recipe vs the fast / balanced / best presets.
 
+    python benchmarks/inversion.py --encoder FILE [--checkpoint demo-faces] [--presets fast balanced]
     python benchmarks/inversion.py [--image generated|PATH] [--resolution 256]
                                    [--step-scale 1.0] [--presets fast balanced best]
                                    [--quality-check] [--full-arch] [--device cuda] [--precision fp16]
@@ -92,8 +93,59 @@ def quality_check(G, label, steps):
     return lp
 
 
+def encoder_table(args):
+    """Encoder only, encoder + each preset, mean init + each preset, on the five real faces."""
+    from pathlib import Path
+    from photodrag import alignment
+    from photodrag.inversion import encoder as encoders
+    from photodrag.pipeline.demo import DEMO_PHOTO
+    photos_dir = Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'photos'
+    names = ['portrait_facexlib_test2.jpg', 'portrait_deepface_img1.jpg', 'portrait_lowres_codeformer_04.jpg',
+             'portrait_aligned1024_e4e_input.jpg']
+    paths = [DEMO_PHOTO] + [photos_dir / n for n in names if (photos_dir / n).is_file()]
+    G = checkpoints.load_generator(args.checkpoint or 'demo-faces').to(args.device)
+    enc = encoders.load(args.encoder, G, device=args.device)
+    recipe = alignment.recipe_for(args.checkpoint or 'demo-faces', G)
+    rows = [('encoder only', InversionConfig(init='encoder', projection_steps=0, tuning_steps=0))]
+    for name in args.presets:
+        preset = InversionConfig.preset(name)
+        rows.append((f'encoder + {name}', preset.replace(init='encoder')))
+        rows.append((f'mean + {name}', preset.replace(init='mean')))
+    print(f'{checkpoints.describe(G)}; encoder {args.encoder} ({enc.record.get("steps")} steps, '
+          f'{enc.record.get("minutes")} min); {torch.get_num_threads()} threads; {args.device}')
+    results = {label: [] for label, _ in rows}
+    print(f'{"face":<36} {"start":<20} {"steps":>8} {"LPIPS vgg":>9} {"PSNR":>6} {"seconds":>8}')
+    for path in paths:
+        photo = alignment.read_photo(path)
+        face = alignment.select_face(alignment.detect_faces(photo))
+        target = stylegan.from_uint8(alignment.align(photo, face, size=G.img_resolution, recipe=recipe).image)
+        target = target.to(args.device)
+        for label, config in rows:
+            trim()
+            t0 = time.perf_counter()
+            inv = invert(G, target, config, encoder=enc if config.init == 'encoder' else None)
+            seconds = time.perf_counter() - t0
+            vgg, _, db = evaluate(inv, G, target)
+            m = inv.metrics
+            results[label].append((vgg, db, seconds))
+            print(f'{Path(path).name[:36]:<36} {label:<20} {m["projection"].steps:>4}+{m["tuning"].steps:<3} '
+                  f'{vgg:9.4f} {db:6.2f} {seconds:8.1f}', flush=True)
+    print(f'\nmean over {len(paths)} faces:')
+    means = {label: tuple(float(np.mean([r[i] for r in rs])) for i in range(3)) for label, rs in results.items()}
+    for label, (vgg, db, sec) in means.items():
+        print(f'  {label:<20} LPIPS(vgg) {vgg:.4f}  PSNR {db:5.2f} dB  {sec:6.1f} s')
+    goal = means['encoder only'][0]
+    print(f'encoder only: LPIPS(vgg) {goal:.4f} (goal <= 0.25: {"ok" if goal <= 0.25 else "not met"})')
+    if 'encoder + fast' in means and 'mean + balanced' in means:
+        ef, mb = means['encoder + fast'], means['mean + balanced']
+        print(f'encoder + fast vs mean + balanced: LPIPS(vgg) {ef[0]:.4f} vs {mb[0]:.4f}, time {ef[2] / mb[2]:.2f}x '
+              f'(goal: LPIPS <= balanced in <= 0.3x: {"ok" if ef[0] <= mb[0] and ef[2] <= 0.3 * mb[2] else "not met"})')
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    ap.add_argument('--encoder', default=None, help='an encoder file: print the encoder table on the five real '
+                    'faces (astronaut + shared portraits) with --checkpoint (default demo-faces) and --presets')
     ap.add_argument('--image', default='generated', help="'generated' or an image file (center-cropped)")
     ap.add_argument('--resolution', type=int, default=256)
     ap.add_argument('--step-scale', type=float, default=1.0)
@@ -110,6 +162,8 @@ def main():
     ap.add_argument('--checkpoint', default=None, help='a trained generator instead of random weights '
                     '(e.g. demo-faces; --image should then be a crop aligned for it)')
     args = ap.parse_args()
+    if args.encoder:
+        return encoder_table(args)
 
     arch = {} if args.full_arch else dict(channel_base=8192, channel_max=128)
     if args.checkpoint:

@@ -15,6 +15,7 @@ def _whole(v, lo: int, hi: int) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
 DELTA_FORMATS = ('int8', 'fp16', 'fp32')
 LATENT_SPACES = ('w', 'w+')
+INITS = ('auto', 'mean', 'encoder')
 LPIPS_NETS = ('vgg', 'alex')
 
 
@@ -37,6 +38,9 @@ class InversionConfig:
     noise_reg_weight: float = 1e5           # noise-map auto-correlation penalty
     optimize_noise: bool = True             # optimise the per-layer noise maps with w
     w_avg_samples: int = 600                # mapping samples for the start point and w_std
+    init: str = 'auto'                      # start at an encoder's w ('encoder'), at w_avg ('mean'), or
+                                            # 'auto': the encoder's when invert() is given one
+    encoder_projection_steps: Optional[int] = None      # projection steps when starting at the encoder (None: the same)
     latent_space: str = 'w'                 # 'w' (PTI) or 'w+'
     projection_lpips: str = 'vgg'
     projection_lpips_res: Optional[int] = 256
@@ -76,6 +80,9 @@ class InversionConfig:
             (_whole(self.w_avg_samples, 2, MAX_W_AVG_SAMPLES),
              f'w_avg_samples must be a whole number from 2 to {MAX_W_AVG_SAMPLES}'),
             (self.latent_space in LATENT_SPACES, f'latent_space must be one of {LATENT_SPACES}'),
+            (self.init in INITS, f'init must be one of {INITS}'),
+            (self.encoder_projection_steps is None or _whole(self.encoder_projection_steps, 0, MAX_STEPS),
+             f'encoder_projection_steps must be None or a whole number from 0 to {MAX_STEPS}'),
             (self.projection_lpips in LPIPS_NETS and self.tuning_lpips in LPIPS_NETS,
              f'LPIPS networks must be among {LPIPS_NETS}'),
             (all(r is None or r >= 16 for r in (self.projection_lpips_res, self.tuning_lpips_res)),

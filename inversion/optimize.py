@@ -12,6 +12,7 @@ Works for any num_ws / resolution / device: nothing here assumes 18 layers or 10
 """
 
 import copy
+import dataclasses
 import math
 import time
 from pathlib import Path
@@ -21,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from photodrag.errors import BadCheckpointError, InvalidImageError
+from photodrag.errors import BadCheckpointError, InvalidImageError, InvalidSettingsError
 
 from .config import InversionConfig
 from .lpips import load_lpips
@@ -83,7 +84,7 @@ def _clean_stale_temps(folder: Path) -> None:
 
 
 def invert(G, image, config: Optional[InversionConfig] = None, callback: Optional[Callback] = None,
-           device=None, cache: Union[bool, str, Path] = False) -> Inversion:
+           device=None, cache: Union[bool, str, Path] = False, encoder=None) -> Inversion:
     """Invert `image` (uint8 [R, R, 3] or float [1, 3, R, R] in [-1, 1]) into generator G.
 
     `device` defaults to G's. `cache=True` keeps results under $PHOTODRAG_CACHE/inversions
@@ -93,11 +94,23 @@ def invert(G, image, config: Optional[InversionConfig] = None, callback: Optiona
     config = config or InversionConfig()
     device = torch.device(device) if device is not None else next(G.parameters()).device
     config.check_device(device.type)
+    if config.init == 'auto':
+        config = config.replace(init='encoder' if encoder is not None else 'mean')
+    if config.init == 'encoder':
+        from .encoder import check_fits
+        if encoder is None:
+            raise InvalidSettingsError("init='encoder' needs an encoder for this generator (encoder=..., or "
+                                       '`photodrag encoder train`)')
+        check_fits(encoder, G)
+        if config.encoder_projection_steps is not None:
+            config = config.replace(projection_steps=config.encoder_projection_steps)
     target = prepare_target(image, G.img_resolution, device)
     img_hash, base_hash = image_hash(target), generator_hash(G)
+    start_key = generator_hash(encoder) if config.init == 'encoder' else ''
     path = None
     if cache:
-        path = cached_path(None if cache is True else Path(cache), cache_key(img_hash, base_hash, config))
+        path = cached_path(None if cache is True else Path(cache),
+                           cache_key(img_hash, base_hash + start_key, config))
         _clean_stale_temps(path.parent)
         if path.is_file():
             try:
@@ -113,7 +126,15 @@ def invert(G, image, config: Optional[InversionConfig] = None, callback: Optiona
     gen = torch.Generator().manual_seed(config.seed)    # CPU draws: the same on every device
     autocast = _AUTOCAST[config.precision]
 
-    w_pivot, proj_metrics = _project(G_work, target, config, gen, autocast, device, callback)
+    start = None
+    if config.init == 'encoder':
+        from .encoder import encode
+        started = time.perf_counter()
+        start = encode(encoder, target).to(device)
+        encode_seconds = time.perf_counter() - started
+    w_pivot, proj_metrics = _project(G_work, target, config, gen, autocast, device, callback, start)
+    if start is not None:
+        proj_metrics = dataclasses.replace(proj_metrics, seconds=proj_metrics.seconds + encode_seconds)
     base_params = {k: v.detach().clone() for k, v in G_work.named_parameters()}
     tune_metrics = _tune(G_work, w_pivot, target, config, gen, autocast, device, callback)
 
@@ -180,7 +201,7 @@ def _lr_schedule(t: float, config: InversionConfig) -> float:
     return config.projection_lr * ramp
 
 
-def _project(G, target, config: InversionConfig, gen: torch.Generator, autocast, device, callback):
+def _project(G, target, config: InversionConfig, gen: torch.Generator, autocast, device, callback, start=None):
     started = time.perf_counter()
     lpips = load_lpips(config.projection_lpips, device, allow_random=config.allow_random_lpips)
     c = torch.zeros([config.w_avg_samples, G.c_dim], device=device) if G.c_dim else None
@@ -190,7 +211,11 @@ def _project(G, target, config: InversionConfig, gen: torch.Generator, autocast,
         w_avg = w_samples.mean(dim=0, keepdim=True)                             # [1, 1, C]
         w_std = float(((w_samples - w_avg) ** 2).sum() / config.w_avg_samples) ** 0.5
     num_ws = G.num_ws if config.latent_space == 'w+' else 1
-    w_opt = w_avg.repeat(1, num_ws, 1).clone().requires_grad_(True)
+    if start is not None:           # the encoder's ws: all of them in W+, their mean in W
+        begin = start.float() if num_ws == G.num_ws else start.float().mean(dim=1, keepdim=True)
+    else:
+        begin = w_avg.repeat(1, num_ws, 1)
+    w_opt = begin.clone().requires_grad_(True)
 
     bufs = list(_noise_buffers(G).values())
     with torch.no_grad():

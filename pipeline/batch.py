@@ -652,14 +652,15 @@ def _run_item(recipe: Recipe, config, photo: Path, rel: str, out: Path, points, 
             raise
         result.record.input['path'] = rel
         # every file atomically; the record last, so a present record means a complete item
-        result.save(out, quality=recipe.output.quality)
+        details = {}
+        result.save(out, quality=recipe.output.quality, details=details)
         if recipe.output.before_after:
             from .report import save_image
             save_image(extras['before_after'], result.before_after())
         if writer is not None:
             writer.close()
         if record_path is not None:
-            result.record.save(record_path)
+            result.record.with_encoding(details.get('encoding')).save(record_path)
         item.status = 'done'
         item.output = out.name
         item.record = record_path.name if record_path else None

@@ -39,6 +39,8 @@ class EditConfig:
     upsample: Optional[int] = None              # face detector upsampling (None: automatic)
     device: str = 'cpu'
     region: str = 'local'                       # without a mask: 'local' (around the drags) or 'whole'
+    encoder: Optional[str] = None               # where inversions start: None/'auto' (the checkpoint's
+                                                # encoder if it has one), 'none', or an encoder file
 
     def __post_init__(self):
         quality = self.quality
@@ -65,6 +67,8 @@ class EditConfig:
             ('device', isinstance(self.device, str) and re.fullmatch(r'cpu|mps|cuda(:\d{1,2})?', self.device),
              "'cpu', 'cuda', 'cuda:N' or 'mps'"),
             ('region', self.region in REGIONS, f"one of {', '.join(REGIONS)}"),
+            ('encoder', self.encoder is None or isinstance(self.encoder, str) and 0 < len(self.encoder) <= 4096,
+             "None, 'auto', 'none' or an encoder file"),
         ]
         for name, ok, expected in checks:
             if not ok:

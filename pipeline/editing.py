@@ -58,12 +58,12 @@ class EditResult:
     faces: Tuple[FaceResult, ...]
     record: EditRecord
 
-    def save(self, path, quality: Union[int, str, None] = None) -> Path:
+    def save(self, path, quality: Union[int, str, None] = None, details: Optional[dict] = None) -> Path:
         """Write the edited photo like the input (format by suffix, EXIF, ICC, JPEG quality), atomically.
-        A JPEG of a JPEG keeps the input's coded blocks outside the edit; the record's
-        `output['encoding']` then says how many blocks were coded anew (or why none could be kept)."""
+        A JPEG of a JPEG keeps the input's coded blocks outside the edit; `details` (a dict)
+        receives under 'encoding' how the file was coded, for `record.with_encoding`."""
         from photodrag import alignment
-        return alignment.write_photo(self.pixels, path, like=self.photo, quality=quality, details=self.record.output)
+        return alignment.write_photo(self.pixels, path, like=self.photo, quality=quality, details=details)
 
     def before_after(self, points: bool = True) -> np.ndarray:
         """Input | output side by side, the drags drawn small and hollow (`report.before_after`)."""
@@ -146,6 +146,10 @@ def edit(photo, edits=(), config: Optional[EditConfig] = None, *, face: FaceSele
     G = generator if generator is not None else \
         checkpoints.load_generator(config.checkpoint, device=config.device, download=download)
     ckpt_info = checkpoint_info(config.checkpoint, G)
+    encoder = None
+    if inv_config.init != 'mean':
+        from photodrag.inversion.encoder import for_generator
+        encoder = for_generator(G, config.checkpoint, config.encoder)
     rec = checks.crop_recipe(config.checkpoint, config.recipe, int(G.img_resolution), G)
     timings['load'] = time.perf_counter() - t
     emit('load', 1, 1, {'checkpoint': ckpt_info})
@@ -180,6 +184,7 @@ def edit(photo, edits=(), config: Optional[EditConfig] = None, *, face: FaceSele
                 own = script_drags(own, job.script)
             mask_photo, mask_info = _local_region(own, target, (width, height), preset_region, job.presets)
         res, frec = _edit_one(k, job, target, mask_photo, mask_info, photo, G, rec, inv_config, drag_config,
+                              encoder=encoder,
                               device=config.device, cache=cache, emit=emit, given=given)
         face_results.append(res)
         face_records.append(frec)
@@ -284,6 +289,15 @@ def edit_from_record(record, *, photo=None, checkpoint=None, masks: Optional[Dic
     return result
 
 
+def _encoder_info(enc) -> Optional[Dict[str, Any]]:
+    """What a record keeps of the encoder an inversion started from."""
+    if enc is None:
+        return None
+    from photodrag.inversion.saved import generator_hash
+    path = getattr(enc, 'path', None)
+    return {'path': None if path is None else str(path), 'weights_hash': generator_hash(enc)}
+
+
 # ---------------------------------------------------------------- one face
 # The steps of one face's edit, one function each: edit() runs them in a row, the web editor
 # (photodrag.web) runs them as the user asks, with the same arguments, so both give the same
@@ -329,11 +343,14 @@ def align_face(k: int, drags, target, photo, G, rec, emit: Callback) -> AlignedF
     return face
 
 
-def invert_face(k: int, G, crop, inv_config, *, device, cache, emit: Callback):
-    """The crop's inversion (from the cache when it holds this crop and these settings)."""
+def invert_face(k: int, G, crop, inv_config, *, device, cache, emit: Callback, encoder=None):
+    """The crop's inversion (from the cache when it holds this crop and these settings),
+    starting from `encoder`'s latents when given and the settings allow it (init 'auto')."""
     from photodrag.inversion import invert
-    return invert(G, crop.image, inv_config, device=device, cache=cache,
-                  callback=lambda stage, step, total, metrics: emit(stage, step, total, {**metrics, 'face': k}))
+    inv = invert(G, crop.image, inv_config, device=device, cache=cache, encoder=encoder,
+                 callback=lambda stage, step, total, metrics: emit(stage, step, total, {**metrics, 'face': k}))
+    inv.encoder = encoder if inv.config.init == 'encoder' else None
+    return inv
 
 
 def start_drag(G_tuned, inv, face: AlignedFace, mask_crop, drag_config, *, device):
@@ -375,7 +392,8 @@ def finish_face(face: AlignedFace, target, job: FaceEdit, inv, session, reconstr
         handles_crop=face.handles_crop.tolist(), targets_crop=face.targets_crop.tolist(),
         mask=mask_info,
         inversion={'lpips': metrics.lpips, 'lpips_net': metrics.lpips_net, 'psnr': metrics.psnr,
-                   'from_cache': bool(inv.from_cache), 'image_hash': inv.image_hash,
+                   'from_cache': bool(inv.from_cache), 'image_hash': inv.image_hash, 'init': inv.config.init,
+                   'encoder': _encoder_info(getattr(inv, 'encoder', None)),
                    'stages': {name: dataclasses.asdict(m) for name, m in inv.metrics.items()}},
         drag=drag,
         timings={k2: round(v, 3) for k2, v in timings.items()},
@@ -421,7 +439,7 @@ def assemble(photo, face_results, face_records, config: EditConfig, ckpt_info, r
 
 
 def _edit_one(k, job, target, mask_photo, mask_info, photo, G, rec, inv_config, drag_config, *, device, cache, emit,
-              given=None):
+              given=None, encoder=None):
     from .script import ScriptedDrag
 
     timings = {}
@@ -435,7 +453,7 @@ def _edit_one(k, job, target, mask_photo, mask_info, photo, G, rec, inv_config, 
     timings['align'] = time.perf_counter() - t
 
     t = time.perf_counter()
-    inv = invert_face(k, G, face.crop, inv_config, device=device, cache=cache, emit=emit)
+    inv = invert_face(k, G, face.crop, inv_config, device=device, cache=cache, emit=emit, encoder=encoder)
     G_tuned = inv.generator(G)
     timings['invert'] = time.perf_counter() - t
 

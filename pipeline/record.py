@@ -85,6 +85,13 @@ class EditRecord:
         from .config import EditConfig
         return EditConfig.from_dict(self.config)
 
+    def with_encoding(self, encoding: Optional[Dict[str, Any]]) -> 'EditRecord':
+        """The record of a photo file written with `EditResult.save(details=...)`: its
+        `output.encoding` says how the file was coded (JPEG blocks kept, or why not)."""
+        if not encoding:
+            return self
+        return dataclasses.replace(self, output={**self.output, 'encoding': encoding})
+
     def to_dict(self) -> Dict[str, Any]:
         return dataclasses.asdict(self)
 

@@ -216,3 +216,32 @@ def save_image(path, image: np.ndarray) -> Path:
         except (ValueError, KeyError) as e:
             raise PhotodragError(f'cannot write {path}: {e}') from None
     return path
+
+
+def loss_plot(history, keys: Sequence[str], path, title: str = 'loss') -> Optional[Path]:
+    """A small PNG of training losses over steps (log scale, one colour per key), drawn with
+    OpenCV; entries lacking a key are skipped for that curve. None when there is too little."""
+    import cv2
+    w, h, pad = 640, 360, 40
+    palette = [(200, 60, 60), (60, 140, 60), (60, 60, 200), (180, 120, 0)]
+    curves = {}
+    for k in keys:
+        points = [(e['step'], e[k]) for e in history if e.get(k) is not None]
+        if len(points) >= 2:
+            curves[k] = np.array(points, float)
+    if not curves:
+        return None
+    canvas = np.full((h, w, 3), 255, np.uint8)
+    first = min(c[0, 0] for c in curves.values())
+    last = max(c[-1, 0] for c in curves.values())
+    logs = {k: np.log10(c[:, 1].clip(1e-6)) for k, c in curves.items()}
+    lo, hi = min(v.min() for v in logs.values()), max(v.max() for v in logs.values())
+    for i, (k, c) in enumerate(curves.items()):
+        xs = pad + (c[:, 0] - first) / max(last - first, 1) * (w - 2 * pad)
+        ys = h - pad - (logs[k] - lo) / max(hi - lo, 1e-6) * (h - 2 * pad)
+        colour = palette[i % len(palette)]
+        cv2.polylines(canvas, [np.stack([xs, ys], 1).astype(np.int32)], False, colour, 2, cv2.LINE_AA)
+        cv2.putText(canvas, k, (w - 110, 25 + 20 * i), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1, cv2.LINE_AA)
+    cv2.putText(canvas, f'{title}: log10 {hi:.2f} .. {lo:.2f}; steps {int(first)}..{int(last)}', (pad, 25),
+                cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+    return save_image(path, canvas)

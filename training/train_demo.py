@@ -370,25 +370,9 @@ def export(G_ema: Generator, out: Path, log, template: Optional[dict], seed: int
 
 
 def _plot_loss(log, path: Path):
-    """A small loss-curve PNG (log scale), drawn with OpenCV."""
-    import cv2
-    if len(log) < 2:
-        return
-    w, h, pad = 640, 360, 40
-    canvas = np.full((h, w, 3), 255, np.uint8)
-    steps = np.array([e['step'] for e in log], float)
-    colours = {'feat': (200, 60, 60), 'l1': (60, 140, 60), 'lpips': (60, 60, 200)}
-    values = {k: np.log10(np.array([e[k] for e in log]).clip(1e-6)) for k in colours}
-    lo = min(v.min() for v in values.values())
-    hi = max(v.max() for v in values.values())
-    for i, (k, v) in enumerate(values.items()):
-        xs = pad + (steps - steps[0]) / max(steps[-1] - steps[0], 1) * (w - 2 * pad)
-        ys = h - pad - (v - lo) / max(hi - lo, 1e-6) * (h - 2 * pad)
-        cv2.polylines(canvas, [np.stack([xs, ys], 1).astype(np.int32)], False, colours[k], 2, cv2.LINE_AA)
-        cv2.putText(canvas, k, (w - 110, 25 + 20 * i), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colours[k], 1, cv2.LINE_AA)
-    cv2.putText(canvas, f'log10 loss {hi:.2f} .. {lo:.2f}; steps 0..{int(steps[-1])}', (pad, 25),
-                cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
-    _save_png(canvas, path)
+    """A small loss-curve PNG (log scale)."""
+    from photodrag.pipeline.report import loss_plot
+    loss_plot(log, ('feat', 'l1', 'lpips'), path)
 
 
 def main(argv=None):

@@ -56,6 +56,9 @@ class Server:
         self.config.drag_config().check_device(settings.device)
         self.G = checkpoints.load_generator(settings.checkpoint, device=settings.device)
         self.checkpoint_info = checkpoint_info(settings.checkpoint, self.G)
+        from photodrag.inversion.encoder import for_generator
+        self.encoder = for_generator(self.G, settings.checkpoint) \
+            if self.config.inversion_config().init != 'mean' else None
         self.recipe = checks.crop_recipe(settings.checkpoint, None, int(self.G.img_resolution), self.G)
         self.cache = settings.cache
         self.sessions: Dict[str, Any] = {}

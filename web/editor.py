@@ -83,6 +83,7 @@ class Editor:
         self.applied: Dict[int, Tuple[Any, Any]] = {}
         self.result = None
         self.result_files: Dict[str, Path] = {}
+        self.encoding: Dict[str, Any] = {}          # how the downloaded photo was coded (its record says)
         self.watchers = 0
         self.frame_ready = threading.Event()
         self.frame_ready.set()
@@ -216,7 +217,7 @@ class Editor:
         align_s = time.perf_counter() - t
         t = time.perf_counter()
         inv = editing.invert_face(k, server.G, aligned.crop, cfg.inversion_config(), device=cfg.device,
-                                  cache=server.cache, emit=emit)
+                                  cache=server.cache, emit=emit, encoder=getattr(server, 'encoder', None))
         G_tuned = inv.generator(server.G)
         import torch
         with torch.no_grad():
@@ -560,6 +561,7 @@ class Editor:
         self.result.record.input['path'] = self.photo_name
         self.result_files.pop('photo', None)
         self.result_files.pop('record', None)
+        self.encoding = {}
         self._write_view(self.result.pixels, 'result.jpg')
         return {'applied': order, 'width': self.photo.size[0], 'height': self.photo.size[1]}
 
@@ -576,12 +578,15 @@ class Editor:
         if what == 'photo':
             if 'photo' not in self.result_files:
                 suffix = {'JPEG': '.jpg', 'PNG': '.png', 'WEBP': '.webp', 'TIFF': '.tif'}.get(self.photo.format, '.png')
-                self.result_files['photo'] = self.result.save(self.tmp / f'edited{suffix}')
+                self.result_files['photo'] = self.result.save(self.tmp / f'edited{suffix}', details=self.encoding)
             path = self.result_files['photo']
             return path, f'{stem}_edited{path.suffix}'
         if what == 'record':
             if 'record' not in self.result_files:
-                self.result_files['record'] = self.result.record.save(self.tmp / 'edited.json')
+                if 'photo' not in self.result_files:
+                    self.output('photo')            # the record says how that file was coded
+                self.result_files['record'] = self.result.record.with_encoding(self.encoding.get('encoding')).save(
+                    self.tmp / 'edited.json')
             return self.result_files['record'], f'{stem}_edited.json'
         raise NotFound(f'no output {what!r}')
 

@@ -98,11 +98,12 @@ def _write_edit_outputs(result, out, record, before_after, writer):
         ([('record', Path(record))] if record else [])
     with atomic_files([p for _, p in named]) as temps:
         tmp = dict(zip([what for what, _ in named], temps))
-        result.save(tmp['edited photo'])
+        details = {}
+        result.save(tmp['edited photo'], details=details)
         if before_after:
             report.save_image(tmp['before/after'], result.before_after())
         if record:
-            result.record.save(tmp['record'])
+            result.record.with_encoding(details.get('encoding')).save(tmp['record'])
         if writer is not None:
             writer.close()
     written = list(named)

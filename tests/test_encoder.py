@@ -1,0 +1,95 @@
+"""The encoder: trained on a generator's own samples, it starts the projection at its w
+(recorded in the inversion's settings), resumes, and refuses generators it was not trained for."""
+
+import pytest
+import torch
+
+from conftest import make_generator
+from photodrag.errors import InvalidSettingsError, PhotodragError
+from photodrag.inversion import InversionConfig, invert
+from photodrag.inversion import encoder as encoders
+
+
+class _L2:
+    """A stand-in LPIPS (the tests' generator is random: perceptual features mean nothing here)."""
+
+    def features(self, x):
+        return [x]
+
+    def compare(self, a, b):
+        return ((a[0] - b[0]) ** 2).mean(dim=(1, 2, 3))
+
+
+@pytest.fixture(scope='module')
+def trained():
+    # a few steps: these tests are about the mechanics (the start point, files, refusals, resuming);
+    # whether it learns is measured on a real generator (benchmarks/inversion.py --encoder)
+    G = make_generator(img_resolution=32, channel_base=512, channel_max=32, randomize=False)
+    state = encoders.train(G, encoders.TrainConfig(steps=8, batch=8, image_loss_every=4, image_batch=4), lpips=_L2())
+    assert state['step'] == 8 and 'lpips' in state['history'][0] and 'lpips' not in state['history'][1]
+    return G, state
+
+
+def test_a_saved_encoder_starts_the_projection_and_is_refused_by_another_generator(trained, tmp_path):
+    from photodrag.inversion.saved import generator_hash
+    G, state = trained
+    path = encoders.save(state['encoder'], tmp_path / 'enc.safetensors', generator_hash(G),
+                         {'steps': state['step']})
+    enc = encoders.load(path, G)
+    with torch.no_grad():
+        image = G.synthesis(G.mapping(torch.randn((1, G.z_dim), generator=torch.Generator().manual_seed(5)), None),
+                            noise_mode='const')
+    cfg = InversionConfig(projection_steps=0, tuning_steps=0, allow_random_lpips=True, w_avg_samples=100)
+    from_mean = invert(G, image, cfg)
+    from_enc = invert(G, image, cfg.replace(init='encoder'), encoder=enc)
+    assert from_enc.config.init == 'encoder' and from_mean.config.init == 'mean'
+    expected = state['encoder'](image.float()).mean(dim=1, keepdim=True).expand(-1, G.num_ws, -1)
+    assert torch.allclose(from_enc.ws, expected, atol=1e-5)          # projection starts at the encoder's w
+    assert torch.allclose(from_mean.ws[0, 0], from_mean.ws[0, -1]) and not torch.allclose(from_enc.ws, from_mean.ws)
+    with pytest.raises(InvalidSettingsError, match='needs an encoder'):
+        invert(G, image, cfg.replace(init='encoder'))
+    other = make_generator(seed=1, img_resolution=32, channel_base=512, channel_max=32)
+    with pytest.raises(PhotodragError, match='trained for generator'):
+        encoders.load(path, other)
+    with pytest.raises(PhotodragError, match='trained for generator'):
+        invert(other, image, cfg.replace(init='encoder'), encoder=enc)
+    (tmp_path / 'junk.safetensors').write_bytes(b'not an encoder')
+    with pytest.raises(PhotodragError, match='not a readable encoder'):
+        encoders.load(tmp_path / 'junk.safetensors')
+
+
+def test_training_resumes_where_it_stopped():
+    G = make_generator(img_resolution=32, channel_base=512, channel_max=32)
+    cfg = encoders.TrainConfig(steps=20, batch=8, image_loss_every=0)
+    whole = encoders.train(G, cfg, lpips=_L2())
+    saved = []
+    first = encoders.train(G, cfg, lpips=_L2(), until=10, checkpoint=lambda st: saved.append(st['step']),
+                           checkpoint_every=4)
+    assert first['step'] == 10 and saved == [4, 8, 10]
+    resumed = encoders.train(G, cfg, state=first, lpips=_L2())
+    assert resumed['step'] == 20 and len(resumed['history']) == 20
+    for k, v in whole['encoder'].state_dict().items():
+        assert torch.allclose(v, resumed['encoder'].state_dict()[k], atol=1e-5), k
+
+
+def test_the_train_command_writes_a_usable_encoder_and_resumes(tmp_path):
+    from click.testing import CliRunner
+    from photodrag import checkpoints
+    from photodrag.pipeline.cli import main
+    out = tmp_path / 'enc.safetensors'
+    args = ['encoder', 'train', '--checkpoint', 'random:32', '--out', str(out), '--steps', '40', '--batch', '4',
+            '--device', 'cpu']
+    first = CliRunner().invoke(main, args + ['--minutes', '0.01'])
+    assert first.exit_code == 0, first.output
+    assert out.is_file() and (tmp_path / 'enc.train-state.pt').is_file() and (tmp_path / 'enc.training.json').is_file()
+    done_first = encoders.load(out).record['steps']
+    assert 1 <= done_first < 40                 # stopped by --minutes
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 2 and 'already exists' in again.output
+    resumed = CliRunner().invoke(main, args + ['--resume'])
+    assert resumed.exit_code == 0, resumed.output
+    enc = encoders.load(out, checkpoints.load_generator('random:32'))
+    assert enc.record['steps'] == 40 and (tmp_path / 'enc.samples.png').is_file()
+    other = CliRunner().invoke(main, ['encoder', 'train', '--checkpoint', 'random:32:1', '--out', str(out),
+                                      '--steps', '40', '--resume'])
+    assert other.exit_code == 2 and 'another generator' in other.output
