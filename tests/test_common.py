@@ -178,13 +178,16 @@ def test_outputs_of_one_edit_are_written_all_or_none(tmp_path):
     from photodrag.pipeline.cli.photos import _write_edit_outputs
 
     class Record:
+        def with_encoding(self, encoding):
+            return self
+
         def save(self, path):
             raise PhotodragError(f'cannot write {path}: disk full')
 
     class Result:
         record = Record()
 
-        def save(self, path):
+        def save(self, path, details=None):
             Path(path).write_bytes(b'photo')
             return Path(path)
 
@@ -195,7 +198,8 @@ def test_outputs_of_one_edit_are_written_all_or_none(tmp_path):
     with pytest.raises(PhotodragError, match='disk full'):
         _write_edit_outputs(Result(), out, rec, ba, None)
     assert list(tmp_path.iterdir()) == []
-    Result.record = type('R', (), {'save': lambda self, path: Path(path).write_text('{}')})()
+    Result.record = type('R', (), {'save': lambda self, path: Path(path).write_text('{}'),
+                                   'with_encoding': lambda self, encoding: self})()
     written = _write_edit_outputs(Result(), out, rec, ba, None)
     assert [w for w, _ in written] == ['edited photo', 'before/after', 'record']
     assert sorted(p.name for p in tmp_path.iterdir()) == ['a.jpg', 'a.json', 'ba.png']
