@@ -99,6 +99,9 @@ class TrainConfig:
     truncation: tuple = (0.5, 1.0)      # psi drawn uniformly for half of each batch
     mix_prob: float = 0.25              # style-mixed samples, for the W+ heads
     augment: bool = True                # photometric + small geometric changes of the inputs
+    resolution: int = 0                 # the encoder's input size; 0: the generator's, at most 128
+    pool: int = 0                       # > 0: keep this many recent samples (8-bit, at the encoder's size) ...
+    fresh: int = 0                      # ... and draw only this many new ones a step (0: half the batch)
     seed: int = 0
 
 
@@ -111,7 +114,8 @@ def _augment(images: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         return (torch.rand(shape, generator=gen) * (hi - lo) + lo).to(dev)
     x = images * u(0.85, 1.15) + u(-0.1, 0.1)                                       # contrast, brightness
     x = x + (torch.rand((n, 3, 1, 1), generator=gen).to(dev) - 0.5) * 0.08          # colour cast
-    shift = torch.randint(-3, 4, (2,), generator=gen).tolist()
+    reach = max(1, round(3 * images.shape[-1] / 128))                                # +-3 px at 128
+    shift = torch.randint(-reach, reach + 1, (2,), generator=gen).tolist()
     scale = float(u(0.96, 1.04, (1,)))
     theta = torch.tensor([[scale, 0, shift[0] / images.shape[-1] * 2], [0, scale, shift[1] / images.shape[-2] * 2]],
                          device=dev).expand(n, 2, 3)
@@ -123,6 +127,35 @@ def _augment(images: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         x = F.conv2d(F.pad(x, (1, 1, 1, 1), mode='reflect'), k, groups=3)
     x = x + torch.randn(x.shape, generator=gen).to(dev) * float(u(0.0, 0.03, (1,)))
     return x.clamp(-1, 1)
+
+
+def _resize(images: torch.Tensor, size: int) -> torch.Tensor:
+    if images.shape[-1] == size:
+        return images
+    return F.interpolate(images, size=(size, size), mode='area' if images.shape[-1] > size else 'bilinear')
+
+
+def _quantise(images: torch.Tensor) -> torch.Tensor:
+    """As an 8-bit photo would be: [-1, 1] -> uint8 (on the CPU)."""
+    return ((images.detach().cpu() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
+
+
+def _from_pool(pool, new_u8: torch.Tensor, new_ws: torch.Tensor, batch: int, gen: torch.Generator):
+    """The batch: the new samples first, then earlier ones drawn from the pool; the new ones
+    then replace the oldest. Trades variety for speed where drawing samples is the slow part
+    (a CPU): each image is seen several times, under different augmentations."""
+    device = new_ws.device
+    k = min(batch - len(new_ws), pool['filled'])
+    idx = torch.randperm(pool['filled'], generator=gen)[:k]
+    images = torch.cat([new_u8, pool['images'][idx]]).to(device).float() / 127.5 - 1
+    ws = torch.cat([new_ws, pool['ws'][idx].to(device)])
+    size = len(pool['images'])
+    slots = (torch.arange(len(new_ws)) + pool['next']) % size
+    pool['images'][slots] = new_u8
+    pool['ws'][slots] = new_ws.detach().cpu()
+    pool['next'] = int(slots[-1] + 1) % size
+    pool['filled'] = min(size, pool['filled'] + len(new_ws))
+    return images, ws
 
 
 def _sample(G, n: int, cfg: TrainConfig, gen: torch.Generator, w_avg: torch.Tensor, device) -> torch.Tensor:
@@ -158,7 +191,7 @@ def train(G, cfg: TrainConfig = TrainConfig(), device='cpu', state: Optional[Dic
         gen = torch.Generator().manual_seed(cfg.seed)
         with torch.random.fork_rng(devices=[]):           # the same start every time for one seed
             torch.manual_seed(cfg.seed)
-            enc = Encoder(G.w_dim, G.num_ws, resolution=min(128, G.img_resolution)).to(device)
+            enc = Encoder(G.w_dim, G.num_ws, resolution=cfg.resolution or min(128, G.img_resolution)).to(device)
         with torch.no_grad():
             w = G.mapping(torch.randn((10_000, G.z_dim), generator=gen).to(device), None)[:, 0]
             enc.w_avg.copy_(w.mean(0))
@@ -173,6 +206,10 @@ def train(G, cfg: TrainConfig = TrainConfig(), device='cpu', state: Optional[Dic
         from .lpips import load_lpips
         lpips = load_lpips('vgg', device)
     w_avg = enc.w_avg
+    if cfg.pool and 'pool' not in state:
+        r = enc.resolution
+        state['pool'] = {'images': torch.zeros((cfg.pool, 3, r, r), dtype=torch.uint8),
+                         'ws': torch.zeros((cfg.pool, G.num_ws, G.w_dim)), 'filled': 0, 'next': 0}
     enc.train()
     started = time.perf_counter() - state['seconds']
     call_started = time.perf_counter()
@@ -182,17 +219,22 @@ def train(G, cfg: TrainConfig = TrainConfig(), device='cpu', state: Optional[Dic
         lr = cfg.lr * min(1.0, (step + 1) / 200) * (0.5 * (1 + math.cos(math.pi * step / cfg.steps)) * 0.9 + 0.1)
         for group in opt.param_groups:
             group['lr'] = lr
-        ws = _sample(G, cfg.batch, cfg, gen, w_avg, device)
+        pool = state.get('pool')
+        fresh = (cfg.fresh or max(1, cfg.batch // 2)) if pool else cfg.batch
+        ws = _sample(G, min(fresh, cfg.batch), cfg, gen, w_avg, device)
         noise_seed = int(torch.randint(2 ** 31, (1,), generator=gen))
         with torch.no_grad(), torch.random.fork_rng(devices=[device] if device.type == 'cuda' else []):
             torch.manual_seed(noise_seed)               # random noise maps, drawn reproducibly (resuming)
             images = G.synthesis(ws, noise_mode='random').clamp(-1, 1)
-        pred = enc(_augment(images, gen) if cfg.augment else images)
+        inputs = images
+        if pool:
+            inputs, ws = _from_pool(pool, _quantise(_resize(images, enc.resolution)), ws, cfg.batch, gen)
+        pred = enc(_augment(inputs, gen) if cfg.augment else inputs)
         latent = ((pred - ws) ** 2).mean() / float(enc.w_std) ** 2
         loss = latent
         record = {'step': step + 1, 'latent': latent.item()}
         if cfg.image_loss_every and step % cfg.image_loss_every == 0:
-            k = min(cfg.image_batch, cfg.batch)
+            k = min(cfg.image_batch, len(images))       # the new samples, at the generator's size
             recon = G.synthesis(pred[:k], noise_mode='const')
             l2 = F.mse_loss(recon, images[:k])
             lp = lpips.compare(lpips.features(recon), lpips.features(images[:k])).mean()

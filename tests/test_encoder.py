@@ -58,9 +58,10 @@ def test_a_saved_encoder_starts_the_projection_and_is_refused_by_another_generat
         encoders.load(tmp_path / 'junk.safetensors')
 
 
-def test_training_resumes_where_it_stopped():
+@pytest.mark.parametrize('pool', [0, 24])
+def test_training_resumes_where_it_stopped(pool):
     G = make_generator(img_resolution=32, channel_base=512, channel_max=32)
-    cfg = encoders.TrainConfig(steps=20, batch=8, image_loss_every=0)
+    cfg = encoders.TrainConfig(steps=20, batch=8, image_loss_every=0, pool=pool, fresh=3, resolution=16)
     whole = encoders.train(G, cfg, lpips=_L2())
     saved = []
     first = encoders.train(G, cfg, lpips=_L2(), until=10, checkpoint=lambda st: saved.append(st['step']),
@@ -68,6 +69,9 @@ def test_training_resumes_where_it_stopped():
     assert first['step'] == 10 and saved == [4, 8, 10]
     resumed = encoders.train(G, cfg, state=first, lpips=_L2())
     assert resumed['step'] == 20 and len(resumed['history']) == 20
+    assert resumed['encoder'].resolution == 16
+    if pool:                                    # 3 new samples a step filled the pool, which then wrapped
+        assert resumed['pool']['filled'] == pool and resumed['pool']['next'] == 20 * 3 % pool
     for k, v in whole['encoder'].state_dict().items():
         assert torch.allclose(v, resumed['encoder'].state_dict()[k], atol=1e-5), k
 

@@ -31,9 +31,16 @@ def train_paths(out: Path):
               help='Stop after this long (resume later with --resume).')
 @click.option('--batch', type=click.IntRange(1, 1024), default=16, show_default=True)
 @click.option('--lr', type=click.FloatRange(1e-6, 1.0), default=1e-3, show_default=True)
+@click.option('--resolution', type=click.Choice(['16', '32', '64', '128', '256']), default=None,
+              help="The encoder's input size (default: the generator's, at most 128).")
+@click.option('--pool', type=click.IntRange(0, 1_000_000), default=0, show_default=True,
+              help='Keep this many recent samples and draw only --fresh new ones a step (for CPUs, where '
+                   "drawing samples is the slow part); 0: every step's batch is new.")
+@click.option('--fresh', type=click.IntRange(1, 1024), default=None,
+              help='With --pool: new samples a step (default: half the batch).')
 @click.option('--resume', is_flag=True, help='Continue the run whose state is beside --out.')
 @device_option
-def encoder_train(checkpoint, out, steps, minutes, batch, lr, resume, device):
+def encoder_train(checkpoint, out, steps, minutes, batch, lr, resolution, pool, fresh, resume, device):
     """Train an encoder for CHECKPOINT on images the generator draws itself (no dataset).
 
     Beside --out it keeps the run's state (OUT.train-state.pt; --resume continues it), a
@@ -54,7 +61,10 @@ def encoder_train(checkpoint, out, steps, minutes, batch, lr, resume, device):
         raise PhotodragError(f'{out} already exists; add --resume to continue its run, or choose another --out')
     device = pick_device(device)
     G = checkpoints.load_generator(checkpoint, device=device)
-    cfg = encoders.TrainConfig(steps=steps, batch=batch, lr=lr)
+    if fresh is not None and not pool:
+        raise PhotodragError('--fresh needs --pool (without a pool every sample is new)')
+    cfg = encoders.TrainConfig(steps=steps, batch=batch, lr=lr, resolution=int(resolution or 0), pool=pool,
+                               fresh=min(fresh or 0, batch))
     state = None
     if resume:
         if not paths['state'].is_file():
@@ -76,7 +86,7 @@ def encoder_train(checkpoint, out, steps, minutes, batch, lr, resume, device):
             torch.save({'encoder': enc.state_dict(), 'encoder_kwargs': enc.init_kwargs,
                         'optimizer': st['optimizer'].state_dict(), 'step': st['step'], 'history': st['history'],
                         'generator_hash': st['generator_hash'], 'rng': st['rng'], 'seconds': st['seconds'],
-                        'config': st['config']}, tmp)
+                        'config': st['config'], **({'pool': st['pool']} if 'pool' in st else {})}, tmp)
         encoders.save(enc, out, st['generator_hash'], info)
         with atomic_write(paths['record']) as tmp:
             tmp.write_text(json.dumps({**info, 'history': st['history'][::10]}, indent=1) + '\n')
@@ -108,13 +118,16 @@ def _load_state(path: Path, G, cfg, device):
         raise PhotodragError(f'{path} is not a readable training state ({str(e)[:120]})') from None
     if raw.get('generator_hash') != generator_hash(G):
         raise PhotodragError(f'{path} is a run for another generator; resume it with the checkpoint it started with')
+    if raw['config'].get('pool', 0) != cfg.pool or raw['config'].get('resolution', 0) != cfg.resolution:
+        raise PhotodragError(f'{path} was started with --pool {raw["config"].get("pool", 0)} and --resolution '
+                             f'{raw["config"].get("resolution", 0) or "(default)"}; resume it with the same')
     enc = encoders.Encoder(**raw['encoder_kwargs']).to(device)
     enc.load_state_dict(raw['encoder'])
     opt = torch.optim.Adam(enc.parameters(), lr=cfg.lr, betas=(0.9, 0.99))
     opt.load_state_dict(raw['optimizer'])
     return {'encoder': enc, 'optimizer': opt, 'step': raw['step'], 'history': raw['history'],
             'generator_hash': raw['generator_hash'], 'rng': raw['rng'], 'seconds': raw['seconds'],
-            'config': raw['config']}
+            'config': raw['config'], **({'pool': raw['pool']} if 'pool' in raw else {})}
 
 
 def _samples(G, enc, device):
