@@ -101,14 +101,18 @@ class InversionConfig:
                                        'on the CPU')
 
     def replace(self, **changes) -> 'InversionConfig':
+        """A copy with `changes`. A new `projection_steps` holds whatever the start: it also
+        clears `encoder_projection_steps` unless that is given too."""
+        if 'projection_steps' in changes:
+            changes.setdefault('encoder_projection_steps', None)
         return dataclasses.replace(self, **changes)
 
     @classmethod
     def preset(cls, name: str, **changes) -> 'InversionConfig':
-        """A named recipe (see PRESETS), with `changes` on top."""
+        """A named recipe (see PRESETS), with `changes` on top (as `replace` makes them)."""
         if name not in PRESETS:
             raise InvalidSettingsError(f'unknown inversion preset {name!r}; choose one of {sorted(PRESETS)}')
-        return dataclasses.replace(PRESETS[name], **changes)
+        return PRESETS[name].replace(**changes)
 
 
 # Our presets tune with VGG-LPIPS where PTI uses AlexNet. Measured on the demo generator

@@ -297,18 +297,27 @@ def load(path, G=None, device='cpu') -> Encoder:
     except (SafetensorError, OSError, ValueError, RecursionError) as e:
         raise BadCheckpointError(f'{path} is not a readable encoder file: {short(e, 160)}') from None
     from photodrag.checkpoints.nvidia import load_state_strict
+    from .saved import generator_hash
     load_state_strict(enc, tensors, str(path))
     enc.generator_hash = str(meta.get('generator_hash'))
     enc.record = meta.get('training') if isinstance(meta.get('training'), dict) else {}     # how it was trained
     enc.path = path
+    enc.sha256 = generator_hash(enc)            # its identity in inversion cache keys; it is never trained further
     if G is not None:
         check_fits(enc, G, str(path))
     return enc.eval().requires_grad_(False).to(device)
 
 
-def check_fits(enc: Encoder, G, source: str = 'the encoder') -> None:
+def content_hash(enc: Encoder) -> str:
+    """sha256 of the encoder's weights (a loaded encoder's is computed once, when it is read)."""
     from .saved import generator_hash
-    actual = generator_hash(G)
+    return getattr(enc, 'sha256', None) or generator_hash(enc)
+
+
+def check_fits(enc: Encoder, G, source: str = 'the encoder', actual: Optional[str] = None) -> None:
+    """An error unless `enc` was trained for G (`actual`: G's hash, when the caller has it)."""
+    from .saved import generator_hash
+    actual = actual or generator_hash(G)
     if enc.generator_hash != actual:
         raise PhotodragError(f'{source} was trained for generator {enc.generator_hash[:12]}, not this one '
                              f'({actual[:12]}); train one for it with `photodrag encoder train`')

@@ -96,17 +96,18 @@ def invert(G, image, config: Optional[InversionConfig] = None, callback: Optiona
     config.check_device(device.type)
     if config.init == 'auto':
         config = config.replace(init='encoder' if encoder is not None else 'mean')
+    target = prepare_target(image, G.img_resolution, device)
+    img_hash, base_hash = image_hash(target), generator_hash(G)
+    start_key = ''
     if config.init == 'encoder':
-        from .encoder import check_fits
+        from .encoder import check_fits, content_hash
         if encoder is None:
             raise InvalidSettingsError("init='encoder' needs an encoder for this generator (encoder=..., or "
                                        '`photodrag encoder train`)')
-        check_fits(encoder, G)
+        check_fits(encoder, G, actual=base_hash)
         if config.encoder_projection_steps is not None:
             config = config.replace(projection_steps=config.encoder_projection_steps)
-    target = prepare_target(image, G.img_resolution, device)
-    img_hash, base_hash = image_hash(target), generator_hash(G)
-    start_key = generator_hash(encoder) if config.init == 'encoder' else ''
+        start_key = content_hash(encoder)
     path = None
     if cache:
         path = cached_path(None if cache is True else Path(cache),

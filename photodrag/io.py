@@ -109,7 +109,7 @@ def temp_sibling(path, tag: str = 'tmp') -> Path:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.stem}.{_HOST}-{os.getpid()}.',
                                suffix=f'.{tag}{path.suffix}')
     try:
-        os.fchmod(fd, 0o666 & ~_UMASK)      # mkstemp's 0600 would follow the rename: outputs get the usual mode
+        os.fchmod(fd, _MODE)                # mkstemp's 0600 would follow the rename: outputs get the usual mode
     finally:
         os.close(fd)
     return Path(tmp)
@@ -122,6 +122,7 @@ def _umask() -> int:
 
 
 _UMASK = _umask()
+_MODE = 0o666 & ~_UMASK
 
 
 @contextlib.contextmanager
@@ -142,6 +143,7 @@ def atomic_write(path, tag: str = 'tmp') -> Iterator[Path]:
         raise PhotodragError(f'cannot write {path}: {e.strerror or e}') from None
     try:
         yield tmp
+        os.chmod(tmp, _MODE)                # writers that make the file anew (safetensors) leave it 0600
         os.replace(tmp, path)
     except OSError as e:
         raise PhotodragError(f'cannot write {path}: {e.strerror or e}') from None
@@ -169,6 +171,7 @@ def atomic_files(paths: Sequence) -> Iterator[List[Path]]:
         yield list(temps)
         for tmp, path in zip(temps, finals):
             try:
+                os.chmod(tmp, _MODE)
                 os.replace(tmp, path)
             except OSError as e:
                 raise PhotodragError(f'cannot write {path}: {e.strerror or e}') from None

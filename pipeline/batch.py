@@ -74,6 +74,7 @@ class Recipe:
     no_face: str = 'skip'                   # 'skip' | 'fail'
     source: Optional[Path] = None
     inversion: Dict[str, int] = field(default_factory=dict)     # projection_steps / tuning_steps over the preset
+    encoder: str = 'auto'                   # 'auto' (the checkpoint's, if any) | 'none' | an encoder file
 
     def photos(self) -> List[Path]:
         """The input photos, in the order of the patterns (each pattern's matches sorted), once each."""
@@ -103,7 +104,7 @@ class Recipe:
             inversion = InversionConfig.preset(self.quality, **self.inversion)
         return EditConfig(checkpoint=self.checkpoint, quality=None if inversion else self.quality,
                           inversion=inversion, seed=self.seed, drag=DragConfig(**drag), max_steps=max_steps,
-                          device=pick_device(self.device))
+                          device=pick_device(self.device), encoder=self.encoder)
 
     def output_name(self, photo: Path, index: int) -> str:
         ext = FORMATS[self.output.format] or photo.suffix.lower()
@@ -137,8 +138,8 @@ def _recipe(data, lines, where, base: Path, source) -> Recipe:
 
     if not isinstance(data, dict):
         fail((), 'a recipe is a mapping (inputs:, edits:, output:, ...)')
-    known = {'inputs', 'faces', 'points', 'edits', 'checkpoint', 'quality', 'inversion', 'device', 'drag', 'seed',
-             'output', 'no_face'}
+    known = {'inputs', 'faces', 'points', 'edits', 'checkpoint', 'quality', 'inversion', 'encoder', 'device', 'drag',
+             'seed', 'output', 'no_face'}
     for k in data:
         if k not in known:
             fail((k,), f'unknown key; a recipe has {", ".join(sorted(known))}')
@@ -214,6 +215,13 @@ def _recipe(data, lines, where, base: Path, source) -> Recipe:
     for k, v in inversion.items():
         if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= 100_000:
             fail(('inversion', k), 'expected a whole number of steps from 0 to 100000')
+    encoder = data.get('encoder', 'auto')
+    if not isinstance(encoder, str) or not encoder:
+        fail(('encoder',), 'expected auto, none or an encoder file')
+    if encoder not in ('auto', 'none'):
+        if not (base / encoder).is_file():
+            fail(('encoder',), f'{encoder!r} is not a file (auto: the checkpoint\'s own encoder; none: start at w_avg)')
+        encoder = str((base / encoder).resolve())
     device = data.get('device', 'auto')
     if device not in ('auto', 'cpu', 'cuda', 'mps') and not (isinstance(device, str) and device.startswith('cuda:')):
         fail(('device',), 'expected auto, cpu, cuda (cuda:N) or mps')
@@ -268,7 +276,8 @@ def _recipe(data, lines, where, base: Path, source) -> Recipe:
     output = Output(folder=(base / out['folder']).resolve(), name=name, format=fmt, quality=q, **flags)
     return Recipe(inputs=tuple(inputs), base=base, output=output, faces=faces, presets=tuple(presets),
                   drags=tuple(drags), points=points, checkpoint=checkpoint, quality=quality, device=device,
-                  drag=dict(drag), seed=seed, no_face=no_face, source=source, inversion=dict(inversion))
+                  drag=dict(drag), seed=seed, no_face=no_face, source=source, inversion=dict(inversion),
+                  encoder=encoder)
 
 
 def _registry(name: str) -> bool:

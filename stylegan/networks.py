@@ -549,11 +549,9 @@ def check_config(z_dim, c_dim, w_dim, img_resolution, img_channels, mapping: Map
     layers = _whole(mapping.get('num_layers', 8), 'mapping num_layers', 1, L['layers'])
     features = [_whole(mapping[k], f'mapping {k}', 1, L['dim']) if mapping.get(k) is not None else w
                 for k in ('embed_features', 'layer_features')]
-    for key in ('activation',):
-        if key in mapping and not isinstance(mapping[key], str):
-            raise ValueError(f'mapping activation must be a name, not {_quote(mapping[key])}')
-        if key in synthesis and not isinstance(synthesis[key], str):
-            raise ValueError(f'synthesis activation must be a name, not {_quote(synthesis[key])}')
+    for kind, settings in (('mapping', mapping), ('synthesis', synthesis)):
+        if 'activation' in settings and not isinstance(settings['activation'], str):
+            raise ValueError(f'{kind} activation must be a name, not {_quote(settings["activation"])}')
     _real(mapping.get('lr_multiplier', 0.01), 'mapping lr_multiplier', 1e-6, 1e3)
     _real(mapping.get('w_avg_beta', 0.995), 'mapping w_avg_beta', 0.0, 1.0)
     base = _whole(synthesis.get('channel_base', 32768), 'channel_base', 1, L['channel_base'])

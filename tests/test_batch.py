@@ -69,6 +69,8 @@ def add_bad_photos(folder: Path):
      'line 3: drag.max_step: unknown drag setting'),
     ('inputs: [x.png]\nedits: [{preset: smile}]\ncheckpoint: nowhere.pt\noutput: {folder: out}\n',
      "line 3: checkpoint: 'nowhere.pt' is neither a registry name"),
+    ('inputs: [x.png]\nedits: [{preset: smile}]\nencoder: enc.safetensors\noutput: {folder: out}\n',
+     "line 3: encoder: 'enc.safetensors' is not a file"),
     ('inputs: [x.png]\nedits: [{preset: smile}]\n', 'output: expected a mapping with folder'),
     ('inputs: [x.png]\nedits: [{preset: smile}]\noutput: {folder: out}\ncolour: red\n', 'line 4: colour: unknown key'),
     ('inputs: [x.png\n', 'not valid YAML or JSON'),

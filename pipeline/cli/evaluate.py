@@ -58,12 +58,12 @@ def eval_group():
 @click.option('--out', type=click.Path(file_okay=False), required=True, help='Report folder.')
 @_eval_options
 def eval_landmarks_command(photos_dir, points, pairs, out, steps, region, checkpoint, quality, projection_steps,
-                           tuning_steps, device, video, fps, cache):
+                           tuning_steps, encoder, device, video, fps, cache):
     """Drag face A's landmarks to face B's in photos of PHOTOS_DIR; report the mean distance."""
     from photodrag.pipeline.evaluation import eval_landmarks
     check_outputs([Path(out) / 'report.json'], [])
-    config = _edit_config(checkpoint, quality or 'fast', projection_steps, tuning_steps, device, max_steps=steps,
-                          region='whole' if region == 'none' else 'local')
+    config = _edit_config(checkpoint, quality or 'fast', projection_steps, tuning_steps, device, encoder=encoder,
+                          max_steps=steps, region='whole' if region == 'none' else 'local')
     bar = _SampleBar('pairs')
     try:
         report = eval_landmarks(photos_dir, int(points), pairs, config, cache=cache, progress=bar)
@@ -82,14 +82,14 @@ def eval_landmarks_command(photos_dir, points, pairs, out, steps, region, checkp
 @click.option('--out', type=click.Path(file_okay=False), required=True, help='Report folder.')
 @_eval_options
 def eval_content_command(photo, drags, face, box, recipe, out, steps, region, checkpoint, quality, projection_steps,
-                         tuning_steps, device, video, fps, cache):
+                         tuning_steps, encoder, device, video, fps, cache):
     """Edit PHOTO with the drags and report where the content under each handle went."""
     from photodrag.pipeline.evaluation import eval_content
     pairs = [parse_drag(d, 'photo') for d in drags]
     face_sel, box = parse_face(face), parse_box(box)
     check_outputs([Path(out) / 'report.json'], [photo])
-    config = _edit_config(checkpoint, quality or 'fast', projection_steps, tuning_steps, device, max_steps=steps,
-                          recipe=recipe, region='whole' if region == 'none' else 'local')
+    config = _edit_config(checkpoint, quality or 'fast', projection_steps, tuning_steps, device, encoder=encoder,
+                          max_steps=steps, recipe=recipe, region='whole' if region == 'none' else 'local')
     bars = StageBars(stages=('projection', 'tuning', 'drag'))
     try:
         report = eval_content(photo, pairs, config, face=face_sel, cache=cache, callback=bars,
@@ -106,14 +106,14 @@ def eval_content_command(photo, drags, face, box, recipe, out, steps, region, ch
               help='Results (OUT/<category>/<sample>/dragged_image.png) and the report.')
 @_eval_options
 def eval_dragbench_command(dragbench_dir, limit, out, steps, region, checkpoint, quality, projection_steps,
-                           tuning_steps, device, video, fps, cache):
+                           tuning_steps, encoder, device, video, fps, cache):
     """Run DragBench's samples through the pipeline: image fidelity and content distance."""
     from photodrag.pipeline.evaluation import eval_dragbench
     if Path(out).resolve() == Path(dragbench_dir).resolve():
         from photodrag.errors import PhotodragError
         raise PhotodragError('--out is the benchmark folder; write the results somewhere else')
-    config = _edit_config(checkpoint, quality or 'fast', projection_steps, tuning_steps, device, max_steps=steps,
-                          region='whole' if region == 'none' else 'local')
+    config = _edit_config(checkpoint, quality or 'fast', projection_steps, tuning_steps, device, encoder=encoder,
+                          max_steps=steps, region='whole' if region == 'none' else 'local')
     bar = _SampleBar('samples')
     try:
         report = eval_dragbench(dragbench_dir, out, config, limit=limit, cache=cache, progress=bar)

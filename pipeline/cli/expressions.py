@@ -4,7 +4,6 @@ from pathlib import Path
 
 import click
 
-from photodrag.errors import PhotodragError
 
 from .common import check_outputs, default_output
 from .photos import _edit_config, _edit_options, _run_edit, _summary, _write_edit_outputs
@@ -79,8 +78,8 @@ def presets_command(preset_files, photo, face, strength, out, upsample):
 @click.option('--record', type=click.Path(dir_okay=False), help='The edit record.  [default: OUT with .json]')
 @_edit_options
 def fix_command(photo, closed_eyes, open_mouth, preview, eyes_below, mouth_above, strength, preset_files, steps,
-                     upsample, out, before_after, record, checkpoint, quality, projection_steps, tuning_steps, device,
-                     video, fps, cache):
+                upsample, out, before_after, record, checkpoint, quality, projection_steps, tuning_steps, encoder,
+                device, video, fps, cache):
     """Fix the faces of a group PHOTO that need it: closed eyes opened, open mouths closed.
 
     Reads each face's expression from its landmarks (as `photodrag faces` prints it), picks the
@@ -105,7 +104,7 @@ def fix_command(photo, closed_eyes, open_mouth, preview, eyes_below, mouth_above
         check_outputs([out], [photo, *preset_files])
     else:
         config = _edit_config(checkpoint, quality or 'balanced', projection_steps, tuning_steps, device,
-                              upsample=upsample, max_steps=steps)
+                              encoder=encoder, upsample=upsample, max_steps=steps)
         out = out or default_output(photo, 'fixed')
         record = record or Path(out).with_suffix('.json')
         check_outputs([out, record, video, before_after], [photo, config.checkpoint, *preset_files])

@@ -20,6 +20,9 @@ def _edit_options(f):
                      help='Inversion preset.  [default: balanced; demo: fast]'),
         click.option('--projection-steps', type=click.IntRange(0, 100_000), default=None, help='Override the preset.'),
         click.option('--tuning-steps', type=click.IntRange(0, 100_000), default=None, help='Override the preset.'),
+        click.option('--encoder', default='auto', show_default=True, metavar='FILE|auto|none',
+                     help="Where inversions start: an encoder file's w, the checkpoint's own encoder (auto: "
+                          'NAME.encoder.safetensors beside it, if any), or none (w_avg).'),
         device_option,
         click.option('--video', type=click.Path(dir_okay=False),
                      help="Also write each face's drag, points drawn (.mp4, .webm, .avi)."),
@@ -32,8 +35,10 @@ def _edit_options(f):
     return f
 
 
-def _edit_config(checkpoint, quality, projection_steps, tuning_steps, device, **more):
+def _edit_config(checkpoint, quality, projection_steps, tuning_steps, device, encoder='auto', **more):
     """The EditConfig the options describe (checked before anything loads)."""
+    if encoder not in ('auto', 'none') and not Path(encoder).is_file():
+        raise PhotodragError(f'--encoder {encoder}: no such file (or use auto or none)')
     from photodrag.inversion import InversionConfig
     from photodrag.pipeline import EditConfig
     from photodrag.pipeline.device import pick_device
@@ -43,7 +48,7 @@ def _edit_config(checkpoint, quality, projection_steps, tuning_steps, device, **
                    if v is not None}
         inversion = InversionConfig.preset(quality, **changes)
     config = EditConfig(checkpoint=checkpoint or 'demo-faces', quality=None if inversion else quality,
-                        inversion=inversion, **more)
+                        inversion=inversion, encoder=encoder, **more)
     device = pick_device(device or 'auto')
     config.inversion_config().check_device(device)
     config.drag_config().check_device(device)
@@ -173,8 +178,8 @@ def _summary(result, written):
               help='Re-run the edit a record describes (PHOTO, if given, replaces the recorded file).')
 @_edit_options
 def edit_command(photo, drags, preset_specs, preset_files, face, mask, box, recipe, steps, seed, upsample, out,
-                 before_after, record, from_record, checkpoint, quality, projection_steps, tuning_steps, device, video,
-                 fps, cache):
+                 before_after, record, from_record, checkpoint, quality, projection_steps, tuning_steps, encoder,
+                 device, video, fps, cache):
     """Edit a real PHOTO by dragging points: detect, align, invert, drag, paste back.
 
     Writes PHOTO_edited.EXT and PHOTO_edited.json beside the input unless --out says
@@ -231,7 +236,8 @@ def edit_command(photo, drags, preset_specs, preset_files, face, mask, box, reci
     mask = None if mask == 'none' else mask
     changes = {'recipe': recipe, 'upsample': upsample, 'max_steps': steps, 'seed': 0 if seed is None else seed,
                'region': region}
-    config = _edit_config(checkpoint, quality or 'balanced', projection_steps, tuning_steps, device, **changes)
+    config = _edit_config(checkpoint, quality or 'balanced', projection_steps, tuning_steps, device, encoder=encoder,
+                          **changes)
     check_outputs([out, record, video, before_after], [photo, mask, config.checkpoint, *preset_files])
     result, writer = _run_edit(lambda cb: pipeline.edit(photo, pairs, config, face=face_sel, presets=uses, mask=mask,
                                                         box=box, callback=cb, cache=cache), video, fps)
@@ -250,8 +256,8 @@ def edit_command(photo, drags, preset_specs, preset_files, face, mask, box, reci
               help="'local': only a region around the drags may change; 'none': the whole face may (DragGAN's "
                    "behaviour).")
 @_edit_options
-def demo_command(out, steps, expression, mask, checkpoint, quality, projection_steps, tuning_steps, device, video,
-                 fps, cache):
+def demo_command(out, steps, expression, mask, checkpoint, quality, projection_steps, tuning_steps, encoder, device,
+                 video, fps, cache):
     """Edit a bundled photo offline: drag the astronaut's mouth corners (NASA, public domain).
 
     Uses the bundled demo generator (demo-faces) unless --checkpoint says otherwise, and
@@ -263,8 +269,8 @@ def demo_command(out, steps, expression, mask, checkpoint, quality, projection_s
     out_dir = Path(out)
     edited, before_after, record = out_dir / 'astronaut_edited.png', out_dir / 'astronaut_before_after.png', \
         out_dir / 'astronaut_edited.json'
-    config = _edit_config(checkpoint, quality or 'fast', projection_steps, tuning_steps, device, max_steps=steps,
-                          region='whole' if mask == 'none' else 'local')
+    config = _edit_config(checkpoint, quality or 'fast', projection_steps, tuning_steps, device, encoder=encoder,
+                          max_steps=steps, region='whole' if mask == 'none' else 'local')
     check_outputs([edited, before_after, record, video], [demo.DEMO_PHOTO, config.checkpoint])
     photo, face = demo.demo_face()
     expression = expression or demo.default_demo_expression(config.checkpoint)
