@@ -74,12 +74,7 @@ class Encoder(nn.Module):
         self.register_buffer('w_std', torch.ones([]))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        x = images
-        if x.shape[-1] != self.resolution or x.shape[-2] != self.resolution:
-            x = F.interpolate(x, size=(self.resolution, self.resolution), mode='area' if x.shape[-1] >
-                              self.resolution else 'bilinear', align_corners=None if x.shape[-1] > self.resolution
-                              else False)
-        x = self.blocks(self.stem(x))
+        x = self.blocks(self.stem(_resize(images, self.resolution)))
         h = F.leaky_relu(self.reduce(F.leaky_relu(x, 0.2)), 0.2).flatten(1)
         base = self.to_w(h)[:, None, :]
         offsets = 0.1 * self.to_offsets(h).view(-1, self.num_ws, self.w_dim)
@@ -130,9 +125,12 @@ def _augment(images: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 
 
 def _resize(images: torch.Tensor, size: int) -> torch.Tensor:
-    if images.shape[-1] == size:
+    """Square images to size x size: area averaging down, bilinear up."""
+    if images.shape[-2:] == (size, size):
         return images
-    return F.interpolate(images, size=(size, size), mode='area' if images.shape[-1] > size else 'bilinear')
+    if images.shape[-1] > size:
+        return F.interpolate(images, size=(size, size), mode='area')
+    return F.interpolate(images, size=(size, size), mode='bilinear', align_corners=False)
 
 
 def _quantise(images: torch.Tensor) -> torch.Tensor:
@@ -220,14 +218,14 @@ def train(G, cfg: TrainConfig = TrainConfig(), device='cpu', state: Optional[Dic
         for group in opt.param_groups:
             group['lr'] = lr
         pool = state.get('pool')
-        fresh = (cfg.fresh or max(1, cfg.batch // 2)) if pool else cfg.batch
+        fresh = (cfg.fresh or max(1, cfg.batch // 2)) if pool is not None else cfg.batch
         ws = _sample(G, min(fresh, cfg.batch), cfg, gen, w_avg, device)
         noise_seed = int(torch.randint(2 ** 31, (1,), generator=gen))
         with torch.no_grad(), torch.random.fork_rng(devices=[device] if device.type == 'cuda' else []):
             torch.manual_seed(noise_seed)               # random noise maps, drawn reproducibly (resuming)
             images = G.synthesis(ws, noise_mode='random').clamp(-1, 1)
         inputs = images
-        if pool:
+        if pool is not None:
             inputs, ws = _from_pool(pool, _quantise(_resize(images, enc.resolution)), ws, cfg.batch, gen)
         pred = enc(_augment(inputs, gen) if cfg.augment else inputs)
         latent = ((pred - ws) ** 2).mean() / float(enc.w_std) ** 2
