@@ -37,7 +37,7 @@ def main():
     ap.add_argument('--no-ray', action='store_true')
     args = ap.parse_args()
 
-    from photodrag import pipeline
+    import photodrag
     from photodrag.pipeline.demo import DEMO_PHOTO
 
     root = Path(tempfile.mkdtemp(prefix='photodrag-batch-bench-'))
@@ -59,13 +59,13 @@ def main():
         return path
 
     t = time.perf_counter()
-    cold = pipeline.batch(recipe('cold', ['photos/p000.png']))
+    cold = photodrag.batch(recipe('cold', ['photos/p000.png']))
     cold_s = time.perf_counter() - t
     stages = cold.items[0].timings
 
     def run(engine, folder):
         t0 = time.perf_counter()
-        result = pipeline.batch(recipe(folder, ['photos/*.png']), engine=engine)
+        result = photodrag.batch(recipe(folder, ['photos/*.png']), engine=engine)
         wall = time.perf_counter() - t0
         assert result.counts == {'done': args.photos}, result.counts
         edit = statistics.mean(it.timings['total'] for it in result.items)

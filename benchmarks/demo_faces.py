@@ -34,7 +34,7 @@ from photodrag import stylegan
 from photodrag.drag import DragConfig, DragSession
 from photodrag.inversion import InversionConfig, invert, load_lpips
 from photodrag.pipeline.demo import DEMO_PHOTO, demo_drags
-from photodrag.pipeline.metrics import content_shift, progress_towards, redetected_landmarks
+from photodrag.evaluation.metrics import content_shift, progress_towards, redetected_landmarks
 
 PHOTOS = Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'photos'
 PORTRAITS = ['portrait_facexlib_test2.jpg', 'portrait_deepface_img1.jpg', 'portrait_lowres_codeformer_04.jpg',

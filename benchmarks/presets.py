@@ -48,7 +48,8 @@ import _measure  # noqa: F401  (sets sys.path first)
 import numpy as np
 
 from photodrag import alignment, pipeline
-from photodrag.pipeline import expression, metrics, presets as presets_mod
+from photodrag.evaluation import metrics
+from photodrag.expressions import presets as presets_mod, readout as expression
 
 PHOTOS = Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'photos'
 LARGE = 100.0

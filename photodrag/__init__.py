@@ -10,8 +10,10 @@
 The stages are sub-packages: `photodrag.stylegan` (the generator), `photodrag.checkpoints`
 (loaders, registry, cache), `photodrag.alignment` (photo I/O, faces, crops, paste-back),
 `photodrag.inversion` (LPIPS, projection, pivotal tuning), `photodrag.drag` (DragGAN) and
-`photodrag.pipeline` (edit(), the CLI, reports); `photodrag.errors` and `photodrag.io` are
-shared by all of them. Names are imported on first use, so `import photodrag` is quick and
+`photodrag.pipeline` (edit(), records, reports). Above them: `photodrag.expressions` (presets,
+the expression read-out), `photodrag.batches` (recipes over many photos), `photodrag.evaluation`
+(metrics, protocols, DragBench), `photodrag.cli` (the command) and `photodrag.web` (the editor).
+`photodrag.errors`, `photodrag.io` and `photodrag.datafile` are shared by all of them. Names are imported on first use, so `import photodrag` is quick and
 `photodrag.errors` does not load torch.
 """
 
@@ -27,11 +29,13 @@ try:
 except PackageNotFoundError:        # a source tree that was not installed
     __version__ = 'unknown'
 
-_SUBPACKAGES = ('stylegan', 'checkpoints', 'alignment', 'inversion', 'drag', 'pipeline', 'io', 'restricted')
+_SUBPACKAGES = ('stylegan', 'checkpoints', 'alignment', 'inversion', 'drag', 'pipeline', 'expressions', 'batches',
+                'evaluation', 'cli', 'web', 'io', 'restricted', 'datafile')
 
 # public name -> the sub-package that defines it
 _API = {
-    **dict.fromkeys(('edit', 'edit_from_record', 'batch', 'EditConfig', 'EditResult', 'EditRecord', 'FaceEdit'), 'pipeline'),
+    **dict.fromkeys(('edit', 'edit_from_record', 'EditConfig', 'EditResult', 'EditRecord', 'FaceEdit'), 'pipeline'),
+    **dict.fromkeys(('batch', 'load_recipe'), 'batches'),
     **dict.fromkeys(('DragSession', 'DragConfig', 'DragStep'), 'drag'),
     **dict.fromkeys(('invert', 'Inversion', 'InversionConfig', 'load_lpips'), 'inversion'),
     **dict.fromkeys(('load_generator', 'save_generator', 'list_checkpoints', 'random_generator'), 'checkpoints'),

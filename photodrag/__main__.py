@@ -1,5 +1,5 @@
 """`python -m photodrag` is the `photodrag` command."""
 
-from photodrag.pipeline.cli import main
+from photodrag.cli import main
 
 main(prog_name='photodrag')

@@ -1,4 +1,4 @@
-"""Chaining the stages: edit() a real photo end to end, the click CLI (`photodrag`), reports.
+"""The edit chain: edit() a real photo end to end — detect, align, invert, drag, paste back.
 
     from photodrag import pipeline
     result = pipeline.edit('photo.jpg', [((x1, y1), (x2, y2))], checkpoint='demo-faces')
@@ -7,16 +7,16 @@
 
 Modules: `config` (EditConfig), `checks` (the inputs, checked), `editing` (edit,
 edit_from_record), `record` (the edit record), `generated` (drags on generated images),
-`demo` (the bundled demo), `device`, `report` (pictures and videos), `batch` (recipes over many
-photos), `script` (interactive drags as replayable calls), `cli`.
+`demo` (the bundled demo), `device`, `report` (pictures and videos), `script` (interactive
+drags as replayable calls). The rooms above it (`photodrag.batches`, `photodrag.evaluation`,
+`photodrag.cli`, `photodrag.web`) call it; it calls the stages and `photodrag.expressions`.
 """
 
-from .batch import BatchResult, Recipe, batch, load_recipe
 from .checks import FaceEdit
 from .config import EditConfig
 from .editing import EditResult, FaceResult, edit, edit_from_record
 from .record import EditRecord, FaceRecord, pixels_sha256
 from .report import before_after
 
-__all__ = ['batch', 'load_recipe', 'Recipe', 'BatchResult', 'edit', 'edit_from_record', 'EditConfig', 'EditResult', 'EditRecord', 'FaceEdit', 'FaceRecord',
+__all__ = ['edit', 'edit_from_record', 'EditConfig', 'EditResult', 'EditRecord', 'FaceEdit', 'FaceRecord',
            'FaceResult', 'before_after', 'pixels_sha256']

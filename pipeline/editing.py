@@ -110,7 +110,7 @@ def edit(photo, edits=(), config: Optional[EditConfig] = None, *, face: FaceSele
     # settings first: a bad setting fails before anything slow runs
     config = _config(config, settings)
     inv_config, drag_config = config.inversion_config(), config.drag_config()
-    from . import presets as presets_mod
+    from photodrag.expressions import presets as presets_mod
     known_presets = presets_mod.available(preset_files)      # each presets file read once
     preset_uses = presets_mod.uses(presets, known=known_presets)
 
@@ -269,7 +269,7 @@ def edit_from_record(record, *, photo=None, checkpoint=None, masks: Optional[Dic
                 raise PhotodragError(f'face {k} of the record had a mask given as an array; pass masks={{{k}: array}}')
         drags = [(tuple(h), tuple(t)) for h, t in zip(f.handles_photo, f.targets_photo)]
         if f.presets:                           # the presets' drags are made again from the face's landmarks
-            from . import presets as presets_mod
+            from photodrag.expressions import presets as presets_mod
             if not isinstance(f.drags_given, int) or not 0 <= f.drags_given <= len(drags):
                 raise PhotodragError(f'face {k} of the record has presets but no valid drags_given; the record is '
                                      'damaged')
@@ -530,7 +530,7 @@ def _with_presets(job: FaceEdit, target, size) -> Tuple[FaceEdit, Optional[np.nd
     """The job with its presets' drags after its own, and the presets' editable region (None without presets)."""
     if not job.presets:
         return job, None
-    from . import presets as presets_mod
+    from photodrag.expressions import presets as presets_mod
     landmarks = getattr(target, 'landmarks', None)
     if landmarks is None:
         raise PhotodragError('presets move face landmarks, and this face has none')

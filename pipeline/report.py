@@ -109,7 +109,7 @@ def draw_plan(pixels: np.ndarray, faces, plan) -> np.ndarray:
         uses = plan.get(f.index, ())
         if not uses:
             continue
-        from .presets import face_drags
+        from photodrag.expressions.presets import face_drags
         drags, region, _ = face_drags(uses, f.landmarks, (w, h))
         handles, targets = [d[0] for d in drags], [d[1] for d in drags]
         contours, _ = cv2.findContours((region > 0.5).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)

@@ -36,7 +36,7 @@ def main():
     from click.testing import CliRunner
     import torch  # noqa: F401  (imported before the cap, as the CLI would import it anyway)
     import photodrag.checkpoints, photodrag.alignment, photodrag.pipeline  # noqa: F401,E401
-    from photodrag.pipeline.cli import main as cli
+    from photodrag.cli import main as cli
     warnings.simplefilter('ignore')
     CliRunner().invoke(cli, ['--help'])             # lazy imports of the CLI happen before the cap
     limit = vm_size_bytes() + int(args.headroom_gb * 2 ** 30)

@@ -492,7 +492,7 @@ def test_flow_transfer_moves_the_photos_own_pixels():
     region = (slice(95, 115), slice(100, 120))                     # inside the moved patch, in the photo
     sharp = lambda a: float(cv2.Laplacian(cv2.cvtColor(a, cv2.COLOR_RGB2GRAY), cv2.CV_32F)[region].var())  # noqa
     assert sharp(flow) > 0.5 * sharp(photo) > 2 * sharp(pixels)
-    from photodrag.pipeline.metrics import content_shift
+    from photodrag.evaluation.metrics import content_shift
     found = content_shift(photo, flow, (105.0, 105.0), (109.0, 105.0))
     assert abs(found[0] - 109) <= 1 and abs(found[1] - 105) <= 1     # the photo's own texture moved 4 px
     untouched = results['flow'].mask() == 0

@@ -1,4 +1,4 @@
-"""Batches (pipeline.batch, `photodrag batch`): recipes checked with their lines, a batch that
+"""Batches (photodrag.batch, `photodrag batch`): recipes checked with their lines, a batch that
 completes, failures that stop nothing, kill -9 and Ctrl-C then --resume giving the same files."""
 
 import json
@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import photodrag
 from photodrag import pipeline
 from photodrag.errors import PhotodragError
-from photodrag.pipeline.batch import LOCK, MANIFEST, RecipeError, _Lock
+from photodrag.batches.run import LOCK, MANIFEST, RecipeError, _Lock
 from photodrag.pipeline.demo import DEMO_PHOTO
 
 TINY = {'inversion': {'projection_steps': 20, 'tuning_steps': 10}}
@@ -81,7 +82,7 @@ def add_bad_photos(folder: Path):
 def test_bad_recipes_name_the_line_and_key(tmp_path, text, message):
     path = write(tmp_path / 'recipe.yaml', text)
     with pytest.raises(RecipeError) as e:
-        pipeline.batch(path)
+        photodrag.batch(path)
     assert message in str(e.value) and 'recipe.yaml' in str(e.value)
     assert not (tmp_path / 'out').exists()
 
@@ -89,13 +90,13 @@ def test_bad_recipes_name_the_line_and_key(tmp_path, text, message):
 def test_inputs_matching_nothing_and_outputs_colliding_are_errors(studio):
     path = write(studio / 'r.json', recipe_text(inputs=['nothing/*.jpg']))
     with pytest.raises(RecipeError, match='match no files'):
-        pipeline.batch(path)
+        photodrag.batch(path)
     path = write(studio / 'r.json', recipe_text(output={'folder': 'out', 'name': 'same{ext}'}))
     with pytest.raises(RecipeError, match='would both be written to same.png'):
-        pipeline.batch(path)
+        photodrag.batch(path)
     path = write(studio / 'r.json', recipe_text(output={'folder': 'photos', 'name': '{name}'}))
     with pytest.raises(RecipeError, match='would overwrite the input'):
-        pipeline.batch(path)
+        photodrag.batch(path)
 
 
 # ---------------------------------------------------------------- running
@@ -116,7 +117,7 @@ quality: fast
 drag: {max_steps: 50}
 output: {folder: out, name: "{stem}_edited{ext}", records: true, before_after: false}
 ''')
-    result = pipeline.batch(path)
+    result = photodrag.batch(path)
     assert result.counts == {'done': 1}
     out = tmp_path / 'out'
     assert sorted(p.name for p in out.iterdir()) == sorted([LOCK, MANIFEST, 'astronaut_edited.png',
@@ -130,13 +131,13 @@ output: {folder: out, name: "{stem}_edited{ext}", records: true, before_after: f
 def test_failures_are_reported_and_stop_nothing(studio):
     add_bad_photos(studio)
     path = write(studio / 'r.json', recipe_text(output={'folder': 'out', 'before_after': True}))
-    plan = pipeline.batch(path, dry_run=True)
+    plan = photodrag.batch(path, dry_run=True)
     assert not (studio / 'out').exists()                         # a dry run writes nothing
     assert {it.photo: it.status for it in plan.items} == {
         'photos/a.png': 'planned', 'photos/b.png': 'planned', 'photos/c.png': 'planned',
         'photos/wall.png': 'skipped', 'photos/corrupt.jpg': 'failed'}
     seen = []
-    result = pipeline.batch(path, callback=lambda item, n, total: seen.append((item.photo, n, total)))
+    result = photodrag.batch(path, callback=lambda item, n, total: seen.append((item.photo, n, total)))
     assert [s[1:] for s in seen] == [(k, 5) for k in range(1, 6)]
     by = {it.photo: it for it in result.items}
     assert by['photos/corrupt.jpg'].status == 'failed' and 'corrupt.jpg' in by['photos/corrupt.jpg'].error
@@ -155,8 +156,8 @@ def test_failures_are_reported_and_stop_nothing(studio):
 
     # a second run is refused without --resume; with it, nothing is redone
     with pytest.raises(PhotodragError, match='--resume'):
-        pipeline.batch(path)
-    again = pipeline.batch(path, resume=True)
+        photodrag.batch(path)
+    again = photodrag.batch(path, resume=True)
     assert again.skipped_done == 5 and len((studio / 'out' / MANIFEST).read_text().splitlines()) == 5
 
 
@@ -165,7 +166,7 @@ def test_an_output_it_did_not_write_is_never_overwritten(studio):
     out = studio / 'out'
     out.mkdir()
     (out / 'a_edited.png').write_bytes(b'the studio\'s own file')
-    result = pipeline.batch(write(studio / 'r.json', recipe_text(inputs=['photos/a.png', 'photos/b.png'])))
+    result = photodrag.batch(write(studio / 'r.json', recipe_text(inputs=['photos/a.png', 'photos/b.png'])))
     by = {it.photo: it for it in result.items}
     assert by['photos/a.png'].status == 'failed' and 'refusing to overwrite' in by['photos/a.png'].error
     assert (out / 'a_edited.png').read_bytes() == b'the studio\'s own file'
@@ -177,7 +178,7 @@ def test_two_batches_cannot_share_an_output_folder(studio):
     (studio / 'out').mkdir()
     with _Lock(studio / 'out'):
         with pytest.raises(PhotodragError, match='another batch is writing to'):
-            pipeline.batch(path)
+            photodrag.batch(path)
     assert not (studio / 'out' / MANIFEST).exists()
 
 
@@ -241,9 +242,9 @@ def test_the_ray_engine_gives_the_local_engines_files(studio):
                                                      output={'folder': 'local'}))
     distributed = write(studio / 'ray.json', recipe_text(inputs=['photos/a.png', 'photos/b.png'],
                                                          output={'folder': 'ray'}))
-    assert pipeline.batch(local).counts == {'done': 2}
+    assert photodrag.batch(local).counts == {'done': 2}
     seen = []
-    result = pipeline.batch(distributed, engine='ray', callback=lambda item, n, total: seen.append(n))
+    result = photodrag.batch(distributed, engine='ray', callback=lambda item, n, total: seen.append(n))
     assert result.counts == {'done': 2} and sorted(seen) == [1, 2]
     for name in 'ab':
         assert (studio / 'ray' / f'{name}_edited.png').read_bytes() == \
@@ -251,14 +252,14 @@ def test_the_ray_engine_gives_the_local_engines_files(studio):
     lines = (studio / 'ray' / MANIFEST).read_text().splitlines()
     assert sorted(json.loads(line)['photo'] for line in lines) == ['photos/a.png', 'photos/b.png']
     with pytest.raises(PhotodragError, match='engine'):
-        pipeline.batch(local, engine='spark')
+        photodrag.batch(local, engine='spark')
     with pytest.raises(PhotodragError, match='one process'):
-        pipeline.batch(local, workers=2)
+        photodrag.batch(local, workers=2)
 
 
 def test_cli_dry_run_points_file_and_exit_codes(studio):
     from click.testing import CliRunner
-    from photodrag.pipeline.cli import main
+    from photodrag.cli import main
     add_bad_photos(studio)
     write(studio / 'points.csv', 'photo,x1,y1,x2,y2\na.png,220,150,214,146\n')
     path = write(studio / 'r.json', recipe_text(edits=[], points='points.csv', faces='largest'))

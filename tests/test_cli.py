@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from photodrag import checkpoints
 import formats
 from conftest import make_generator
-from photodrag.pipeline.cli import main
+from photodrag.cli import main
 
 
 def run(*args):

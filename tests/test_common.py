@@ -175,7 +175,7 @@ def test_outputs_of_one_edit_are_written_all_or_none(tmp_path):
     """`photodrag edit` writes photo, before/after and record through io.atomic_files: a failure
     in the last leaves none of them (and no temporary file)."""
     import numpy as np
-    from photodrag.pipeline.cli.photos import _write_edit_outputs
+    from photodrag.cli.photos import _write_edit_outputs
 
     class Record:
         def with_encoding(self, encoding):

@@ -11,7 +11,7 @@ import torch
 from photodrag import checkpoints
 from photodrag import stylegan
 from photodrag.pipeline.demo import DEMO_PHOTO as ASTRONAUT
-from photodrag.pipeline.metrics import content_shift
+from photodrag.evaluation.metrics import content_shift
 
 
 def test_content_shift_finds_a_known_move():
@@ -133,7 +133,7 @@ def test_demo_inverts_the_shared_portraits(name, monkeypatch, tmp_path):
 
 def test_redetected_landmarks_follow_the_face():
     import cv2
-    from photodrag.pipeline.metrics import progress_towards, redetected_landmarks
+    from photodrag.evaluation.metrics import progress_towards, redetected_landmarks
     pytest.importorskip('dlib')
     face = cv2.imread(str(ASTRONAUT))[60:260, 150:350, ::-1]      # the astronaut's face, RGB
     face = np.ascontiguousarray(face)
@@ -156,7 +156,7 @@ def test_a_drag_on_the_inverted_astronaut_moves_her_mouth_corners(inverted_astro
     are mostly neutral), and the same drag outward and up moves her landmarks < 10 %."""
     from photodrag.drag import DragConfig, DragSession
     from photodrag.pipeline.demo import demo_drags
-    from photodrag.pipeline.metrics import progress_towards, redetected_landmarks
+    from photodrag.evaluation.metrics import progress_towards, redetected_landmarks
     from photodrag import alignment
     G, face, crop, inv = inverted_astronaut
     lm = crop.transform.to_crop(face.landmarks)
@@ -178,7 +178,7 @@ def test_a_drag_on_the_inverted_astronaut_moves_her_mouth_corners(inverted_astro
 def test_cli_verifies_and_converts_the_grown_demo_generator(tmp_path, monkeypatch):
     from click.testing import CliRunner
 
-    from photodrag.pipeline.cli import main
+    from photodrag.cli import main
     monkeypatch.setenv('PHOTODRAG_CACHE', str(tmp_path / 'cache'))
     runner = CliRunner()
     out = runner.invoke(main, ['checkpoints', 'verify', 'demo-faces-256'])

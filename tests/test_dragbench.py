@@ -13,7 +13,7 @@ from PIL import Image
 from photodrag.alignment import read_photo, write_photo
 from photodrag.errors import (InvalidMaskError, InvalidPointsError, PhotodragError, UnreadableImageError,
                               UnsafeCheckpointError)
-from photodrag.pipeline.dragbench import (DragBenchSample, read_dragbench, result_path, write_result,
+from photodrag.evaluation.dragbench import (DragBenchSample, read_dragbench, result_path, write_result,
                                           write_sample)
 
 H, W = 6, 8

@@ -18,7 +18,7 @@ from photodrag import checkpoints
 from photodrag import pipeline
 from conftest import make_generator, shared_photo
 from photodrag.inversion import InversionConfig
-from photodrag.pipeline.cli import main
+from photodrag.cli import main
 from photodrag.pipeline.demo import demo_drags
 from photodrag.errors import InvalidMaskError, InvalidPointsError, NoFaceFoundError, PhotodragError
 

@@ -124,7 +124,7 @@ def test_training_resumes_where_it_stopped(pool):
 def test_the_train_command_writes_a_usable_encoder_and_resumes(tmp_path):
     from click.testing import CliRunner
     from photodrag import checkpoints
-    from photodrag.pipeline.cli import main
+    from photodrag.cli import main
     out = tmp_path / 'enc.safetensors'
     args = ['encoder', 'train', '--checkpoint', 'random:32', '--out', str(out), '--steps', '40', '--batch', '4',
             '--device', 'cpu']
@@ -165,7 +165,7 @@ def test_the_demo_generator_ships_an_encoder_that_finds_its_w():
 
 def test_edits_name_a_missing_encoder_file_before_any_work(tmp_path):
     from click.testing import CliRunner
-    from photodrag.pipeline.cli import main
+    from photodrag.cli import main
     result = CliRunner().invoke(main, ['demo', '--out', str(tmp_path / 'out'), '--encoder', str(tmp_path / 'e.st')])
     assert result.exit_code == 2 and 'no such file' in result.output and not (tmp_path / 'out').exists()
 

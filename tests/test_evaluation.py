@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from photodrag.errors import InvalidPointsError
-from photodrag.pipeline import metrics
+from photodrag.evaluation import metrics
 
 
 def textured(h=64, w=64, seed=0):
@@ -73,7 +73,7 @@ def test_eval_content_reports_the_content_and_the_tracker(tmp_path, monkeypatch)
     from PIL import Image
     from conftest import lpips_or_skip
     from photodrag import checkpoints
-    from photodrag.pipeline.cli import main
+    from photodrag.cli import main
     lpips_or_skip('vgg')
     monkeypatch.setenv('PHOTODRAG_CACHE', str(tmp_path / 'cache'))
     checkpoints.save_generator(checkpoints.random_generator(32), tmp_path / 'g.safetensors')
@@ -100,7 +100,7 @@ def test_eval_landmarks_on_two_real_faces(tmp_path, monkeypatch):
     its keys, the no-edit distance is the faces' own difference, and the MD is finite."""
     import shutil
     from conftest import lpips_or_skip, shared_photo
-    from photodrag.pipeline.evaluation import eval_landmarks, write_report
+    from photodrag.evaluation.protocols import eval_landmarks, write_report
     pytest.importorskip('dlib')
     lpips_or_skip('vgg')
     folder = tmp_path / 'photos'
@@ -122,8 +122,8 @@ def test_eval_dragbench_writes_results_where_the_published_scripts_read_them(tmp
     """DragBench end to end on a tiny made-up benchmark and a tiny random generator (mechanics)."""
     from conftest import lpips_or_skip
     from photodrag import checkpoints
-    from photodrag.pipeline.cli import main
-    from photodrag.pipeline.dragbench import write_sample
+    from photodrag.cli import main
+    from photodrag.evaluation.dragbench import write_sample
     lpips_or_skip('vgg')
     monkeypatch.setenv('PHOTODRAG_CACHE', str(tmp_path / 'cache'))
     checkpoints.save_generator(checkpoints.random_generator(32), tmp_path / 'g.safetensors')

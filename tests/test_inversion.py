@@ -336,7 +336,7 @@ def test_cli_invert_writes_its_outputs(G, tmp_path, monkeypatch):
     from click.testing import CliRunner
     from PIL import Image
     from photodrag import checkpoints
-    from photodrag.pipeline.cli import main
+    from photodrag.cli import main
     monkeypatch.setenv('PHOTODRAG_CACHE', str(tmp_path / 'cache'))
     ckpt = checkpoints.save_generator(G, tmp_path / 'g.safetensors')
     Image.fromarray(_pattern()).save(tmp_path / 'crop.png')

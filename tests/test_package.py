@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 import photodrag
-from photodrag.pipeline.cli import main
+from photodrag.cli import main
 
 STAGES = ('pipeline', 'checkpoints', 'alignment', 'drag', 'inversion', 'stylegan')
 

@@ -8,8 +8,8 @@ from click.testing import CliRunner
 
 from conftest import shared_photo
 from photodrag.errors import InvalidSettingsError
-from photodrag.pipeline import expression, presets
-from photodrag.pipeline.cli import main
+from photodrag.expressions import presets, readout as expression
+from photodrag.cli import main
 
 FAST = ['--quality', 'fast', '--projection-steps', '4', '--tuning-steps', '4', '--steps', '60', '--no-cache']
 

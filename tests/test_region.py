@@ -58,7 +58,7 @@ def test_a_mouth_drag_on_the_astronaut_leaves_the_rest_of_the_photo_alone(tmp_pa
     from conftest import lpips_or_skip
     from photodrag import pipeline
     from photodrag.pipeline import demo
-    from photodrag.pipeline.metrics import photo_landmarks, progress_towards
+    from photodrag.evaluation.metrics import photo_landmarks, progress_towards
     pytest.importorskip('dlib')
     lpips_or_skip('vgg')
     monkeypatch.setenv('PHOTODRAG_CACHE', str(tmp_path))        # one inversion, shared by both edits

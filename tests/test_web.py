@@ -266,8 +266,8 @@ def test_the_page_and_its_files_are_served_with_a_strict_policy(client):
 
 def test_serve_command_warns_off_loopback_and_checks_its_options(monkeypatch):
     from click.testing import CliRunner
-    from photodrag.pipeline.cli import main
-    from photodrag.pipeline.cli.serve import _loopback
+    from photodrag.cli import main
+    from photodrag.cli.serve import _loopback
     assert _loopback('127.0.0.1') and _loopback('::1') and _loopback('localhost')
     assert not _loopback('0.0.0.0') and not _loopback('192.168.1.4')
     started = {}

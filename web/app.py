@@ -251,7 +251,7 @@ def create_app(settings: Optional[ServerSettings] = None, server: Optional[Serve
     @app.post('/api/sessions')
     async def new_session():
         editor = await run_in_threadpool(server.new_session)
-        from photodrag.pipeline import presets as presets_mod
+        from photodrag.expressions import presets as presets_mod
         return {'session': editor.sid, 'samples': sorted(_samples()), 'resolution': int(server.G.img_resolution),
                 'presets': [{'name': p.name, 'description': p.description}
                             for p in presets_mod.available().values()],

@@ -343,7 +343,7 @@ class Editor:
 
     def add_preset(self, k: int, name: str, strength: float = 1.0) -> Dict[str, Any]:
         """Place a preset's handles and targets and paint its region; the user adjusts them before Start."""
-        from photodrag.pipeline import presets as presets_mod
+        from photodrag.expressions import presets as presets_mod
         from photodrag.pipeline.script import encode_mask
         fs = self.face(k)
         if fs.target.landmarks is None:
@@ -622,7 +622,7 @@ def _with_drags(aligned, pairs):
 
 
 def _face_info(f) -> Dict[str, Any]:
-    from photodrag.pipeline import expression
+    from photodrag.expressions import readout as expression
     info = {'index': int(f.index), 'box': [float(v) for v in f.box], 'score': round(float(f.score), 3)}
     if f.landmarks is not None:
         r = expression.read(f.landmarks)

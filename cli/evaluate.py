@@ -1,4 +1,4 @@
-"""`photodrag eval landmarks|content|dragbench`: measure how well edits land (pipeline/evaluation.py)."""
+"""`photodrag eval landmarks|content|dragbench`: measure how well edits land (evaluation/protocols.py)."""
 
 from pathlib import Path
 
@@ -18,7 +18,7 @@ def _eval_options(f):
 
 
 def _finish(report, out):
-    from photodrag.pipeline.evaluation import write_report
+    from photodrag.evaluation.protocols import write_report
     written = write_report(report, out)
     means = {k: v for k, v in report.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
     click.echo('  '.join(f'{k} {v:.3f}' if isinstance(v, float) else f'{k} {v}' for k, v in means.items()))
@@ -60,7 +60,7 @@ def eval_group():
 def eval_landmarks_command(photos_dir, points, pairs, out, steps, region, checkpoint, quality, projection_steps,
                            tuning_steps, encoder, device, video, fps, cache):
     """Drag face A's landmarks to face B's in photos of PHOTOS_DIR; report the mean distance."""
-    from photodrag.pipeline.evaluation import eval_landmarks
+    from photodrag.evaluation.protocols import eval_landmarks
     check_outputs([Path(out) / 'report.json'], [])
     config = _edit_config(checkpoint, quality or 'fast', projection_steps, tuning_steps, device, encoder=encoder,
                           max_steps=steps, region='whole' if region == 'none' else 'local')
@@ -84,7 +84,7 @@ def eval_landmarks_command(photos_dir, points, pairs, out, steps, region, checkp
 def eval_content_command(photo, drags, face, box, recipe, out, steps, region, checkpoint, quality, projection_steps,
                          tuning_steps, encoder, device, video, fps, cache):
     """Edit PHOTO with the drags and report where the content under each handle went."""
-    from photodrag.pipeline.evaluation import eval_content
+    from photodrag.evaluation.protocols import eval_content
     pairs = [parse_drag(d, 'photo') for d in drags]
     face_sel, box = parse_face(face), parse_box(box)
     check_outputs([Path(out) / 'report.json'], [photo])
@@ -108,7 +108,7 @@ def eval_content_command(photo, drags, face, box, recipe, out, steps, region, ch
 def eval_dragbench_command(dragbench_dir, limit, out, steps, region, checkpoint, quality, projection_steps,
                            tuning_steps, encoder, device, video, fps, cache):
     """Run DragBench's samples through the pipeline: image fidelity and content distance."""
-    from photodrag.pipeline.evaluation import eval_dragbench
+    from photodrag.evaluation.protocols import eval_dragbench
     if Path(out).resolve() == Path(dragbench_dir).resolve():
         from photodrag.errors import PhotodragError
         raise PhotodragError('--out is the benchmark folder; write the results somewhere else')

@@ -1,6 +1,6 @@
 """Measures of an edit that do not trust the generator: where the content went (pixel
 cross-correlation), landmarks found again, image fidelity (LPIPS, PSNR), inside and outside
-the editable region. `photodrag eval` (pipeline/evaluation.py) reports them.
+the editable region. `photodrag eval` (evaluation/protocols.py) reports them.
 
 Distances are in the pixels of the images given; `at_512` rescales crop pixels to a 512 px
 crop, the scale DragGAN's landmark table reports.

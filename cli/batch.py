@@ -31,13 +31,13 @@ def batch_command(recipe, resume, dry_run, engine, address, workers, cache):
     says why), 2 for a bad recipe or a busy output folder, 130 on Ctrl-C.
     """
     from tqdm import tqdm
-    from photodrag import pipeline
+    from photodrag import batches
 
     if engine == 'local' and (address or workers not in (None, 1)):
         raise click.UsageError('--address and --workers are for --engine ray')
-    rec = pipeline.load_recipe(recipe)
+    rec = batches.load_recipe(recipe)
     if dry_run:
-        result = pipeline.batch(rec, dry_run=True)
+        result = batches.batch(rec, dry_run=True)
         for it in result.items:
             if it.status == 'planned':
                 faces = '; '.join(f"face {f['face']} at {','.join(map(str, f['box']))}: "
@@ -63,7 +63,7 @@ def batch_command(recipe, resume, dry_run, engine, address, workers, cache):
         bar.update(1)
 
     try:
-        result = pipeline.batch(rec, resume=resume, callback=on_item, cache=cache, engine=engine, address=address,
+        result = batches.batch(rec, resume=resume, callback=on_item, cache=cache, engine=engine, address=address,
                                 workers=workers)
     except KeyboardInterrupt:
         bar.close()

@@ -125,7 +125,7 @@ def _summary(result, written):
         inv = f.inversion
         name = str(f.index) if f.index is not None else ('box' if f.landmarks is not None else 'object')
         if f.presets:
-            from photodrag.pipeline.presets import label
+            from photodrag.expressions.presets import label
             name += ' (' + ', '.join(label(p['name'], p['strength']) for p in f.presets) + ')'
         box = ','.join(f'{v:.0f}' for v in f.box)
         cached = ' (cache)' if inv['from_cache'] else ''
@@ -226,7 +226,7 @@ def edit_command(photo, drags, preset_specs, preset_files, face, mask, box, reci
     if not drags and not preset_specs:
         raise click.UsageError('give at least one --drag X1,Y1:X2,Y2 (handle, then target, in photo pixels) or a '
                                '--preset (photodrag presets lists them)')
-    from photodrag.pipeline import presets as presets_mod
+    from photodrag.expressions import presets as presets_mod
     uses = presets_mod.uses(list(preset_specs), preset_files)        # unknown names fail before anything loads
     pairs = [parse_drag(d, 'photo') for d in drags]
     face_sel, box = parse_face(face), parse_box(box)
@@ -310,7 +310,7 @@ def faces_command(photo, preview, landmarks, upsample):
     faces, weak = alignment.detect_faces(image, upsample=upsample, with_weak=True)
     if not faces:
         raise alignment.no_face_error(len(weak), str(photo), upsample)
-    from photodrag.pipeline import expression
+    from photodrag.expressions import readout as expression
     rows = [('face', 'box (x0,y0,x1,y1)', 'size', 'score', 'eyes (L/R EAR)', 'mouth', 'smile')]
     for f in faces:
         r = expression.read(f.landmarks)

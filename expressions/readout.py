@@ -1,6 +1,6 @@
 """What a face's 68 landmarks say about its expression: eye openness, mouth openness, smile width.
 
-    from photodrag.pipeline import expression
+    from photodrag.expressions import readout as expression
     readout = expression.read(face.landmarks)
     readout.states()            # {'eyes': 'open', 'mouth': 'closed', 'smile': 'neutral'}
 

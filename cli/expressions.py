@@ -30,7 +30,7 @@ def presets_command(preset_files, photo, face, strength, out, upsample):
     photodrag presets --show portrait.jpg --out what-presets-do.png
     photodrag presets --presets my.yaml --show group.jpg --face 2
     """
-    from photodrag.pipeline import presets as presets_mod
+    from photodrag.expressions import presets as presets_mod
     known = presets_mod.available(preset_files)
     rows = [('preset', 'moves', 'region', 'from', 'what it does')]
     for name, p in known.items():
@@ -91,7 +91,7 @@ def fix_command(photo, closed_eyes, open_mouth, preview, eyes_below, mouth_above
     photodrag fix group.jpg --closed-eyes --open-mouth --out group_fixed.jpg
     """
     from photodrag import alignment, pipeline
-    from photodrag.pipeline import expression, presets as presets_mod
+    from photodrag.expressions import presets as presets_mod, readout as expression
     fixes = [name for name, on in (('closed-eyes', closed_eyes), ('open-mouth', open_mouth)) if on]
     if not fixes:
         raise click.UsageError('say what to fix: --closed-eyes and/or --open-mouth')

@@ -23,7 +23,7 @@ import numpy as np
 from photodrag.errors import NoFaceFoundError, PhotodragError
 
 from . import metrics
-from .config import EditConfig
+from photodrag.pipeline.config import EditConfig
 
 Progress = Optional[Callable[[int, int, Dict[str, Any]], None]]   # (samples done, total, last sample)
 
@@ -57,7 +57,7 @@ def eval_content(photo, drags, config: Optional[EditConfig] = None, *, face=None
                  **settings) -> Dict[str, Any]:
     """Protocol 2 on one photo: edit it with `drags` (photo pixels, as `photodrag.edit` takes
     them) and report where the content under each handle ended up."""
-    from . import editing
+    from photodrag.pipeline import editing
     result = editing.edit(photo, drags, config, face=face, cache=cache, callback=callback, **settings)
     samples, sheet = [], []
     for fres, frec in zip(result.faces, result.record.faces):
@@ -103,8 +103,8 @@ def eval_landmarks(photos_dir, points: int = 5, pairs: int = 4, config: Optional
     from photodrag import checkpoints
     from photodrag.errors import InvalidSettingsError
     from photodrag.inversion import load_lpips
-    from . import editing
-    from .checks import crop_recipe
+    from photodrag.pipeline import editing
+    from photodrag.pipeline.checks import crop_recipe
 
     if points not in metrics.POINT_SETS:
         raise InvalidSettingsError(f'points is 1, 5 or 68, got {points!r}')
@@ -150,8 +150,8 @@ def eval_landmarks(photos_dir, points: int = 5, pairs: int = 4, config: Optional
 def _landmark_sample(photo_a, face_a, photo_b, face_b, chosen, config, R, recipe, cache, lpips, detector,
                      sheet) -> Dict[str, Any]:
     from photodrag import alignment
-    from . import editing
-    from .checks import FaceEdit
+    from photodrag.pipeline import editing
+    from photodrag.pipeline.checks import FaceEdit
     crop_a = alignment.align(photo_a, face_a, size=R, recipe=recipe)
     crop_b = alignment.align(photo_b, face_b, size=R, recipe=recipe)
     lm_a = metrics.redetected_landmarks(crop_a.image, detector)
@@ -245,8 +245,9 @@ def eval_dragbench(root, out_dir, config: Optional[EditConfig] = None, *, limit:
     and, per point, the content distance of protocol 2 in image pixels."""
     from photodrag import alignment
     from photodrag.inversion import load_lpips
-    from . import dragbench, editing
-    from .checks import FaceEdit
+    from photodrag.pipeline import editing
+    from . import dragbench
+    from photodrag.pipeline.checks import FaceEdit
 
     config = editing._config(config, settings)
     items = dragbench.read_dragbench(root, limit=limit)
@@ -297,7 +298,7 @@ def write_report(report: Dict[str, Any], out_dir) -> Dict[str, Path]:
     """Write `report.json` and `contact_sheet.png` (per sample: before | after, handles red,
     targets blue, where the content or landmark ended up green) into `out_dir`."""
     from photodrag.io import write_json
-    from .report import save_image
+    from photodrag.pipeline.report import save_image
     out_dir = Path(out_dir)
     data = {k: v for k, v in report.items() if not k.startswith('_')}
     written = {'report': write_json(out_dir / 'report.json', _finite(data))}
@@ -311,7 +312,7 @@ def write_report(report: Dict[str, Any], out_dir) -> Dict[str, Path]:
 
 def _sheet_row(before: np.ndarray, after: np.ndarray, rows, height: int = 256) -> np.ndarray:
     import cv2
-    from .report import HANDLE, TARGET, draw_points
+    from photodrag.pipeline.report import HANDLE, TARGET, draw_points
     scale = max(1, height // before.shape[0])
     handles = [tuple(r['handle']) for r in rows]
     targets = [tuple(r['target']) for r in rows]

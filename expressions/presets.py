@@ -1,6 +1,6 @@
 """Expression presets: drags computed from a face's 68 landmarks, so nobody types coordinates.
 
-    from photodrag.pipeline import presets
+    from photodrag.expressions import presets
     smile = presets.get('smile')
     drags, mask = smile.drags(face.landmarks, strength=0.6), smile.mask(face.landmarks, photo.size)
     pipeline.edit('group.jpg', presets=['smile:0.6'], face=1)
@@ -22,7 +22,7 @@ import numpy as np
 
 from photodrag.errors import InvalidSettingsError
 
-BUILTIN_FILE = Path(__file__).parent / 'assets' / 'presets.yaml'
+BUILTIN_FILE = Path(__file__).parent / 'presets.yaml'
 FORMAT = 'photodrag-presets'
 MAX_STRENGTH = 3.0
 FEATHER = 0.12          # soft border of a preset's region, in inter-ocular distances
@@ -344,7 +344,7 @@ def _keys(mapping, allowed, key, lines, where, name=None) -> None:
 
 def _compose(text: str, where: str):
     """(plain data, {key path: line}) of YAML or JSON (`datafile.compose`)."""
-    from .datafile import compose
+    from photodrag.datafile import compose
     return compose(text, where, PresetFileError, max_depth=MAX_DEPTH, max_events=MAX_EVENTS)
 
 

@@ -1,9 +1,9 @@
 """Batches: one recipe over many photos, resumable, nothing lost and nothing done twice.
 
     from photodrag import pipeline
-    result = pipeline.batch('retouch.yaml')              # or a dict, or a Recipe
-    result = pipeline.batch('retouch.yaml', resume=True) # after a crash, a kill or Ctrl-C
-    plan = pipeline.batch('retouch.yaml', dry_run=True)  # photos, faces found, edits; nothing inverted
+    result = photodrag.batch('retouch.yaml')              # or a dict, or a Recipe
+    result = photodrag.batch('retouch.yaml', resume=True) # after a crash, a kill or Ctrl-C
+    plan = photodrag.batch('retouch.yaml', dry_run=True)  # photos, faces found, edits; nothing inverted
 
 A recipe (YAML or JSON; docs/batch.md) names the inputs (files, folders, globs, relative to
 the recipe), which faces, the edits (presets and/or drags), the settings and the outputs.
@@ -125,7 +125,7 @@ def load_recipe(source, base: Optional[os.PathLike] = None) -> Recipe:
         raise RecipeError(f'{path}: no such recipe file') from None
     except (OSError, UnicodeDecodeError) as e:
         raise RecipeError(f'{path}: cannot read the recipe ({e})') from None
-    from .datafile import compose
+    from photodrag.datafile import compose
     data, lines = compose(text, where, RecipeError)
     return _recipe(data, lines, where, Path(base).resolve() if base else path.resolve().parent, path.resolve())
 
@@ -157,7 +157,7 @@ def _recipe(data, lines, where, base: Path, source) -> Recipe:
     elif faces not in ('all', 'largest', *FACE_RULES):
         fail(('faces',), f'expected all, largest, a list of face numbers, or one of {", ".join(FACE_RULES)}')
 
-    from . import presets as presets_mod
+    from photodrag.expressions import presets as presets_mod
     presets, drags = [], []
     edits = data.get('edits', [])
     if not isinstance(edits, list):
@@ -318,7 +318,7 @@ def read_points(path: Path) -> Dict[str, List]:
                     raise RecipeError(f'{where} line {n}: expected photo,x1,y1,x2,y2') from None
                 out.setdefault(name, []).append(((x1, y1), (x2, y2)))
         return out
-    from .datafile import compose
+    from photodrag.datafile import compose
     data, lines = compose(path.read_text(encoding='utf-8'), where, RecipeError)
     if not isinstance(data, dict):
         raise RecipeError(f'{where} line 1: expected {{"photo.jpg": [[[x1, y1], [x2, y2]], ...]}}')
@@ -556,7 +556,7 @@ def _still_done(entry: Dict[str, Any], folder: Path) -> bool:
 def _select(recipe: Recipe, found, drags) -> Tuple[Dict[int, List], str]:
     """{face index: its drags} of the faces the recipe picks, and why none when empty."""
     from photodrag import alignment
-    from . import expression
+    from photodrag.expressions import readout as expression
     if recipe.faces == 'all':
         chosen = [f.index for f in found]
     elif recipe.faces == 'largest':
@@ -622,8 +622,8 @@ def _run_item(recipe: Recipe, config, photo: Path, rel: str, out: Path, points, 
     from photodrag import alignment
     from photodrag.errors import NoFaceFoundError
     from photodrag.io import sha256_file
-    from . import editing
-    from .checks import FaceEdit
+    from photodrag.pipeline import editing
+    from photodrag.pipeline.checks import FaceEdit
     started = time.perf_counter()
     item = Item(rel, 'failed')
     try:
@@ -648,7 +648,7 @@ def _run_item(recipe: Recipe, config, photo: Path, rel: str, out: Path, points, 
         writer = None
         callback = None
         if recipe.output.videos:
-            from . import report
+            from photodrag.pipeline import report
             extras['video'] = out.with_name(out.stem + '_drag.mp4')
             writer = report.VideoWriter(extras['video'], fps=10)
             callback = _video_frames(writer)
@@ -664,7 +664,7 @@ def _run_item(recipe: Recipe, config, photo: Path, rel: str, out: Path, points, 
         details = {}
         result.save(out, quality=recipe.output.quality, details=details)
         if recipe.output.before_after:
-            from .report import save_image
+            from photodrag.pipeline.report import save_image
             save_image(extras['before_after'], result.before_after())
         if writer is not None:
             writer.close()
@@ -722,7 +722,7 @@ def _video_frames(writer):
     def on(stage, step, total, info):
         if stage == 'drag':
             from photodrag import stylegan
-            from .report import draw_points
+            from photodrag.pipeline.report import draw_points
             session = info['session']
             image = stylegan.to_uint8(session.render())[0]
             writer.write(draw_points(image, session.handles, session.targets, scale=max(1, 512 // session.resolution)))
