@@ -27,7 +27,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from photodrag.errors import InvalidSettingsError, PhotodragError
+from photodrag.errors import InvalidSettingsError, PhotodragError, is_number
 from photodrag.io import as_mask
 
 from .photo import as_rgb
@@ -55,7 +55,7 @@ class PasteConfig:
         for name, value, lo, hi, optional in numbers:
             if optional and value is None:
                 continue
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
+            if not is_number(value, lo, hi):
                 raise InvalidSettingsError(f'PasteConfig.{name} must be a number in [{lo}, {hi}], got {value!r}')
         if not isinstance(self.colour_match, bool):
             raise InvalidSettingsError(f'PasteConfig.colour_match must be true or false, got {self.colour_match!r}')

@@ -13,7 +13,7 @@ from typing import Optional, Tuple, Union
 
 import numpy as np
 
-from photodrag.errors import PhotodragError
+from photodrag.errors import PhotodragError, is_number
 from photodrag.io import check_box
 
 from .faces import Face, FaceDetector, default_detector, no_face_error, select_face
@@ -114,16 +114,12 @@ def recipe_from_metadata(info: dict, size: Optional[int] = None) -> CropRecipe:
     changes = {'size': size}
     if base.face and ('quad_scale' in info or 'quad_shift' in info):
         scale, shift = info.get('quad_scale', 1.0), info.get('quad_shift', (0.0, 0.0))
-        if not (_number(scale) and 0.1 <= scale <= 10 and isinstance(shift, (list, tuple)) and len(shift) == 2
-                and all(_number(v) and abs(v) <= 1 for v in shift)):
+        if not (is_number(scale, 0.1, 10) and isinstance(shift, (list, tuple)) and len(shift) == 2
+                and all(is_number(v, -1, 1) for v in shift)):
             raise PhotodragError(f'the checkpoint\'s crop recipe {name!r} needs quad_scale in 0.1..10 and quad_shift '
                                  f'[dx, dy] within +-1, not {str(scale)[:30]} and {str(shift)[:40]}')
         changes.update(quad_scale=float(scale), quad_shift=(float(shift[0]), float(shift[1])))
     return dataclasses.replace(base, **changes)
-
-
-def _number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
 
 
 def ffhq_quad(landmarks: np.ndarray) -> np.ndarray:

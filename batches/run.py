@@ -28,7 +28,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from photodrag.errors import InvalidSettingsError, PhotodragError, one_line
+from photodrag.errors import InvalidSettingsError, PhotodragError, one_line, is_number
 
 MANIFEST = 'manifest.jsonl'
 LOCK = '.photodrag-batch.lock'
@@ -151,7 +151,7 @@ def _recipe(data, lines, where, base: Path, source) -> Recipe:
 
     faces = data.get('faces', 'all')
     if isinstance(faces, list):
-        if not faces or not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in faces):
+        if not faces or not all(is_number(i, 0, whole=True) for i in faces):
             fail(('faces',), 'a list of face numbers (0 = leftmost) must hold whole numbers >= 0')
         faces = tuple(sorted(set(faces)))
     elif faces not in ('all', 'largest', *FACE_RULES):
@@ -213,7 +213,7 @@ def _recipe(data, lines, where, base: Path, source) -> Recipe:
         fail(('inversion',), 'expected a mapping with projection_steps: and/or tuning_steps: (they change the quality '
                              'preset)')
     for k, v in inversion.items():
-        if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= 100_000:
+        if not is_number(v, 0, 100_000, whole=True):
             fail(('inversion', k), 'expected a whole number of steps from 0 to 100000')
     encoder = data.get('encoder', 'auto')
     if not isinstance(encoder, str) or not encoder:
@@ -239,7 +239,7 @@ def _recipe(data, lines, where, base: Path, source) -> Recipe:
     except (PhotodragError, TypeError) as e:
         fail(('drag',), str(e))
     seed = data.get('seed', 0)
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+    if not is_number(seed, 0, whole=True):
         fail(('seed',), 'expected a whole number >= 0')
     no_face = data.get('no_face', 'skip')
     if no_face not in ('skip', 'fail'):
@@ -294,7 +294,7 @@ def _drags(value, fail) -> List:
     out = []
     for j, d in enumerate(value):
         ok = (isinstance(d, list) and len(d) == 2 and all(isinstance(p, list) and len(p) == 2 and
-              all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in p) for p in d))
+              all(is_number(v) for v in p) for p in d))
         if not ok:
             fail('expected [[x1, y1], [x2, y2]] (handle, then target, in photo pixels)', j)
         out.append((tuple(float(v) for v in d[0]), tuple(float(v) for v in d[1])))
@@ -624,6 +624,7 @@ def _run_item(recipe: Recipe, config, photo: Path, rel: str, out: Path, points, 
     from photodrag.io import sha256_file
     from photodrag.pipeline import editing
     from photodrag.pipeline.checks import FaceEdit
+    from photodrag.pipeline.outputs import write_outputs
     started = time.perf_counter()
     item = Item(rel, 'failed')
     try:
@@ -651,7 +652,7 @@ def _run_item(recipe: Recipe, config, photo: Path, rel: str, out: Path, points, 
             from photodrag.pipeline import report
             extras['video'] = out.with_name(out.stem + '_drag.mp4')
             writer = report.VideoWriter(extras['video'], fps=10)
-            callback = _video_frames(writer)
+            callback = writer.drag_frames
         try:
             result = editing.edit(image, jobs, config, callback=callback, cache=cache, detector=detector,
                                   generator=_generator(config))
@@ -660,16 +661,9 @@ def _run_item(recipe: Recipe, config, photo: Path, rel: str, out: Path, points, 
                 writer.abort()
             raise
         result.record.input['path'] = rel
-        # every file atomically; the record last, so a present record means a complete item
-        details = {}
-        result.save(out, quality=recipe.output.quality, details=details)
-        if recipe.output.before_after:
-            from photodrag.pipeline.report import save_image
-            save_image(extras['before_after'], result.before_after())
-        if writer is not None:
-            writer.close()
-        if record_path is not None:
-            result.record.with_encoding(details.get('encoding')).save(record_path)
+        # all files or none; the record last, so a present record means a complete item
+        write_outputs(result, out, record=record_path, before_after=extras.get('before_after'), video=writer,
+                      quality=recipe.output.quality)
         item.status = 'done'
         item.output = out.name
         item.record = record_path.name if record_path else None
@@ -716,17 +710,6 @@ def _ours(path: Path, out: Path, record: Optional[Path], input_sha: str) -> bool
         return data.get('format') == 'photodrag-edit' and data.get('input', {}).get('sha256') == input_sha
     except (OSError, ValueError):
         return False
-
-
-def _video_frames(writer):
-    def on(stage, step, total, info):
-        if stage == 'drag':
-            from photodrag import stylegan
-            from photodrag.pipeline.report import draw_points
-            session = info['session']
-            image = stylegan.to_uint8(session.render())[0]
-            writer.write(draw_points(image, session.handles, session.targets, scale=max(1, 512 // session.resolution)))
-    return on
 
 
 class _Lock:

@@ -68,13 +68,8 @@ class _EditProgress(StageBars):
 
     def __call__(self, stage, step, total, info):
         super().__call__(stage, step, total, info)
-        if stage == 'drag' and self.writer is not None:
-            from photodrag import stylegan
-            from photodrag.pipeline import report
-            session = info['session']
-            image = stylegan.to_uint8(session.render())[0]
-            scale = max(1, 512 // session.resolution)
-            self.writer.write(report.draw_points(image, session.handles, session.targets, scale=scale))
+        if self.writer is not None:
+            self.writer.drag_frames(stage, step, total, info)
 
     def abort(self):
         self.close()
@@ -95,26 +90,8 @@ def _run_edit(run, video, fps):
 
 
 def _write_edit_outputs(result, out, record, before_after, writer):
-    """Write every output of an edit, all or none: each goes to a temporary file first, and
-    only when all are complete are they renamed into place (the video last of the writes)."""
-    from photodrag.io import atomic_files
-    from photodrag.pipeline import report
-    named = [('edited photo', Path(out))] + ([('before/after', Path(before_after))] if before_after else []) + \
-        ([('record', Path(record))] if record else [])
-    with atomic_files([p for _, p in named]) as temps:
-        tmp = dict(zip([what for what, _ in named], temps))
-        details = {}
-        result.save(tmp['edited photo'], details=details)
-        if before_after:
-            report.save_image(tmp['before/after'], result.before_after())
-        if record:
-            result.record.with_encoding(details.get('encoding')).save(tmp['record'])
-        if writer is not None:
-            writer.close()
-    written = list(named)
-    if writer is not None:
-        written.insert(len(written) - bool(record), ('drag video', writer.path))
-    return written
+    from photodrag.pipeline.outputs import write_outputs
+    return write_outputs(result, out, record=record, before_after=before_after, video=writer)
 
 
 def _summary(result, written):

@@ -54,11 +54,3 @@ def prepare_mask(mask, resolution: int, device) -> Optional[torch.Tensor]:
     return m.to(device)
 
 
-def check_points_in_mask(mask: Optional[torch.Tensor], points: Sequence[Point], kinds: Sequence[str]) -> None:
-    """Handles and targets must sit where the mask lets the image change."""
-    if mask is None:
-        return
-    for (x, y), kind in zip(points, kinds):
-        if float(mask[round(y), round(x)]) < 0.01:
-            raise InvalidMaskError(f'{kind} at ({x:g}, {y:g}) lies in the masked (frozen) area; paint it as '
-                                   'editable or move the point, otherwise the drag cannot move it')

@@ -20,10 +20,11 @@ from typing import Callable, List, Optional, Sequence, Tuple
 import torch
 
 from photodrag.errors import InvalidPointsError, InvalidSettingsError
+from photodrag.io import check_points_editable
 
 from .config import DragConfig
 from .features import FeatureMap, FullResFeatures, LowResFeatures
-from .points import Point, check_point, check_points, check_points_in_mask, prepare_mask
+from .points import Point, check_point, check_points, prepare_mask
 from .supervision import motion_loss
 from .tracking import track
 
@@ -146,7 +147,7 @@ class DragSession:
         """Add a handle/target pair; its content is picked up at the next step. Returns its index."""
         h = check_point(handle, self.resolution, f'handle {len(self._references) + 1}')
         t = check_point(target, self.resolution, f'target {len(self._references) + 1}')
-        check_points_in_mask(self._mask, [h, t], ['handle', 'target'])
+        check_points_editable(self._mask, [h, t], ['handle', 'target'])
         self._handles = torch.cat([self._handles, self._handles.new_tensor([h])])
         self._targets = torch.cat([self._targets, self._targets.new_tensor([t])])
         self._references.append(None)
@@ -158,12 +159,12 @@ class DragSession:
         self._check_index(index)
         if handle is not None:
             h = check_point(handle, self.resolution, f'handle {index + 1}')
-            check_points_in_mask(self._mask, [h], ['handle'])
+            check_points_editable(self._mask, [h], ['handle'])
             self._handles[index] = self._handles.new_tensor(h)
             self._references[index] = None
         if target is not None:
             t = check_point(target, self.resolution, f'target {index + 1}')
-            check_points_in_mask(self._mask, [t], ['target'])
+            check_points_editable(self._mask, [t], ['target'])
             self._targets[index] = self._targets.new_tensor(t)
         self._undone()
 
@@ -179,7 +180,7 @@ class DragSession:
     def set_mask(self, mask) -> None:
         """Replace the mask (1 = may change); tracking state is kept."""
         m = prepare_mask(mask, self.resolution, self.device)
-        check_points_in_mask(m, self.handles + self.targets,
+        check_points_editable(m, self.handles + self.targets,
                              [f'handle {i + 1}' for i in range(len(self._handles))]
                              + [f'target {i + 1}' for i in range(len(self._targets))])
         self._mask = m

@@ -37,7 +37,7 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 
 from photodrag.alignment import as_rgb, read_photo, write_photo
-from photodrag.errors import (InvalidImageError, InvalidMaskError, InvalidPointsError, InvalidSettingsError,
+from photodrag.errors import (is_number, InvalidImageError, InvalidMaskError, InvalidPointsError, InvalidSettingsError,
                               PhotodragError, UnreadableImageError, UnsafeCheckpointError)
 from photodrag.io import as_mask, atomic_write, load_mask, write_json
 from photodrag.restricted import restricted_load
@@ -200,7 +200,7 @@ def _check_points(raw, w: int, h: int, where: str) -> List[Point]:
         if isinstance(p, np.ndarray):
             p = p.tolist()
         try:
-            if not (isinstance(p, (list, tuple)) and len(p) == 2 and all(_is_number(v) for v in p)):
+            if not (isinstance(p, (list, tuple)) and len(p) == 2 and all(is_number(v) for v in p)):
                 raise TypeError
             points.append((float(p[0]), float(p[1])))
         except (TypeError, OverflowError):         # OverflowError: an int too large for a float
@@ -216,11 +216,6 @@ def _check_points(raw, w: int, h: int, where: str) -> List[Point]:
             raise InvalidPointsError(f'{where}: point {i} ({role}) at (x, y) = ({x:g}, {y:g}) is outside the {w}x{h} '
                                      f'image (x must lie in 0..{w - 1}, y in 0..{h - 1})')
     return points
-
-
-def _is_number(v) -> bool:
-    # bool is an int to Python, but True as a coordinate is a mistake, not pixel 1.
-    return isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))
 
 
 def _read_mask(meta: dict, folder: Path, meta_path: Path, shape) -> Optional[np.ndarray]:

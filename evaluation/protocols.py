@@ -111,7 +111,7 @@ def eval_landmarks(photos_dir, points: int = 5, pairs: int = 4, config: Optional
     if not isinstance(pairs, int) or pairs < 1:
         raise InvalidSettingsError(f'pairs must be a whole number >= 1, got {pairs!r}')
     photos = list_photos(photos_dir)
-    config = editing._config(config, settings)
+    config = EditConfig.with_settings(config, **settings)
     chosen = metrics.POINT_SETS[points]
     lpips = load_lpips('alex')
     G = checkpoints.load_generator(config.checkpoint, device=config.device)      # once, for the crops' recipe
@@ -249,7 +249,7 @@ def eval_dragbench(root, out_dir, config: Optional[EditConfig] = None, *, limit:
     from . import dragbench
     from photodrag.pipeline.checks import FaceEdit
 
-    config = editing._config(config, settings)
+    config = EditConfig.with_settings(config, **settings)
     items = dragbench.read_dragbench(root, limit=limit)
     lpips = load_lpips('alex')
     samples, sheet = [], []

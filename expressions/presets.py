@@ -20,7 +20,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from photodrag.errors import InvalidSettingsError
+from photodrag.errors import InvalidSettingsError, is_number
 
 BUILTIN_FILE = Path(__file__).parent / 'presets.yaml'
 FORMAT = 'photodrag-presets'
@@ -202,13 +202,12 @@ def _landmarks(landmarks) -> np.ndarray:
 
 
 def check_strength(strength, name: str = 'the preset') -> float:
-    if isinstance(strength, bool) or not isinstance(strength, (int, float, np.floating, np.integer)):
-        raise InvalidSettingsError(f'the strength of {name} must be a number (e.g. smile:0.5), got {strength!r:.40}')
-    s = float(strength)
-    if not (math.isfinite(s) and 0 < s <= MAX_STRENGTH):
-        raise InvalidSettingsError(f'the strength of {name} must be in (0, {MAX_STRENGTH:g}] (1 = the preset as '
-                                   f'defined, 0.5 = half the motion), got {s:g}')
-    return s
+    if isinstance(strength, float) or is_number(strength):     # nan and inf are numbers out of range
+        if not is_number(strength, 0, MAX_STRENGTH) or strength == 0:
+            raise InvalidSettingsError(f'the strength of {name} must be in (0, {MAX_STRENGTH:g}] (1 = the preset as '
+                                       f'defined, 0.5 = half the motion), got {float(strength):g}')
+        return float(strength)
+    raise InvalidSettingsError(f'the strength of {name} must be a number (e.g. smile:0.5), got {strength!r:.40}')
 
 
 # ---------------------------------------------------------------- files
@@ -287,7 +286,7 @@ def _preset(name, body, lines, where, source, key=()) -> Preset:
             if 'share' in m:
                 fail(at + ('share',), 'share goes with to:, not with by:')
             by = m['by']
-            if not (isinstance(by, list) and len(by) == 2 and all(_number(v) for v in by)):
+            if not (isinstance(by, list) and len(by) == 2 and all(is_number(v) for v in by)):
                 fail(at + ('by',), 'expected [dx, dy]: two numbers, in inter-ocular distances (x towards the '
                                    'image-right eye, y up)')
             if max(abs(float(v)) for v in by) > 1.0:
@@ -298,7 +297,7 @@ def _preset(name, body, lines, where, source, key=()) -> Preset:
             if len(to) != len(points):
                 fail(at + ('to',), f'expected as many landmarks as points ({len(points)}), got {len(to)}')
             share = m.get('share')
-            if not (_number(share) and 0 <= float(share) <= 1):
+            if not is_number(share, 0, 1):
                 fail(at + ('share',), 'expected a number from 0 to 1: how much of the way to go')
             moves.append(Move(points, to=to, share=float(share)))
     regions = []
@@ -309,7 +308,7 @@ def _preset(name, body, lines, where, source, key=()) -> Preset:
         _keys(r, {'points', 'margin'}, key + at, lines, where, name)
         points = _indices(r.get('points'), lambda msg: fail(at + ('points',), msg))
         margin = r.get('margin')
-        if not (_number(margin) and 0 <= float(margin) <= 2):
+        if not is_number(margin, 0, 2):
             fail(at + ('margin',), 'expected a number from 0 to 2 (inter-ocular distances)')
         regions.append(Region(points, float(margin)))
     covered = {i for r in regions for i in r.points}
@@ -321,14 +320,10 @@ def _preset(name, body, lines, where, source, key=()) -> Preset:
     return Preset(name=name, description=description, moves=tuple(moves), regions=tuple(regions), source=source)
 
 
-def _number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))
-
-
 def _indices(values, fail) -> Tuple[int, ...]:
     if not isinstance(values, list) or not values:
         fail('expected a list of landmark indices (0-67, iBUG 68-point order)')
-    if len(values) > 68 or not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 68 for v in values):
+    if len(values) > 68 or not all(is_number(v, 0, 67, whole=True) for v in values):
         fail('expected landmark indices from 0 to 67 (iBUG 68-point order)')
     return tuple(values)
 
@@ -410,7 +405,7 @@ def uses(specs, files: Sequence = (), known: Optional[Dict[str, Preset]] = None)
     if specs is None:
         return ()
     if isinstance(specs, (str, Preset, PresetUse)) or (isinstance(specs, tuple) and len(specs) == 2
-                                                       and _number(specs[1])):
+                                                       and is_number(specs[1])):
         specs = [specs]
     if known is None and specs:
         known = available(files)

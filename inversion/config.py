@@ -4,7 +4,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Optional
 
-from photodrag.errors import InvalidSettingsError, check_settings
+from photodrag.errors import InvalidSettingsError, check_settings, is_number
 
 PRECISIONS = ('fp32', 'bf16', 'fp16')
 MAX_STEPS = 100_000             # a tampered record cannot ask for a run that never ends
@@ -12,7 +12,7 @@ MAX_W_AVG_SAMPLES = 1_000_000   # ... or for terabytes of mapping samples
 
 
 def _whole(v, lo: int, hi: int) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
+    return is_number(v, lo, hi, whole=True)
 DELTA_FORMATS = ('int8', 'fp16', 'fp32')
 LATENT_SPACES = ('w', 'w+')
 INITS = ('auto', 'mean', 'encoder')

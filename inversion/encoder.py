@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from photodrag.errors import BadCheckpointError, PhotodragError
+from photodrag.errors import BadCheckpointError, PhotodragError, is_number
 
 FORMAT = 'photodrag-encoder'
 VERSION = 1
@@ -288,7 +288,7 @@ def load(path, G=None, device='cpu') -> Encoder:
                                          f'photodrag reads version {VERSION}')
             config = meta['config']
             if set(config) != {'w_dim', 'num_ws', 'resolution', 'width', 'max_width'} or not all(
-                    isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 4096 for v in config.values()):
+                    is_number(v, 1, 4096, whole=True) for v in config.values()):
                 raise BadCheckpointError(f'{path}: the encoder config is malformed')
             enc = Encoder(**config)
             tensors = {k: f.get_tensor(k) for k in f.keys()}

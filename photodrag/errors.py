@@ -6,6 +6,9 @@ prints the message of any `PhotodragError` as one line and exits with status 2; 
 exception is a bug. Messages say what was wrong and what to do about it.
 """
 
+import math
+import numbers
+
 
 class PhotodragError(Exception):
     """A problem with the user's input or environment that the user can fix."""
@@ -67,9 +70,23 @@ def check_settings(owner: str, make_checks) -> None:
             raise InvalidSettingsError(f'{owner}: {message}')
 
 
-__all__ = ['check_settings', 'PhotodragError', 'InvalidSettingsError', 'BadCheckpointError', 'UnsafeCheckpointError',
+__all__ = ['check_settings', 'is_number', 'PhotodragError', 'InvalidSettingsError', 'BadCheckpointError', 'UnsafeCheckpointError',
            'CheckpointNotFoundError', 'DownloadError', 'InvalidPointsError', 'InvalidMaskError', 'InvalidBoxError',
            'UnreadableImageError', 'NoFaceFoundError', 'InvalidImageError']
+
+
+def is_number(value, lo: float = -math.inf, hi: float = math.inf, *, whole: bool = False) -> bool:
+    """Whether `value` is a finite real number in [lo, hi] (a whole one if `whole`): the one
+    check for numbers from files, records and settings. A bool is not a number here (True as a
+    coordinate or a step count is a mistake, not 1); numpy scalars are."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):    # numpy's bool_ is no Real
+        return False
+    if whole and not isinstance(value, numbers.Integral):
+        return False
+    try:
+        return math.isfinite(value) and lo <= value <= hi
+    except (OverflowError, TypeError):         # an int too large for a float
+        return False
 
 
 def one_line(error, limit: int = 600) -> str:

@@ -207,6 +207,21 @@ def check_box(box, what: str = 'a box') -> Box:
 
 # ---------------------------------------------------------------- masks
 
+EDITABLE_FROM = 0.01       # a mask value below this is frozen: a point there cannot move
+
+
+def check_points_editable(mask, points, names: Sequence[str]) -> None:
+    """Each point (x, y) of `points` (named by `names`, e.g. 'handle 1') lies where `mask`
+    (numpy or torch, [H, W] in [0, 1]; None: everywhere) lets the image change: the one rule
+    for the drag stage, the edit chain and the web editor."""
+    if mask is None:
+        return
+    for (x, y), name in zip(points, names):
+        if float(mask[int(round(y)), int(round(x))]) < EDITABLE_FROM:
+            raise InvalidMaskError(f'{name} at ({x:g}, {y:g}) lies in the masked (frozen) area; paint it as '
+                                   'editable or move the point, otherwise the drag cannot move it')
+
+
 def as_mask(mask, shape: Sequence[int], what: str = 'mask') -> np.ndarray:
     """A mask array (bool, uint8 0..255, or numbers in [0, 1]; 1 = may change) as a C-contiguous
     float32 [H, W] array in [0, 1]. `shape` is (H, W); leading axes of size 1 are dropped.

@@ -13,7 +13,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from photodrag.errors import InvalidMaskError, InvalidPointsError, InvalidSettingsError, PhotodragError
-from photodrag.io import check_box, load_mask, mask_sha256
+from photodrag.io import check_box, check_points_editable, load_mask, mask_sha256
 
 Point = Tuple[float, float]
 Drag = Tuple[Point, Point]
@@ -187,13 +187,9 @@ def drag_region(drags, face_width: float, size, *, face=REGION_FACE, drag=REGION
 
 def check_points_in_mask(mask, drags, start: int = 1) -> None:
     """Every handle and target of `drags` (numbered from `start`) lies where `mask` lets it change."""
-    if mask is None:
-        return
-    for i, (h, t) in enumerate(drags, start):
-        for what, (x, y) in ((f'handle {i}', h), (f'target {i}', t)):
-            if mask[int(round(y)), int(round(x))] < 0.01:
-                raise InvalidMaskError(f'{what} at ({x:g}, {y:g}) lies in the masked (frozen) area; paint it as '
-                                       'editable or move the point')
+    points = [p for pair in drags for p in pair]
+    names = [f'{what} {i}' for i in range(start, start + len(drags)) for what in ('handle', 'target')]
+    check_points_editable(mask, points, names)
 
 
 def crop_recipe(checkpoint, recipe: Optional[str], size: int, G=None):

@@ -1,13 +1,15 @@
 """EditConfig: every setting of `photodrag.edit`, saved in each edit record."""
 
 import dataclasses
+import os
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Dict, Optional
 
 from photodrag.alignment.paste import PasteConfig
 from photodrag.drag.config import DragConfig
-from photodrag.errors import InvalidSettingsError
+from photodrag.errors import InvalidSettingsError, is_number
 from photodrag.inversion.config import PRESETS, InversionConfig
 
 
@@ -57,12 +59,12 @@ class EditConfig:
             ('inversion', self.inversion is None or isinstance(self.inversion, InversionConfig), 'an InversionConfig'),
             ('drag', isinstance(self.drag, DragConfig), 'a DragConfig'),
             ('paste', isinstance(self.paste, PasteConfig), 'a PasteConfig'),
-            ('seed', self.seed is None or _is_int(self.seed) and 0 <= self.seed < 2 ** 32,
+            ('seed', self.seed is None or is_number(self.seed, 0, 2 ** 32 - 1, whole=True),
              'an integer in 0..2**32-1 or None'),
-            ('max_steps', self.max_steps is None or _is_int(self.max_steps) and 0 <= self.max_steps <= 100_000,
+            ('max_steps', self.max_steps is None or is_number(self.max_steps, 0, 100_000, whole=True),
              'an integer in 0..100000 or None'),
             ('recipe', self.recipe is None or isinstance(self.recipe, str), 'a crop recipe name or None'),
-            ('upsample', self.upsample is None or _is_int(self.upsample) and 0 <= self.upsample <= 4,
+            ('upsample', self.upsample is None or is_number(self.upsample, 0, 4, whole=True),
              'an integer in 0..4 or None'),
             ('device', isinstance(self.device, str) and re.fullmatch(r'cpu|mps|cuda(:\d{1,2})?', self.device),
              "'cpu', 'cuda', 'cuda:N' or 'mps'"),
@@ -91,6 +93,62 @@ class EditConfig:
     def replace(self, **changes) -> 'EditConfig':
         return dataclasses.replace(self, **changes)
 
+    # ------------------------------------------------------------ from the edges
+
+    @classmethod
+    def from_options(cls, *, checkpoint: Optional[str] = None, quality: str = 'balanced',
+                     projection_steps: Optional[int] = None, tuning_steps: Optional[int] = None,
+                     drag: Optional[Dict[str, Any]] = None, device: Optional[str] = 'auto',
+                     encoder: Optional[str] = 'auto', base: Optional[os.PathLike] = None, **fields) -> 'EditConfig':
+        """The EditConfig that a command line, a batch recipe or the web editor describes, checked
+        before anything loads. The one place that turns options into settings:
+
+        quality names a preset; projection_steps / tuning_steps replace its step counts. drag is
+        a mapping of `DragConfig` fields (max_steps among them). device 'auto' (or None) picks
+        cuda -> mps -> cpu; the chosen device is checked against both precisions. encoder is
+        'auto', 'none' or a file (relative to `base`, e.g. a recipe's folder), which must exist.
+        Other `fields` are EditConfig's own (seed, recipe, upsample, region, max_steps, ...)."""
+        from .device import pick_device
+        if encoder not in (None, 'auto', 'none'):
+            path = Path(base or '.') / str(encoder)
+            if not path.is_file():
+                raise InvalidSettingsError(f'encoder {encoder!s:.200}: no such file (or use auto or none)')
+            encoder = str(path.resolve()) if base is not None else str(encoder)
+        inversion = None
+        steps = {k: v for k, v in (('projection_steps', projection_steps), ('tuning_steps', tuning_steps))
+                 if v is not None}
+        if steps:
+            if quality not in PRESETS:
+                raise InvalidSettingsError(f"quality is 'fast', 'balanced', 'best' or 'reference', got {quality!r:.60}")
+            inversion = InversionConfig.preset(quality, **steps)
+        drag = dict(drag or {})
+        if 'max_steps' in drag:
+            fields.setdefault('max_steps', drag.pop('max_steps'))
+        _check_keys(DragConfig, drag, 'drag')
+        config = cls(checkpoint=checkpoint or 'demo-faces', quality=None if inversion else quality,
+                     inversion=inversion, drag=DragConfig(**drag), encoder=encoder, **fields)
+        device = pick_device(device or 'auto')
+        config.inversion_config().check_device(device)
+        config.drag_config().check_device(device)
+        return config.replace(device=device)
+
+    @classmethod
+    def with_settings(cls, config: Optional['EditConfig'] = None, **settings) -> 'EditConfig':
+        """`config` (or the defaults) with keyword `settings` (its field names) on top, as
+        `edit(photo, drags, config, quality='fast')` takes them; unknown names are an error."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(settings) - names)
+        if unknown:
+            raise InvalidSettingsError(f'unknown setting(s) {", ".join(unknown)}; settings are the fields '
+                                       f'of EditConfig: {", ".join(sorted(names))}')
+        if config is not None and not isinstance(config, cls):
+            raise InvalidSettingsError(f'config must be an EditConfig, got {type(config).__name__}')
+        settings = {k: (os.fspath(v) if k == 'checkpoint' and isinstance(v, os.PathLike) else v)
+                    for k, v in settings.items()}
+        if 'quality' in settings and 'inversion' not in settings:
+            settings['inversion'] = None            # a preset given by name replaces the config's inversion
+        return dataclasses.replace(config or cls(), **settings)
+
     # ------------------------------------------------------------ JSON
 
     def to_dict(self) -> Dict[str, Any]:
@@ -107,10 +165,6 @@ class EditConfig:
             if values.get(key) is not None:
                 values[key] = _sub_config(kind, values[key], key)
         return cls(**values)
-
-
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
 
 
 def _check_keys(kind, data, what: str) -> None:

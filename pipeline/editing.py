@@ -108,7 +108,7 @@ def edit(photo, edits=(), config: Optional[EditConfig] = None, *, face: FaceSele
     emit = callback or (lambda *a: None)
 
     # settings first: a bad setting fails before anything slow runs
-    config = _config(config, settings)
+    config = EditConfig.with_settings(config, **settings)
     inv_config, drag_config = config.inversion_config(), config.drag_config()
     from photodrag.expressions import presets as presets_mod
     known_presets = presets_mod.available(preset_files)      # each presets file read once
@@ -182,7 +182,7 @@ def edit(photo, edits=(), config: Optional[EditConfig] = None, *, face: FaceSele
             if job.script is not None:          # every pair an interactive drag was given
                 from .script import script_drags
                 own = script_drags(own, job.script)
-            mask_photo, mask_info = _local_region(own, target, (width, height), preset_region, job.presets)
+            mask_photo, mask_info = local_region(own, target, (width, height), preset_region, job.presets)
         res, frec = _edit_one(k, job, target, mask_photo, mask_info, photo, G, rec, inv_config, drag_config,
                               encoder=encoder,
                               device=config.device, cache=cache, emit=emit, given=given)
@@ -192,23 +192,6 @@ def edit(photo, edits=(), config: Optional[EditConfig] = None, *, face: FaceSele
             timings[stage] = timings.get(stage, 0.0) + seconds
 
     return assemble(photo, face_results, face_records, config, ckpt_info, rec, len(found), timings, started, emit)
-
-
-def _config(config: Optional[EditConfig], settings: Dict[str, Any]) -> EditConfig:
-    """`config` (or the defaults) with keyword `settings` on top; unknown names are an error."""
-    from photodrag.errors import InvalidSettingsError
-    names = {f.name for f in dataclasses.fields(EditConfig)}
-    unknown = sorted(set(settings) - names)
-    if unknown:
-        raise InvalidSettingsError(f'edit() got unknown setting(s) {", ".join(unknown)}; settings are the fields '
-                                   f'of EditConfig: {", ".join(sorted(names))}')
-    if config is not None and not isinstance(config, EditConfig):
-        raise InvalidSettingsError(f'config must be an EditConfig, got {type(config).__name__}')
-    settings = {k: (os.fspath(v) if k == 'checkpoint' and isinstance(v, os.PathLike) else v)
-                for k, v in settings.items()}
-    if 'quality' in settings and 'inversion' not in settings:
-        settings['inversion'] = None            # a preset given by name replaces the config's inversion
-    return dataclasses.replace(config or EditConfig(), **settings)
 
 
 def edit_from_record(record, *, photo=None, checkpoint=None, masks: Optional[Dict[int, np.ndarray]] = None,
@@ -480,7 +463,7 @@ def _edit_one(k, job, target, mask_photo, mask_info, photo, G, rec, inv_config, 
                        region=mask_photo if local else None, timings=timings, given=given, script=scripted)
 
 
-def _local_region(drags, target, size, preset_region=None, preset_uses=()):
+def local_region(drags, target, size, preset_region=None, preset_uses=()):
     """The local editable region of a face's drags (`checks.drag_region`), sized by the face
     (or object box) width, joined with its presets' regions, and its record entry."""
     from photodrag.io import mask_sha256

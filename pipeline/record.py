@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from photodrag.errors import PhotodragError, one_line
+from photodrag.errors import PhotodragError, one_line, is_number
 
 RECORD_FORMAT = 'photodrag-edit'
 RECORD_VERSION = 2
@@ -152,7 +152,7 @@ def _need(ok: bool, where: str, expected: str, value: Any) -> None:
 
 
 def _number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) and abs(v) < 1e9
+    return is_number(v, -1e9, 1e9)
 
 
 def _points(value, where: str, count: Optional[int] = None, limit: int = MAX_POINTS) -> None:
@@ -207,7 +207,7 @@ def check_record(data: Dict[str, Any]) -> None:
         missing = sorted(face_names - set(f) - optional)
         _need(not missing, where, 'complete', 'missing ' + ', '.join(missing))
         index = f['index']
-        _need(index is None or (isinstance(index, int) and not isinstance(index, bool) and 0 <= index < 10_000),
+        _need(index is None or is_number(index, 0, 9_999, whole=True),
               f'{where}.index', 'a face number or null', index)
         _need(isinstance(f['box'], list) and len(f['box']) == 4 and all(_number(v) for v in f['box']),
               f'{where}.box', 'four finite numbers', f['box'])
@@ -229,7 +229,7 @@ def check_record(data: Dict[str, Any]) -> None:
         _need(isinstance(presets, list) and len(presets) <= 64 and all(isinstance(u, dict) for u in presets),
               f'{where}.presets', 'a list of at most 64 objects', presets)
         given = f.get('drags_given')
-        _need(given is None or (isinstance(given, int) and not isinstance(given, bool) and given >= 0),
+        _need(given is None or is_number(given, 0, whole=True),
               f'{where}.drags_given', 'a whole number or null', given)
 
 

@@ -183,6 +183,14 @@ class VideoWriter:
         frame = frame[:self._size[1], :self._size[0]]
         self._writer.write(np.ascontiguousarray(frame[..., ::-1]))
 
+    def drag_frames(self, stage: str, step: int, total: int, info) -> None:
+        """An `edit` callback: each drag step's rendering, points drawn, becomes a frame."""
+        if stage == 'drag':
+            from photodrag import stylegan
+            session = info['session']
+            image = stylegan.to_uint8(session.render())[0]
+            self.write(draw_points(image, session.handles, session.targets, scale=max(1, 512 // session.resolution)))
+
     def close(self) -> None:
         if self._writer is None:
             raise PhotodragError(f'{self.path}: no frames to write')

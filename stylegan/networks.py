@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from photodrag.errors import is_number
+
 from . import ops
 
 NOISE_MODES = ('random', 'const', 'none')
@@ -512,7 +514,7 @@ LIMITS = dict(dim=4096, c_dim=100_000, resolution=4096, channels=4, layers=32, c
 
 
 def _whole(value: Any, name: str, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+    if not is_number(value, whole=True):
         raise ValueError(f'{name} must be a whole number, not {type(value).__name__} {_quote(value)}')
     if not low <= value <= high:
         raise ValueError(f'{name} = {_quote(value)} is outside {low}..{high}')
@@ -522,9 +524,9 @@ def _whole(value: Any, name: str, low: int, high: int) -> int:
 def _real(value: Any, name: str, low: float, high: float, optional: bool = False) -> Optional[float]:
     if value is None and optional:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+    if not (is_number(value) or isinstance(value, float)):
         raise ValueError(f'{name} must be a number, not {type(value).__name__} {_quote(value)}')
-    if not (math.isfinite(value) and low <= value <= high):
+    if not is_number(value, low, high):
         raise ValueError(f'{name} = {_quote(value)} is outside {low:g}..{high:g}')
     return float(value)
 

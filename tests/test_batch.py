@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import interruptible
+
 import photodrag
 from photodrag import pipeline
 from photodrag.errors import PhotodragError
@@ -184,7 +186,7 @@ def test_two_batches_cannot_share_an_output_folder(studio):
 
 def run_cli(args, cwd, env, **kw):
     return subprocess.Popen([sys.executable, '-m', 'photodrag', 'batch', *args], cwd=cwd, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=interruptible, **kw)
 
 
 def wait_for_lines(manifest: Path, n: int, proc, timeout=300):

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from photodrag import checkpoints
 import formats
-from conftest import make_generator
+from conftest import interruptible, make_generator
 from photodrag.cli import main
 
 
@@ -161,7 +161,7 @@ def test_ctrl_c_exits_130_and_leaves_no_output(tmp_path):
     env = {**os.environ, 'PHOTODRAG_CACHE': str(tmp_path / 'cache')}
     out = tmp_path / 'demo'
     proc = subprocess.Popen([sys.executable, '-m', 'photodrag', 'demo', '--out', str(out)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=interruptible)
     time.sleep(8)                           # loading, detection, alignment done; inverting
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)

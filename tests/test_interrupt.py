@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import interruptible
+
 from photodrag.pipeline.demo import DEMO_PHOTO
 
 pytestmark = pytest.mark.slow
@@ -31,7 +33,7 @@ class Edit:
              '--record', 'rec.json', '--video', 'v.mp4', '--projection-steps', '8', '--tuning-steps', '8',
              '--steps', str(steps)],
             cwd=folder, env={**os.environ, 'PHOTODRAG_CACHE': str(folder / 'cache')},
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=interruptible)
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 

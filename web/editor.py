@@ -373,6 +373,7 @@ class Editor:
     def start(self, k: int) -> Dict[str, Any]:
         """Start (or go on with) face k's drag; frames stream to the page until done or Stop."""
         from photodrag.pipeline import editing
+        from photodrag.pipeline import checks
         from photodrag.pipeline.script import ScriptedDrag, decode_mask
         fs = self.face(k)
         if fs.running:
@@ -382,11 +383,7 @@ class Editor:
         if fs.mask_png is not None:
             m = decode_mask(fs.mask_png, fs.aligned.crop.image.shape[0])
             info = self.points_info(fs)
-            for i, (h, t) in enumerate(zip(info['handles'], info['targets'])):
-                for what, (x, y) in (('handle', h), ('target', t)):
-                    if m[int(round(y)), int(round(x))] <= 0:
-                        raise InvalidPointsError(f'{what} {i + 1} lies outside the editable region; paint over it '
-                                                 'or clear the mask')
+            checks.check_points_in_mask(m, list(zip(info['handles'], info['targets'])))
         if fs.drag is None:
             fs.start_pairs = [list(p) for p in fs.pairs]
             face = _with_drags(fs.aligned, fs.pairs)
@@ -530,7 +527,7 @@ class Editor:
             mask_crop = decode_mask(drag.mask_png, session.resolution)
             mask_info = editing.painted_mask_info(mask_crop)
         elif self.server.config.region == 'local':
-            region, mask_info = editing._local_region(script_drags(start, drag.ops), fs.target, self.photo.size)
+            region, mask_info = editing.local_region(script_drags(start, drag.ops), fs.target, self.photo.size)
         result, record = editing.finish_face(face, fs.target, job, fs.inv, session, fs.drag_reconstruction,
                                              mask_crop=mask_crop, mask_info=mask_info, region=region,
                                              timings={key: fs.timings.get(key, 0.0) for key in
