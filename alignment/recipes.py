@@ -9,11 +9,11 @@ the quad leaves the photo, warp to `supersample` x the output size and area-down
 import dataclasses
 import os
 from dataclasses import dataclass
-from typing import Optional, Tuple, Union
+from typing import Any, Dict, Optional, Tuple, Union
 
 import numpy as np
 
-from photodrag.errors import PhotodragError, is_number
+from photodrag.errors import PhotodragError
 from photodrag.io import check_box
 
 from .faces import Face, FaceDetector, default_detector, no_face_error, select_face
@@ -104,20 +104,13 @@ def recipe_for(checkpoint=None, G=None, size: Optional[int] = None) -> CropRecip
 
 def recipe_from_metadata(info: dict, size: Optional[int] = None) -> CropRecipe:
     """The recipe a checkpoint file records ({'recipe': name[, 'quad_scale': s, 'quad_shift': [dx, dy]]},
-    as `training/train_demo.py` writes it), at `size`."""
-    name = info.get('recipe') if isinstance(info, dict) else None
-    base = RECIPES.get(_ALIGNMENT_TO_RECIPE.get(name, name)) if isinstance(name, str) else None
-    name = str(name)[:40]
-    if base is None:
-        raise PhotodragError(f'the checkpoint asks for crop recipe {name!r}, which photodrag does not know; '
-                             f'known: {", ".join(RECIPES)}')
-    changes = {'size': size}
+    checked by `checkpoints.native.check_crop_meta`), at `size`."""
+    from photodrag.checkpoints.native import check_crop_meta
+    check_crop_meta(info)
+    base = RECIPES[_ALIGNMENT_TO_RECIPE.get(info['recipe'], info['recipe'])]
+    changes: Dict[str, Any] = {'size': size}
     if base.face and ('quad_scale' in info or 'quad_shift' in info):
         scale, shift = info.get('quad_scale', 1.0), info.get('quad_shift', (0.0, 0.0))
-        if not (is_number(scale, 0.1, 10) and isinstance(shift, (list, tuple)) and len(shift) == 2
-                and all(is_number(v, -1, 1) for v in shift)):
-            raise PhotodragError(f'the checkpoint\'s crop recipe {name!r} needs quad_scale in 0.1..10 and quad_shift '
-                                 f'[dx, dy] within +-1, not {str(scale)[:30]} and {str(shift)[:40]}')
         changes.update(quad_scale=float(scale), quad_shift=(float(shift[0]), float(shift[1])))
     return dataclasses.replace(base, **changes)
 

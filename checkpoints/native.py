@@ -13,7 +13,7 @@ from typing import Any, Dict, Optional
 
 import torch
 
-from photodrag.errors import BadCheckpointError, PhotodragError
+from photodrag.errors import BadCheckpointError, PhotodragError, is_number
 from photodrag.io import atomic_write
 from photodrag.restricted import short
 from photodrag.stylegan.networks import Generator
@@ -23,6 +23,8 @@ from .nvidia import load_state_strict
 FORMAT = 'photodrag-generator'
 VERSION = 1
 META_KEY = 'photodrag'
+# crop recipes a checkpoint may ask for (registry `alignment` names and alignment.RECIPES names)
+CROP_RECIPES = ('ffhq', 'afhq', 'car', 'none', 'object', 'digiface')
 
 
 def save_generator(G: Generator, path, extra: Optional[Dict[str, Any]] = None, overwrite: bool = False) -> Path:
@@ -77,19 +79,34 @@ def read_meta(meta: Any, where: str) -> Dict[str, Any]:
     if meta.get('format') != FORMAT or not isinstance(meta.get('config'), dict):
         raise BadCheckpointError(f'{where} is not a photodrag generator (format {short(meta.get("format"), 40)!r})')
     version = meta.get('version', VERSION)
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+    if not is_number(version, 1, whole=True):
         raise BadCheckpointError(f'{where}: format version {short(version, 30)!r} is not a whole number >= 1')
     if version > VERSION:
         raise BadCheckpointError(f'{where} was written by a newer photodrag (format version {version}); '
                                  'upgrade photodrag to read it')
     alignment = meta.get('alignment')
     if alignment is not None:
-        from photodrag.alignment.recipes import recipe_from_metadata
         try:
-            recipe_from_metadata(alignment)
+            check_crop_meta(alignment)
         except PhotodragError as e:
             raise BadCheckpointError(f'{where}: its crop recipe is unusable: {e}') from None
     return meta
+
+
+def check_crop_meta(info: Any) -> Dict[str, Any]:
+    """The crop recipe a checkpoint file records, checked: {'recipe': name[, 'quad_scale': s,
+    'quad_shift': [dx, dy]]} as `training/train_demo.py` writes it. The names are this file
+    format's vocabulary; `alignment.recipe_from_metadata` turns them into crops."""
+    name = info.get('recipe') if isinstance(info, dict) else None
+    if name not in CROP_RECIPES:
+        raise PhotodragError(f'the checkpoint asks for crop recipe {short(name, 40)!r}, which photodrag does not know; '
+                             f'known: {", ".join(CROP_RECIPES)}')
+    scale, shift = info.get('quad_scale', 1.0), info.get('quad_shift', (0.0, 0.0))
+    if not (is_number(scale, 0.1, 10) and isinstance(shift, (list, tuple)) and len(shift) == 2
+            and all(is_number(v, -1, 1) for v in shift)):
+        raise PhotodragError(f'the checkpoint\'s crop recipe {name!r} needs quad_scale in 0.1..10 and quad_shift '
+                             f'[dx, dy] within +-1, not {str(scale)[:30]} and {str(shift)[:40]}')
+    return info
 
 
 def load_native(path, device='cpu') -> Generator:

@@ -135,7 +135,6 @@ def _encode_latin1(text, encoding='latin1'):
 # file that declares more, or whose tensor claims more elements than its storage holds
 # (stride 0: one number posing as a huge array), is refused before anything is allocated.
 MAX_TENSOR_ELEMENTS = 1 << 28
-MAX_BYTES = 1 << 30
 
 
 def _numpy_reconstruct(subtype, shape, dtype_code):

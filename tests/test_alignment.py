@@ -465,6 +465,8 @@ def test_a_checkpoint_file_carries_its_crop_recipe(tmp_path):
     assert checkpoints.load_generator(resaved).crop_recipe == info
     with pytest.raises(PhotodragError, match='does not know'):
         alignment.recipe_from_metadata({'recipe': 'unicorn'})
+    from photodrag.checkpoints.native import CROP_RECIPES       # every name a checkpoint may record has a crop
+    assert all(alignment.recipe_from_metadata({'recipe': name}, size=32).size == 32 for name in CROP_RECIPES)
     # recipe_for: a registry name's entry, else the file's record, else FFHQ; at G's size
     rec = alignment.recipe_for(str(path), loaded)
     assert (rec.name, rec.size, rec.quad_scale) == ('digiface', 32, 0.7)
