@@ -138,9 +138,6 @@ class DragSession:
         """Where the drag stands now (the last step's report, or the start)."""
         return self._last or self._result(None)
 
-    def add_callback(self, fn: Callable) -> None:
-        self._callbacks.append(fn)
-
     # ------------------------------------------------------------------ editing
 
     def add_point(self, handle, target) -> int:

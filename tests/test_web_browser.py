@@ -2,7 +2,6 @@
 
 Screenshots of each state go to $PHOTODRAG_SCREENSHOTS (default: the test's tmp folder)."""
 
-import io
 import os
 import shutil
 import socket
@@ -37,7 +36,8 @@ def cache(tmp_path_factory):
 @pytest.fixture(scope='module')
 def server(cache):
     settings = ServerSettings(inversion=InversionConfig.preset('fast', projection_steps=20, tuning_steps=10),
-                              max_steps=40, cache=cache, max_upload_bytes=3_000_000)
+                              max_steps=40, cache=cache, max_upload_bytes=3_000_000,
+                              max_sessions=10)     # each test's page keeps its session open
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
         port = s.getsockname()[1]
@@ -155,3 +155,38 @@ def test_a_photo_without_a_face_says_so(server, browser, tmp_path):
     page.set_input_files('#file', str(path))
     page.wait_for_selector('#message.error')
     assert 'no face' in page.inner_text('#message').lower()
+
+
+def test_the_compare_slider_shows_each_image_under_its_label(server, browser):
+    """After an apply, the photo is split at the slider: the photo as it was on the side under
+    "Before" (left), the result on the side under "After" (right)."""
+    page = browser.new_page()
+    page.goto(server)
+    page.wait_for_selector('body[data-ready="1"]')
+    colours = page.evaluate('''() => {
+      const plain = (v) => {
+        const o = document.createElement('canvas');
+        o.width = 200; o.height = 100;
+        const g = o.getContext('2d');
+        g.fillStyle = `rgb(${v},${v},${v})`; g.fillRect(0, 0, 200, 100);
+        return o;
+      };
+      Object.assign(state, {photo: {width: 200, height: 100}, faces: [], quad: null,
+                            photoImg: plain(0), resultImg: plain(255)});
+      document.getElementById('compare-row').hidden = false;
+      const slider = document.getElementById('compare'), c = document.getElementById('photo');
+      const at = (fraction) => c.getContext('2d').getImageData(Math.round(c.width * fraction), 50, 1, 1).data[0];
+      const seen = {};
+      for (const value of [0, 50, 100]) {
+        slider.value = String(value);
+        slider.dispatchEvent(new Event('input'));
+        seen[value] = [at(0.25), at(0.75)];
+      }
+      return seen;
+    }''')
+    assert colours == {'0': [255, 255], '50': [0, 255], '100': [0, 0]}      # black before, white after
+    labels = page.locator('#compare-row label')
+    before, after = labels.nth(0).bounding_box(), labels.nth(1).bounding_box()
+    assert labels.nth(0).inner_text() == 'Before' and labels.nth(1).inner_text() == 'After'
+    assert before['x'] < after['x']
+    page.close()

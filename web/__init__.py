@@ -8,6 +8,7 @@ Needs the `web` extra (FastAPI, uvicorn). The page is one static HTML file with 
 JavaScript and CSS (web/static), nothing fetched from elsewhere.
 """
 
-from .app import Server, ServerSettings, create_app
+from .app import create_app
+from .server import Server, ServerSettings
 
 __all__ = ['create_app', 'Server', 'ServerSettings']

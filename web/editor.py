@@ -217,7 +217,7 @@ class Editor:
         align_s = time.perf_counter() - t
         t = time.perf_counter()
         inv = editing.invert_face(k, server.G, aligned.crop, cfg.inversion_config(), device=cfg.device,
-                                  cache=server.cache, emit=emit, encoder=getattr(server, 'encoder', None))
+                                  cache=server.cache, emit=emit, encoder=server.encoder)
         G_tuned = inv.generator(server.G)
         import torch
         with torch.no_grad():
@@ -552,9 +552,11 @@ class Editor:
         for fs in (self.face_states[j] for j in order):
             for key, v in fs.timings.items():
                 timings[key] = timings.get(key, 0.0) + v
+        # the total is the stages that ran for these faces (each face's align, invert and drag,
+        # however long the page took between them) and this paste, not the paste alone
+        started = time.perf_counter() - sum(timings.values())
         self.result = editing.assemble(self.photo, results, records, cfg, self.server.checkpoint_info,
-                                       self.server.recipe, len(self.faces), timings, time.perf_counter(),
-                                       lambda *a: None)
+                                       self.server.recipe, len(self.faces), timings, started, lambda *a: None)
         self.result.record.input['path'] = self.photo_name
         self.result_files.pop('photo', None)
         self.result_files.pop('record', None)

@@ -131,9 +131,9 @@ function drawPhoto() {
   c.width = Math.round(img.width * scale); c.height = Math.round(img.height * scale);
   const g = c.getContext('2d');
   g.drawImage(img, 0, 0, c.width, c.height);
-  if (state.resultImg) {              // after | before, split by the compare slider
-    const x = c.width * Number($('compare').value) / 100;
-    g.save(); g.beginPath(); g.rect(0, 0, x, c.height); g.clip();
+  if (state.resultImg) {              // before | after, split by the compare slider: each side
+    const x = c.width * Number($('compare').value) / 100;     // under its label
+    g.save(); g.beginPath(); g.rect(x, 0, c.width - x, c.height); g.clip();
     g.drawImage(state.resultImg, 0, 0, c.width, c.height); g.restore();
     g.strokeStyle = '#fff'; g.lineWidth = 2; g.beginPath(); g.moveTo(x, 0); g.lineTo(x, c.height); g.stroke();
   }
@@ -401,7 +401,7 @@ async function applyEdit() {
     const r = await api('POST', `/faces/${state.face}/apply`);
     state.resultImg = await loadImage(`/api/sessions/${state.sid}/files/result.jpg?t=${Date.now()}`);
     $('compare-row').hidden = false;
-    $('compare').value = 100;
+    $('compare').value = 0;           // the result first: slide right to uncover the photo before
     const base = `/api/sessions/${state.sid}`;
     $('dl-photo').href = `${base}/files/photo?t=${Date.now()}`;
     $('dl-record').href = `${base}/files/record?t=${Date.now()}`;

@@ -1,0 +1,82 @@
+"""Sessions and their photo: the editor's status, a new session, its state, its end, and the
+photo it edits (an upload recognised by its content, or a sample by name)."""
+
+from urllib.parse import unquote
+
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+
+from photodrag.errors import PhotodragError
+
+from .deps import ServerDep, TooLarge, on_worker, read_json
+from .editor import NotFound
+from .server import samples
+
+UPLOAD_SLACK_BYTES = 64 * 1024      # refused unread only when the declared length is clearly over;
+                                    # the bytes streamed are counted exactly
+
+router = APIRouter(prefix='/api')
+
+
+@router.get('/status')
+async def status(server: ServerDep):
+    s = server.settings
+    return {'checkpoint': s.checkpoint, 'device': server.config.device, 'resolution': int(server.G.img_resolution),
+            'sessions': len(server.sessions), 'max_sessions': s.max_sessions,
+            'max_upload_bytes': s.max_upload_bytes, 'samples': sorted(samples())}
+
+
+@router.post('/sessions')
+async def new_session(server: ServerDep):
+    from photodrag.expressions import presets
+    editor = await run_in_threadpool(server.new_session)
+    return {'session': editor.sid, 'samples': sorted(samples()), 'resolution': int(server.G.img_resolution),
+            'presets': [{'name': p.name, 'description': p.description} for p in presets.available().values()],
+            'max_upload_bytes': server.settings.max_upload_bytes}
+
+
+@router.delete('/sessions/{sid}')
+async def end_session(sid: str, server: ServerDep):
+    server.get(sid)
+    await run_in_threadpool(server.close, sid)
+    return {'closed': True}
+
+
+@router.get('/sessions/{sid}')
+async def session_state(sid: str, server: ServerDep):
+    editor = server.get(sid)
+    return {'photo': editor.photo_name, 'faces': len(editor.faces), 'open': sorted(editor.face_states),
+            'applied': sorted(editor.applied), 'running': editor.running}
+
+
+@router.post('/sessions/{sid}/photo')
+async def upload(sid: str, request: Request, server: ServerDep):
+    """The photo's bytes are the body (its name in X-Filename); read in chunks up to the limit."""
+    editor = server.get(sid)
+    limit = server.settings.max_upload_bytes
+    declared = request.headers.get('content-length')
+    if declared and declared.isdigit() and int(declared) > limit + UPLOAD_SLACK_BYTES:
+        raise TooLarge(f'the upload is {int(declared) / 1e6:.1f} MB; the editor takes photos up to '
+                       f'{limit / 1e6:.0f} MB')
+    name = request.headers.get('x-filename') or 'photo'
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge(f'the photo is over {limit / 1e6:.0f} MB; the editor takes photos up to that size')
+        chunks.append(chunk)
+    if not size:
+        raise PhotodragError('the upload is empty')
+    editor.stop_all()
+    return await on_worker(editor, editor.open_photo, b''.join(chunks), unquote(name))
+
+
+@router.post('/sessions/{sid}/sample')
+async def sample(sid: str, request: Request, server: ServerDep):
+    editor = server.get(sid)
+    name = (await read_json(request)).get('name')
+    known = samples()
+    if name not in known:
+        raise NotFound(f'no sample {name!r}; samples: {", ".join(sorted(known))}')
+    editor.stop_all()
+    return await on_worker(editor, editor.open_photo, None, known[name].name, known[name])
