@@ -1,4 +1,4 @@
-"""The web editor's ASGI app: one static page and a JSON API under /api (README: "Web editor").
+"""The web editor's ASGI app: one static page and a JSON API under /api (docs/web-editor.md).
 
     from photodrag.web import create_app, ServerSettings
     app = create_app(ServerSettings(checkpoint='demo-faces'))     # uvicorn.run(app, port=7860)

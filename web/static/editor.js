@@ -1,5 +1,5 @@
 // photodrag's web editor: plain JavaScript, no build step. It talks to the JSON API under
-// /api (README: "Web editor") and shows the frames the server streams over a WebSocket.
+// /api (docs/web-editor.md) and shows the frames the server streams over a WebSocket.
 'use strict';
 
 const $ = (id) => document.getElementById(id);
