@@ -37,6 +37,19 @@ def make_generator(seed=0, img_resolution=32, channel_base=512, channel_max=32, 
     return G
 
 
+def pytest_xdist_auto_num_workers(config):
+    """`-n auto` (setup.cfg): one worker per core, at most 4 (each holds a generator or two and
+    some tests start subprocesses of their own)."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+if os.environ.get('PYTEST_XDIST_WORKER'):
+    # workers share the cores: one thread each (and in the subprocesses they start, so a CLI run
+    # and the in-process run it is compared with add floats in the same order)
+    os.environ['OMP_NUM_THREADS'] = '1'
+    torch.set_num_threads(1)
+
+
 @pytest.fixture
 def tiny_generator():
     return make_generator()
