@@ -12,8 +12,8 @@ def _eval_options(f):
     f = click.option('--mask', 'region', type=click.Choice(['local', 'none']), default='local', show_default=True,
                      help="Where a face without a mask may change: 'local' (around the drags) or 'none' "
                           "(the whole face, DragGAN's behaviour).")(f)
-    return edit_options(quality='fast')(click.option('--steps', type=click.IntRange(0, 100_000), default=None,
-                                      help='Drag step cap.  [default: 300]')(f))
+    f = click.option('--steps', type=click.IntRange(0, 100_000), default=None, help='Drag step cap.  [default: 300]')(f)
+    return edit_options(quality='fast')(f)
 
 
 def _config(checkpoint, quality, projection_steps, tuning_steps, device, encoder, steps, region, **fields):
