@@ -1,10 +1,11 @@
 """The `photodrag` command line. It parses, calls the library, and prints; nothing more.
 
 Any `PhotodragError` (a problem the user can fix) becomes one line on stderr and exit status 2,
-as click's own usage errors do; a traceback means a bug. One module per group of commands:
-`checkpoints` (the model zoo), `generate` (drag on a generated image, invert a crop),
-`photos` (edit, demo, faces), `expressions` (presets, fix), `evaluate` (eval), `serve` (the web
-editor), `batch` (recipes), `encoder` (train one); `common` holds the parsers and progress bars they share.
+as click's own usage errors do; a traceback means a bug. One module per command, named after
+it: `checkpoints` (the model zoo), `drag` (on a generated image), `invert` (a crop), `edit`,
+`demo`, `faces`, `presets`, `fix`, `eval`, `serve` (the web editor), `batch` (recipes) and
+`encoder` (train one); `common` holds what several share: the edit options, parsers, progress
+bars, running an edit and the summary after it.
 """
 
 import click
@@ -12,11 +13,15 @@ import click
 from .batch import batch_command
 from .checkpoints import checkpoints_group
 from .common import Group
+from .demo import demo_command
+from .drag import drag_command
+from .edit import edit_command
 from .encoder import encoder_group
-from .evaluate import eval_group
-from .expressions import fix_command, presets_command
-from .generate import drag_command, invert_command
-from .photos import demo_command, edit_command, faces_command
+from .eval import eval_group
+from .faces import faces_command
+from .fix import fix_command
+from .invert import invert_command
+from .presets import presets_command
 from .serve import serve_command
 
 

@@ -1,5 +1,6 @@
-"""What every `photodrag` command shares: the error-to-one-line group, argument parsers,
-output checks and progress bars."""
+"""What several `photodrag` commands share: the error-to-one-line group, the options of every
+command that edits photos, argument parsers, output checks, progress bars, running an edit
+with its bars, and the tables printed after it."""
 
 import os
 import sys
@@ -9,6 +10,9 @@ from pathlib import Path
 import click
 
 from photodrag.errors import PhotodragError, one_line
+from photodrag.inversion.config import PRESETS
+
+QUALITIES = [p for p in PRESETS if p != 'reference']      # 'reference' is for comparing with DragGAN, not offered
 
 
 class Group(click.Group):
@@ -33,6 +37,7 @@ class Group(click.Group):
 
 
 def checkpoint_option(required=False, help_default=''):
+    """--checkpoint NAME|PATH; help_default is appended to the help (the default, where there is one)."""
     # no default=None: click 8.3+ counts an explicit None default as a value for a required option
     return click.option('--checkpoint', required=required, metavar='NAME|PATH',
                         help='A registry name (photodrag checkpoints list), a checkpoint file, or random:RES[:SEED].'
@@ -41,6 +46,44 @@ def checkpoint_option(required=False, help_default=''):
 
 device_option = click.option('--device', default=None, metavar='auto|cpu|cuda|mps',
                              help='Where to run.  [default: auto: cuda, else mps, else cpu]')
+
+
+presets_files_option = click.option(
+    '--presets', 'preset_files', multiple=True, type=click.Path(dir_okay=False), metavar='FILE',
+    help='A presets file (YAML or JSON) adding to the built-in ones.')
+
+
+def quality_option(default: str, help: str = 'Inversion preset.'):
+    """--quality: an inversion preset, with the command's own default shown in its help."""
+    return click.option('--quality', type=click.Choice(QUALITIES), default=default, show_default=True, help=help)
+
+
+def edit_options(quality: str):
+    """The options of every command that edits photos (edit, demo, fix, eval): generator, inversion,
+    device, drag video and cache; `quality` is the command's default inversion preset. The command
+    takes checkpoint, quality, projection_steps, tuning_steps, encoder, device, video, fps, cache."""
+    options = [
+        checkpoint_option(help_default='  [default: demo-faces]'),
+        quality_option(quality),
+        click.option('--projection-steps', type=click.IntRange(0, 100_000), default=None, help='Override the preset.'),
+        click.option('--tuning-steps', type=click.IntRange(0, 100_000), default=None, help='Override the preset.'),
+        click.option('--encoder', default='auto', show_default=True, metavar='FILE|auto|none',
+                     help="Where inversions start: an encoder file's w, the checkpoint's own encoder (auto: "
+                          'NAME.encoder.safetensors beside it, if any), or none (w_avg).'),
+        device_option,
+        click.option('--video', type=click.Path(dir_okay=False),
+                     help="Also write each face's drag, points drawn (.mp4, .webm, .avi)."),
+        click.option('--fps', type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True,
+                     help='Frames per second of --video.'),
+        click.option('--cache/--no-cache', default=True, show_default=True,
+                     help='Reuse earlier inversions of the same crop ($PHOTODRAG_CACHE/inversions).'),
+    ]
+
+    def decorate(f):
+        for option in reversed(options):
+            f = option(f)
+        return f
+    return decorate
 
 
 # ---------------------------------------------------------------- parsing
@@ -169,5 +212,77 @@ class StageBars:
             self.bar = None
 
 
+class EditProgress(StageBars):
+    """Bars for the slow stages of pipeline.edit (on stderr), plus the optional drag video."""
+
+    def __init__(self, video=None, fps: float = 10.0):
+        super().__init__(stages=('projection', 'tuning', 'drag'),
+                         label=lambda stage, info: f'edit {info.get("face", 0)}: {stage}')
+        self.writer = None
+        if video:
+            from photodrag.pipeline import report
+            self.writer = report.VideoWriter(video, fps=fps)
+
+    def __call__(self, stage, step, total, info):
+        super().__call__(stage, step, total, info)
+        if self.writer is not None:
+            self.writer.drag_frames(stage, step, total, info)
+
+    def abort(self):
+        """Close the bars and remove the video's temporary file."""
+        self.close()
+        if self.writer is not None:
+            self.writer.abort()
+
+
+def run_edit(run, video=None, fps: float = 10.0):
+    """run(callback) -> EditResult, with progress bars and the optional drag video. Returns
+    (result, video writer or None); the writer goes to pipeline.outputs.write_outputs, which
+    closes it with the other files. On failure the video's temporary file is removed."""
+    progress = EditProgress(video, fps)
+    try:
+        result = run(progress)
+    except BaseException:
+        progress.abort()
+        raise
+    progress.close()
+    return result, progress.writer
+
+
+# ---------------------------------------------------------------- printing
+
+def print_table(rows) -> None:
+    """Rows of strings as left-aligned columns (the first row is the header)."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        click.echo('  '.join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+
+
+def print_summary(result, written) -> None:
+    """The table printed after an edit: per face, then stage times, then where the files are
+    (`written`: the [(what, path)] of pipeline.outputs.write_outputs)."""
+    rec = result.record
+    rows = [('face', 'box', 'LPIPS', 'PSNR', 'drag', 'handle distance (photo px)')]
+    for f in rec.faces:
+        inv = f.inversion
+        name = str(f.index) if f.index is not None else ('box' if f.landmarks is not None else 'object')
+        if f.presets:
+            from photodrag.expressions.presets import label
+            name += ' (' + ', '.join(label(p['name'], p['strength']) for p in f.presets) + ')'
+        box = ','.join(f'{v:.0f}' for v in f.box)
+        cached = ' (cache)' if inv['from_cache'] else ''
+        dists = ' '.join(f'{d:.1f}' for d in f.drag['distances_photo'])
+        rows.append((name, box, f"{inv['lpips']:.3f} {inv['lpips_net']}{cached}", f"{inv['psnr']:.1f} dB",
+                     f"{f.drag['steps']} steps, {f.drag['reason']}", dists))
+    print_table(rows)
+    t = rec.timings
+    stages = ('load', 'detect', 'align', 'invert', 'drag', 'paste')
+    click.echo('time: ' + ', '.join(f'{s} {t[s]:.1f}s' for s in stages if s in t) + f'; total {t["total"]:.1f}s'
+               + f' on {rec.device}')
+    for what, path in written:
+        click.echo(f'{what}: {path}')
+
+
 def fmt_points(points) -> str:
+    """Points as (x,y) (x,y) ..., for messages."""
     return ' '.join(f'({x:g},{y:g})' for x, y in points)

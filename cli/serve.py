@@ -5,11 +5,8 @@ import ipaddress
 import click
 
 from photodrag.errors import PhotodragError
-from photodrag.inversion.config import PRESETS
 
-from .common import checkpoint_option, device_option
-
-QUALITIES = [p for p in PRESETS if p != 'reference']
+from .common import checkpoint_option, device_option, quality_option
 
 
 @click.command('serve')
@@ -18,8 +15,7 @@ QUALITIES = [p for p in PRESETS if p != 'reference']
 @click.option('--port', type=click.IntRange(0, 65535), default=7860, show_default=True)
 @checkpoint_option(help_default='  [default: demo-faces]')
 @device_option
-@click.option('--quality', type=click.Choice(QUALITIES), default='fast', show_default=True,
-              help='Inversion preset of each face opened.')
+@quality_option('fast', help='Inversion preset of each face opened.')
 @click.option('--steps', type=click.IntRange(1, 100_000), default=None, help='Drag step cap.  [default: 300]')
 @click.option('--max-sessions', type=click.IntRange(1, 1000), default=4, show_default=True,
               help='Editing sessions open at once; more are told the editor is busy.')
@@ -32,7 +28,7 @@ def serve_command(host, port, checkpoint, device, quality, steps, max_sessions, 
 
     \b
     photodrag serve                       # then open http://127.0.0.1:7860
-    photodrag serve --checkpoint ffhq-512 --device cuda --quality balanced
+    photodrag serve --checkpoint stylegan2-ffhq-512 --device cuda --quality balanced
     """
     try:
         import uvicorn
@@ -44,7 +40,7 @@ def serve_command(host, port, checkpoint, device, quality, steps, max_sessions, 
     settings = ServerSettings(checkpoint=checkpoint or 'demo-faces', device=pick_device(device or 'auto'),
                               quality=quality, max_steps=steps, max_sessions=max_sessions,
                               idle_timeout_s=idle_minutes * 60, max_upload_bytes=int(max_upload_mb * 1e6))
-    if not _loopback(host):
+    if not is_loopback(host):
         click.echo(f'warning: listening on {host}: anyone who can reach this machine can open the editor and '
                    'upload photos; use --host 127.0.0.1 to keep it to this machine', err=True)
     click.echo(f'loading {settings.checkpoint} on {settings.device}...', err=True)
@@ -55,7 +51,8 @@ def serve_command(host, port, checkpoint, device, quality, steps, max_sessions, 
     uvicorn.run(app, host=host, port=port, log_level='warning')
 
 
-def _loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """Whether `host` is only reachable from this machine (localhost, 127.x, ::1)."""
     if host == 'localhost':
         return True
     try:

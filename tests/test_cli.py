@@ -23,6 +23,66 @@ def test_help_pages():
     assert out.exit_code == 0 and 'download' in out.output and 'convert' in out.output
 
 
+def help_pages():
+    """Every command's --help, by command path (a wide terminal: no option wraps)."""
+    import click
+
+    def walk(command, path):
+        yield path
+        for name, sub in sorted(getattr(command, 'commands', {}).items()):
+            yield from walk(sub, path + [name])
+    pages = {}
+    for path in walk(main, []):
+        result = CliRunner().invoke(main, path + ['--help'], terminal_width=200)
+        assert result.exit_code == 0, (path, result.output)
+        pages[' '.join(path)] = click.unstyle(result.output)
+    return pages
+
+
+def test_help_examples_name_checkpoints_the_registry_knows():
+    """A `--checkpoint NAME` in any help text is a name `photodrag checkpoints list` shows
+    (serve's example once said ffhq-512, which no command accepts). Names have a hyphen, prose
+    such as "unless --checkpoint says otherwise" does not."""
+    import re
+    known = {e.name for e in checkpoints.list_checkpoints()}
+    named = {(where, name) for where, page in help_pages().items()
+             for name in re.findall(r'--checkpoint[ =]([a-z0-9]+-[\w.-]+)', page)}
+    assert ('serve', 'stylegan2-ffhq-512') in named
+    assert {(where, name) for where, name in named if name not in known} == set()
+
+
+def test_each_command_shows_and_uses_its_own_quality_default(tmp_path, monkeypatch):
+    """--quality's help says the command's own default, and that default is what the edit runs with."""
+    import re
+    from photodrag import errors, pipeline
+    from photodrag.evaluation import protocols
+    pages = help_pages()
+    expected = {'edit': 'balanced', 'fix': 'balanced', 'demo': 'fast', 'eval landmarks': 'fast',
+                'eval content': 'fast', 'eval dragbench': 'fast', 'serve': 'fast', 'invert': 'balanced'}
+    shown = {where: re.search(r'--quality \[[a-z|]+\] .*?\[default: ([^]]*)\]', page).group(1)
+             for where, page in pages.items() if '--quality' in page}
+    assert shown == expected
+
+    used = []
+
+    def stop(*args, **kwargs):
+        used.append(next(a for a in args if isinstance(a, pipeline.EditConfig)))
+        raise errors.PhotodragError('stopped before any work')
+    monkeypatch.setattr(pipeline, 'edit', stop)
+    monkeypatch.setattr(protocols, 'eval_content', stop)
+    for args in (['edit', tmp_path / 'p.jpg'], ['eval', 'content', tmp_path / 'p.jpg', '--out', tmp_path / 'r']):
+        result = run(*args, '--drag', '1,1:2,2', '--device', 'cpu')
+        assert result.exit_code == 2 and 'stopped before any work' in result.output, result.output
+    assert [c.quality for c in used] == ['balanced', 'fast']
+    assert [c.inversion_config().projection_steps for c in used] == \
+        [pipeline.EditConfig(quality=q).inversion_config().projection_steps for q in ('balanced', 'fast')]
+
+
+def test_from_record_refuses_a_setting_given_even_at_its_default(tmp_path):
+    result = run('edit', '--from-record', tmp_path / 'r.json', '--quality', 'balanced', '--seed', 0)
+    assert result.exit_code == 2 and 'drop --seed, --quality' in result.output
+
+
 def test_console_script_is_installed():
     done = subprocess.run([sys.executable, '-m', 'photodrag', '--help'], capture_output=True, text=True)
     assert done.returncode == 0 and 'checkpoints' in done.stdout

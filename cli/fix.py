@@ -1,60 +1,10 @@
-"""`photodrag presets` and `photodrag fix`: expressions instead of coordinates."""
+"""`photodrag fix`: open closed eyes and close open mouths in a group photo, face by face."""
 
 from pathlib import Path
 
 import click
 
-
-from .common import check_outputs, default_output
-from .photos import _edit_config, _edit_options, _run_edit, _summary, _write_edit_outputs
-
-presets_files_option = click.option('--presets', 'preset_files', multiple=True, type=click.Path(dir_okay=False),
-                                    metavar='FILE', help='A presets file (YAML or JSON) adding to the built-in ones.')
-
-
-@click.command('presets')
-@presets_files_option
-@click.option('--show', 'photo', type=click.Path(dir_okay=False), metavar='PHOTO',
-              help="Draw each preset's handles (red), targets (blue) and editable region (yellow) on a face of "
-                   'PHOTO, without editing anything.')
-@click.option('--face', type=int, default=None, metavar='N', help='Which face of PHOTO.  [default: the largest]')
-@click.option('--strength', type=click.FloatRange(0, 3, min_open=True), default=1.0, show_default=True,
-              help='The strength to draw the presets at.')
-@click.option('--out', type=click.Path(dir_okay=False), help='The drawing.  [default: PHOTO_presets.png]')
-@click.option('--upsample', type=click.IntRange(0, 4), default=None, help='Detector upsampling, for small faces.')
-def presets_command(preset_files, photo, face, strength, out, upsample):
-    """List the expression presets (built in, and those of --presets files).
-
-    \b
-    photodrag presets
-    photodrag presets --show portrait.jpg --out what-presets-do.png
-    photodrag presets --presets my.yaml --show group.jpg --face 2
-    """
-    from photodrag.expressions import presets as presets_mod
-    known = presets_mod.available(preset_files)
-    rows = [('preset', 'moves', 'region', 'from', 'what it does')]
-    for name, p in known.items():
-        rows.append((name, f'{len(p.moved_points())} landmarks', f'{len(p.regions)} part(s)', p.source,
-                     p.description))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for r in rows:
-        click.echo('  '.join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
-    if photo is None:
-        if face is not None or out is not None or upsample is not None or strength != 1.0:
-            raise click.UsageError('--face, --out, --strength and --upsample go with --show PHOTO')
-        return
-    from photodrag import alignment
-    from photodrag.pipeline import report
-    out = out or default_output(photo, 'presets').with_suffix('.png')
-    check_outputs([out], [photo, *preset_files])
-    image = alignment.read_photo(photo)
-    faces = alignment.detect_faces(image, upsample=upsample)
-    if not faces:
-        raise alignment.no_face_error(0, str(photo), upsample)
-    chosen = alignment.select_face(faces, index=face)
-    uses = [presets_mod.PresetUse(p, presets_mod.check_strength(strength)) for p in known.values()]
-    path = report.save_image(out, report.draw_presets(image.pixels, chosen, uses))
-    click.echo(f'drawing of face {chosen.index}: {path}')
+from .common import check_outputs, default_output, edit_options, presets_files_option, print_summary, run_edit
 
 
 @click.command('fix')
@@ -76,7 +26,7 @@ def presets_command(preset_files, photo, face, strength, out, upsample):
               help='The fixed photo (with --preview: the drawing).  [default: PHOTO_fixed.EXT, PHOTO_fix_preview.png]')
 @click.option('--before-after', type=click.Path(dir_okay=False), help='Also write input | output side by side.')
 @click.option('--record', type=click.Path(dir_okay=False), help='The edit record.  [default: OUT with .json]')
-@_edit_options
+@edit_options(quality='balanced')
 def fix_command(photo, closed_eyes, open_mouth, preview, eyes_below, mouth_above, strength, preset_files, steps,
                 upsample, out, before_after, record, checkpoint, quality, projection_steps, tuning_steps, encoder,
                 device, video, fps, cache):
@@ -92,6 +42,7 @@ def fix_command(photo, closed_eyes, open_mouth, preview, eyes_below, mouth_above
     """
     from photodrag import alignment, pipeline
     from photodrag.expressions import presets as presets_mod, readout as expression
+    from photodrag.pipeline.outputs import write_outputs
     fixes = [name for name, on in (('closed-eyes', closed_eyes), ('open-mouth', open_mouth)) if on]
     if not fixes:
         raise click.UsageError('say what to fix: --closed-eyes and/or --open-mouth')
@@ -103,8 +54,9 @@ def fix_command(photo, closed_eyes, open_mouth, preview, eyes_below, mouth_above
         out = out or default_output(photo, 'fix_preview').with_suffix('.png')
         check_outputs([out], [photo, *preset_files])
     else:
-        config = _edit_config(checkpoint, quality or 'balanced', projection_steps, tuning_steps, device,
-                              encoder=encoder, upsample=upsample, max_steps=steps)
+        config = pipeline.EditConfig.from_options(
+            checkpoint=checkpoint, quality=quality, projection_steps=projection_steps, tuning_steps=tuning_steps,
+            device=device, encoder=encoder, upsample=upsample, max_steps=steps)
         out = out or default_output(photo, 'fixed')
         record = record or Path(out).with_suffix('.json')
         check_outputs([out, record, video, before_after], [photo, config.checkpoint, *preset_files])
@@ -132,5 +84,5 @@ def fix_command(photo, closed_eyes, open_mouth, preview, eyes_below, mouth_above
         click.echo('no face needs a fix; nothing written')
         return
     edits = [pipeline.FaceEdit(face=index, presets=uses) for index, uses in plan.items()]
-    result, writer = _run_edit(lambda cb: pipeline.edit(image, edits, config, callback=cb, cache=cache), video, fps)
-    _summary(result, _write_edit_outputs(result, out, record, before_after, writer))
+    result, writer = run_edit(lambda cb: pipeline.edit(image, edits, config, callback=cb, cache=cache), video, fps)
+    print_summary(result, write_outputs(result, out, record=record, before_after=before_after, video=writer))

@@ -4,8 +4,7 @@ from pathlib import Path
 
 import click
 
-from .common import Group, StageBars, check_outputs, parse_box, parse_drag, parse_face, progress_bar
-from .photos import _edit_config, _edit_options
+from .common import Group, StageBars, check_outputs, edit_options, parse_box, parse_drag, parse_face, progress_bar
 
 
 def _eval_options(f):
@@ -13,8 +12,16 @@ def _eval_options(f):
     f = click.option('--mask', 'region', type=click.Choice(['local', 'none']), default='local', show_default=True,
                      help="Where a face without a mask may change: 'local' (around the drags) or 'none' "
                           "(the whole face, DragGAN's behaviour).")(f)
-    return _edit_options(click.option('--steps', type=click.IntRange(0, 100_000), default=None,
-                                      help='Drag step cap.  [default: 300]')(f))
+    f = click.option('--steps', type=click.IntRange(0, 100_000), default=None, help='Drag step cap.  [default: 300]')(f)
+    return edit_options(quality='fast')(f)
+
+
+def _config(checkpoint, quality, projection_steps, tuning_steps, device, encoder, steps, region, **fields):
+    """The EditConfig of an evaluation's edits (checked before anything loads)."""
+    from photodrag.pipeline import EditConfig
+    return EditConfig.from_options(checkpoint=checkpoint, quality=quality, projection_steps=projection_steps,
+                                   tuning_steps=tuning_steps, device=device, encoder=encoder, max_steps=steps,
+                                   region='whole' if region == 'none' else 'local', **fields)
 
 
 def _finish(report, out):
@@ -62,8 +69,7 @@ def eval_landmarks_command(photos_dir, points, pairs, out, steps, region, checkp
     """Drag face A's landmarks to face B's in photos of PHOTOS_DIR; report the mean distance."""
     from photodrag.evaluation.protocols import eval_landmarks
     check_outputs([Path(out) / 'report.json'], [])
-    config = _edit_config(checkpoint, quality or 'fast', projection_steps, tuning_steps, device, encoder=encoder,
-                          max_steps=steps, region='whole' if region == 'none' else 'local')
+    config = _config(checkpoint, quality, projection_steps, tuning_steps, device, encoder, steps, region)
     bar = _SampleBar('pairs')
     try:
         report = eval_landmarks(photos_dir, int(points), pairs, config, cache=cache, progress=bar)
@@ -88,8 +94,8 @@ def eval_content_command(photo, drags, face, box, recipe, out, steps, region, ch
     pairs = [parse_drag(d, 'photo') for d in drags]
     face_sel, box = parse_face(face), parse_box(box)
     check_outputs([Path(out) / 'report.json'], [photo])
-    config = _edit_config(checkpoint, quality or 'fast', projection_steps, tuning_steps, device, encoder=encoder,
-                          max_steps=steps, recipe=recipe, region='whole' if region == 'none' else 'local')
+    config = _config(checkpoint, quality, projection_steps, tuning_steps, device, encoder, steps, region,
+                     recipe=recipe)
     bars = StageBars(stages=('projection', 'tuning', 'drag'))
     try:
         report = eval_content(photo, pairs, config, face=face_sel, cache=cache, callback=bars,
@@ -112,8 +118,7 @@ def eval_dragbench_command(dragbench_dir, limit, out, steps, region, checkpoint,
     if Path(out).resolve() == Path(dragbench_dir).resolve():
         from photodrag.errors import PhotodragError
         raise PhotodragError('--out is the benchmark folder; write the results somewhere else')
-    config = _edit_config(checkpoint, quality or 'fast', projection_steps, tuning_steps, device, encoder=encoder,
-                          max_steps=steps, region='whole' if region == 'none' else 'local')
+    config = _config(checkpoint, quality, projection_steps, tuning_steps, device, encoder, steps, region)
     bar = _SampleBar('samples')
     try:
         report = eval_dragbench(dragbench_dir, out, config, limit=limit, cache=cache, progress=bar)
