@@ -11,10 +11,13 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+from conftest import ROOT
+
 import photodrag
 from photodrag.cli import main
 
-STAGES = ('pipeline', 'checkpoints', 'alignment', 'drag', 'inversion', 'stylegan')
+STAGES = ('pipeline', 'checkpoints', 'alignment', 'drag', 'inversion', 'stylegan', 'expressions', 'batches', 'evaluation',
+          'cli', 'web')
 
 
 def python(code, cwd):
@@ -28,6 +31,23 @@ def test_no_generic_top_level_modules_are_installed(tmp_path):
     assert done.stdout.strip() == '{' + ', '.join(f'"{n}": false' for n in STAGES) + '}'
     done = python('import pipeline', tmp_path)
     assert done.returncode != 0 and "No module named 'pipeline'" in done.stderr
+
+
+def test_every_room_is_found_and_installed():
+    """A folder of the package at the repository top is linked into photodrag/ and found by
+    setuptools (packages are found, not listed: a new room cannot silently not install)."""
+    import configparser
+    from setuptools import find_packages
+    rooms = {d.name for d in Path(ROOT).iterdir() if (d / '__init__.py').is_file() and d.name != 'photodrag'}
+    assert set(STAGES) <= rooms
+    for room in rooms - {'tests', 'benchmarks', 'training'}:
+        link = Path(ROOT) / 'photodrag' / room
+        assert link.is_symlink() and link.resolve() == (Path(ROOT) / room).resolve(), room
+    cfg = configparser.ConfigParser()
+    cfg.read(Path(ROOT) / 'setup.cfg')
+    assert cfg['options']['packages'].strip() == 'find:' and 'package_dir' not in cfg['options']
+    found = set(find_packages(ROOT, include=['photodrag', 'photodrag.*']))
+    assert {f'photodrag.{room}' for room in rooms - {'tests', 'benchmarks', 'training'}} <= found
 
 
 def test_the_public_api_is_in_one_place():

@@ -271,9 +271,9 @@ def test_the_page_and_its_files_are_served_with_a_strict_policy(client):
 def test_serve_command_warns_off_loopback_and_checks_its_options(monkeypatch):
     from click.testing import CliRunner
     from photodrag.cli import main
-    from photodrag.cli.serve import _loopback
-    assert _loopback('127.0.0.1') and _loopback('::1') and _loopback('localhost')
-    assert not _loopback('0.0.0.0') and not _loopback('192.168.1.4')
+    from photodrag.cli.serve import is_loopback
+    assert is_loopback('127.0.0.1') and is_loopback('::1') and is_loopback('localhost')
+    assert not is_loopback('0.0.0.0') and not is_loopback('192.168.1.4')
     started = {}
     import uvicorn
     monkeypatch.setattr(uvicorn, 'run', lambda app, host, port, **kw: started.update(host=host, port=port))
