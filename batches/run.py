@@ -20,11 +20,11 @@ import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 from photodrag.errors import InvalidSettingsError, PhotodragError
 
-from .engines import ENGINES, local_items, ray_items
+from .engines import ENGINES, Job, local_items, ray_items
 from .items import Item, Progress, plan_item
 from .recipe import Recipe, RecipeError, load_recipe, read_points
 
@@ -94,31 +94,45 @@ def batch(recipe, *, resume: bool = False, dry_run: bool = False, callback: Opti
             raise PhotodragError(f'{folder} holds the manifest of an earlier batch; resume it (--resume) or choose '
                                  'another output folder')
         _clean_temps(folder, names.values())
-        items: List[Optional[Item]] = [None] * len(photos)
-        todo, count = [], 0
-        for n, photo in enumerate(photos):
-            rel = recipe.relative(photo)
-            prev = done.get(rel)
-            if prev is not None and _still_done(prev, folder):
-                items[n] = _earlier_item(prev)
-                count += 1
-                if callback:
-                    callback(items[n], count, len(photos))
-            else:
-                todo.append((n, str(photo), rel, str(folder / names[photo])))
-        skipped = count
+        items, todo = _split(recipe, photos, names, done, folder)
+        earlier = [it for it in items if it is not None]
+        for count, item in enumerate(earlier, 1):
+            if callback:
+                callback(item, count, len(photos))
         run = local_items(recipe, config, todo, points, cache, detector, progress) if engine == 'local' else \
             ray_items(recipe, todo, points, cache, address, workers)
-        with open(manifest, 'a', encoding='utf-8') as log:
-            for n, item in run:
-                log.write(item.to_json() + '\n')
-                log.flush()
-                os.fsync(log.fileno())
-                items[n] = item
-                count += 1
-                if callback:
-                    callback(item, count, len(photos))
-    return BatchResult([it for it in items if it is not None], manifest, skipped)
+        _record(manifest, run, items, len(earlier), callback)
+    return BatchResult([it for it in items if it is not None], manifest, len(earlier))
+
+
+def _split(recipe: Recipe, photos: Sequence[Path], names: Dict[Path, str], done: Dict[str, Dict[str, Any]],
+           folder: Path) -> Tuple[List[Optional[Item]], List[Job]]:
+    """The items an earlier run finished (in the photos' places; None where not) and the jobs left."""
+    items: List[Optional[Item]] = [None] * len(photos)
+    todo: List[Job] = []
+    for n, photo in enumerate(photos):
+        rel = recipe.relative(photo)
+        prev = done.get(rel)
+        if prev is not None and _still_done(prev, folder):
+            items[n] = _earlier_item(prev)
+        else:
+            todo.append((n, str(photo), rel, str(folder / names[photo])))
+    return items, todo
+
+
+def _record(manifest: Path, run: Iterator[Tuple[int, Item]], items: List[Optional[Item]], count: int,
+            callback: Optional[ItemCallback]) -> None:
+    """Each finished item into its place and onto the manifest (fsynced: its files are already
+    in place), then to the callback."""
+    with open(manifest, 'a', encoding='utf-8') as log:
+        for n, item in run:
+            log.write(item.to_json() + '\n')
+            log.flush()
+            os.fsync(log.fileno())
+            items[n] = item
+            count += 1
+            if callback:
+                callback(item, count, len(items))
 
 
 def _check_engine(engine: str, workers: Optional[int]) -> None:
