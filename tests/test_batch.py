@@ -246,6 +246,20 @@ def test_progress_moves_per_face_and_a_resume_says_what_was_done_before(tmp_path
     assert 'done before' not in r.stdout
 
 
+def test_the_summary_tells_this_run_from_an_earlier_one():
+    from photodrag.batches.items import Item
+    from photodrag.batches.run import BatchResult
+    from photodrag.cli.batch import summary
+    before = [Item(f'p{i}.png', 'done', earlier=True) for i in range(5)]
+    assert summary(BatchResult(before, Path('m.jsonl'), 5)) == \
+        'nothing left to do: all 5 photo(s) were finished by an earlier run (5 done); manifest m.jsonl'
+    mixed = BatchResult(before[:3] + [Item('p3.png', 'done'), Item('p4.png', 'failed')], Path('m.jsonl'), 3)
+    assert summary(mixed) == ('5 photo(s): 1 done, 0 skipped, 1 failed this run; 3 finished by an earlier run '
+                              '(3 done) and not redone; manifest m.jsonl')
+    assert summary(BatchResult([Item('a.png', 'done')], Path('m.jsonl'))) == \
+        '1 photo(s): 1 done, 0 skipped, 0 failed; manifest m.jsonl'
+
+
 def run_cli(args, cwd, env, **kw):
     return subprocess.Popen([sys.executable, '-m', 'photodrag', 'batch', *args], cwd=cwd, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=interruptible, **kw)
