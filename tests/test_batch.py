@@ -18,7 +18,8 @@ from conftest import interruptible
 import photodrag
 from photodrag import pipeline
 from photodrag.errors import PhotodragError
-from photodrag.batches.run import LOCK, MANIFEST, RecipeError, _Lock
+from photodrag.batches import BatchLock, RecipeError
+from photodrag.batches.run import LOCK, MANIFEST
 from photodrag.pipeline.demo import DEMO_PHOTO
 
 TINY = {'inversion': {'projection_steps': 20, 'tuning_steps': 10}}
@@ -73,13 +74,23 @@ def add_bad_photos(folder: Path):
     ('inputs: [x.png]\nedits: [{preset: smile}]\ncheckpoint: nowhere.pt\noutput: {folder: out}\n',
      "line 3: checkpoint: 'nowhere.pt' is neither a registry name"),
     ('inputs: [x.png]\nedits: [{preset: smile}]\nencoder: enc.safetensors\noutput: {folder: out}\n',
-     "line 3: encoder: 'enc.safetensors' is not a file"),
+     'line 3: encoder: enc.safetensors: no such file'),
     ('inputs: [x.png]\nedits: [{preset: smile}]\n', 'output: expected a mapping with folder'),
     ('inputs: [x.png]\nedits: [{preset: smile}]\noutput: {folder: out}\ncolour: red\n', 'line 4: colour: unknown key'),
     ('inputs: [x.png\n', 'not valid YAML or JSON'),
     ('a: &a [*a, *a]\n', 'recipe.yaml'),
     ('inputs: [x.png]\nfaces: closed-eyes\nedits: [{drags: [[[1, 2], [3, 4]]]}]\noutput: {folder: out}\n',
      'faces: closed-eyes picks faces by their expression; give a preset'),
+    # the edit settings are EditConfig.from_options' rules, each error at its own key and line
+    ('inputs: [x.png]\nedits: [{preset: smile}]\noutput: {folder: out}\ndrag:\n  max_steps: 9\n  lr: -1\n',
+     'line 6: drag.lr: lr must be positive'),
+    ('inputs: [x.png]\nedits: [{preset: smile}]\ndrag: {max_steps: 2.5}\noutput: {folder: out}\n',
+     'line 3: drag.max_steps: must be an integer in 0..100000'),
+    ('inputs: [x.png]\nedits: [{preset: smile}]\ninversion: {tuning_steps: -1}\noutput: {folder: out}\n',
+     'line 3: inversion.tuning_steps: step counts must be whole numbers'),
+    ('inputs: [x.png]\nedits: [{preset: smile}]\nseed: -1\noutput: {folder: out}\n', 'line 3: seed: must be an'),
+    ('inputs: [x.png]\nedits: [{preset: smile}]\ndevice: tpu\noutput: {folder: out}\n',
+     "line 3: device: must be 'cpu', 'cuda', 'cuda:N' or 'mps', got 'tpu' (or auto"),
 ])
 def test_bad_recipes_name_the_line_and_key(tmp_path, text, message):
     path = write(tmp_path / 'recipe.yaml', text)
@@ -87,6 +98,19 @@ def test_bad_recipes_name_the_line_and_key(tmp_path, text, message):
         photodrag.batch(path)
     assert message in str(e.value) and 'recipe.yaml' in str(e.value)
     assert not (tmp_path / 'out').exists()
+
+
+def test_a_recipe_for_a_gpu_reads_anywhere_and_fails_when_run_without_one(studio):
+    """The device is picked when the batch runs, not when the recipe is read: a recipe for a
+    GPU machine can be checked on a laptop, and running it there says why it cannot."""
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip('this machine has CUDA')
+    path = write(studio / 'r.json', recipe_text(device='cuda', drag={'max_steps': 8, 'precision': 'fp16'}))
+    assert photodrag.load_recipe(path).device == 'cuda'
+    with pytest.raises(PhotodragError, match='no CUDA GPU is available'):
+        photodrag.batch(path, dry_run=True)
+    assert not (studio / 'out').exists()
 
 
 def test_inputs_matching_nothing_and_outputs_colliding_are_errors(studio):
@@ -161,6 +185,7 @@ def test_failures_are_reported_and_stop_nothing(studio):
         photodrag.batch(path)
     again = photodrag.batch(path, resume=True)
     assert again.skipped_done == 5 and len((studio / 'out' / MANIFEST).read_text().splitlines()) == 5
+    assert again.counts_this_run == {} and again.counts == {'done': 3, 'failed': 1, 'skipped': 1}
 
 
 @pytest.mark.slow
@@ -178,10 +203,61 @@ def test_an_output_it_did_not_write_is_never_overwritten(studio):
 def test_two_batches_cannot_share_an_output_folder(studio):
     path = write(studio / 'r.json', recipe_text())
     (studio / 'out').mkdir()
-    with _Lock(studio / 'out'):
+    with BatchLock(studio / 'out'):
         with pytest.raises(PhotodragError, match='another batch is writing to'):
             photodrag.batch(path)
     assert not (studio / 'out' / MANIFEST).exists()
+
+
+GROUP = 'group2_codeformer_06.png'       # two faces
+
+
+@pytest.mark.slow
+def test_progress_moves_per_face_and_a_resume_says_what_was_done_before(tmp_path, monkeypatch):
+    """A photo of many faces shows each face's stages go by (not one tick per photo), and a
+    --resume that finds everything finished says so rather than "1 done, 1 done before"."""
+    from click.testing import CliRunner
+    from conftest import shared_photo
+    from photodrag.cli import main
+    monkeypatch.setenv('PHOTODRAG_CACHE', str(tmp_path / 'cache'))
+    (tmp_path / 'photos').mkdir()
+    shutil.copy(shared_photo(GROUP), tmp_path / 'photos' / GROUP)
+    quick = dict(inputs=['photos/*.png'], encoder='none', device='cpu', drag={'max_steps': 1},
+                 inversion={'projection_steps': 0, 'tuning_steps': 0})
+    path = write(tmp_path / 'r.json', recipe_text(**quick))
+    events = []
+    result = photodrag.batch(path, callback=lambda item, n, total: events.append(('done', item.photo)),
+                             progress=lambda stage, step, total, info: events.append(
+                                 (stage, info.get('face'), info['faces'], info['photo'])))
+    assert result.counts == {'done': 1} and len(result.items[0].faces) == 2
+    finished = events.index(('done', f'photos/{GROUP}'))
+    drags = [e for e in events[:finished] if e[0] == 'drag']
+    assert {e[1:] for e in drags} == {(0, 2, f'photos/{GROUP}'), (1, 2, f'photos/{GROUP}')}
+    assert [e[1] for e in drags] == sorted(e[1] for e in drags)          # face 1, then face 2
+    # the CLI shows it (the inversion comes from the cache now); then a resume with nothing left
+    r = CliRunner().invoke(main, ['batch', str(write(tmp_path / 'r2.json', recipe_text(
+        **quick, output={'folder': 'out2'})))])
+    assert r.exit_code == 0, r.output
+    assert 'photo 1/1, face 1/2: drag' in r.stderr and 'photo 1/1, face 2/2: drag' in r.stderr
+    assert '1 photo(s): 1 done, 0 skipped, 0 failed; manifest' in r.stdout
+    r = CliRunner().invoke(main, ['batch', str(path), '--resume'])
+    assert r.exit_code == 0, r.output
+    assert 'nothing left to do: all 1 photo(s) were finished by an earlier run (1 done)' in r.stdout
+    assert 'done before' not in r.stdout
+
+
+def test_the_summary_tells_this_run_from_an_earlier_one():
+    from photodrag.batches.items import Item
+    from photodrag.batches.run import BatchResult
+    from photodrag.cli.batch import summary
+    before = [Item(f'p{i}.png', 'done', earlier=True) for i in range(5)]
+    assert summary(BatchResult(before, Path('m.jsonl'), 5)) == \
+        'nothing left to do: all 5 photo(s) were finished by an earlier run (5 done); manifest m.jsonl'
+    mixed = BatchResult(before[:3] + [Item('p3.png', 'done'), Item('p4.png', 'failed')], Path('m.jsonl'), 3)
+    assert summary(mixed) == ('5 photo(s): 1 done, 0 skipped, 1 failed this run; 3 finished by an earlier run '
+                              '(3 done) and not redone; manifest m.jsonl')
+    assert summary(BatchResult([Item('a.png', 'done')], Path('m.jsonl'))) == \
+        '1 photo(s): 1 done, 0 skipped, 0 failed; manifest m.jsonl'
 
 
 def run_cli(args, cwd, env, **kw):
