@@ -10,7 +10,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import torch
 
-from photodrag.errors import InvalidMaskError, InvalidPointsError
+from photodrag.errors import InvalidPointsError
 from photodrag.io import as_mask
 
 Point = Tuple[float, float]

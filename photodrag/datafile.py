@@ -6,7 +6,7 @@ that names the file and the line. The result is plain data plus {key path: line}
 checker can say `recipe.yaml line 6: edits[0].strength: ...`.
 """
 
-from typing import Type
+from typing import Dict, Type
 
 
 def compose(text: str, where: str, error: Type[Exception], max_depth: int = 20, max_events: int = 100_000):
