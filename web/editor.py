@@ -552,9 +552,8 @@ class Editor:
         for fs in (self.face_states[j] for j in order):
             for key, v in fs.timings.items():
                 timings[key] = timings.get(key, 0.0) + v
-        self.result = editing.assemble(self.photo, results, records, cfg, self.server.checkpoint_info,
-                                       self.server.recipe, len(self.faces), timings, time.perf_counter(),
-                                       lambda *a: None)
+        self.result = editing.assemble(self.photo, results, records, cfg, checkpoint=self.server.checkpoint_info,
+                                       recipe=self.server.recipe, faces_found=len(self.faces), timings=timings)
         self.result.record.input['path'] = self.photo_name
         self.result_files.pop('photo', None)
         self.result_files.pop('record', None)
