@@ -15,6 +15,7 @@ top level holds the means and a `samples` list with the same keys per sample.
 
 import math
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
@@ -100,10 +101,7 @@ def eval_landmarks(photos_dir, points: int = 5, pairs: int = 4, config: Optional
     the drag), md_iod (md as a share of the inter-ocular distance), md_photo (re-detected in
     the pasted photo, photo pixels), fidelity outside the editable region (1 - LPIPS(alex),
     PSNR against the reconstruction) and seconds per edit by stage."""
-    from photodrag import checkpoints
     from photodrag.errors import InvalidSettingsError
-    from photodrag.inversion import load_lpips
-    from photodrag.pipeline import editing
     from photodrag.pipeline.checks import crop_recipe
 
     if points not in metrics.POINT_SETS:
@@ -111,20 +109,17 @@ def eval_landmarks(photos_dir, points: int = 5, pairs: int = 4, config: Optional
     if not isinstance(pairs, int) or pairs < 1:
         raise InvalidSettingsError(f'pairs must be a whole number >= 1, got {pairs!r}')
     photos = list_photos(photos_dir)
-    config = EditConfig.with_settings(config, **settings)
-    chosen = metrics.POINT_SETS[points]
-    lpips = load_lpips('alex')
-    G = checkpoints.load_generator(config.checkpoint, device=config.device)      # once, for the crops' recipe
-    R = int(G.img_resolution)
-    recipe = crop_recipe(config.checkpoint, config.recipe, R, G)
-    samples, sheet = [], []
+    run = _start(EditConfig.with_settings(config, **settings), cache, detector)
+    config = run.config
+    recipe = crop_recipe(config.checkpoint, config.recipe, run.resolution, run.G)
+    samples = []
     todo = face_pairs(photos, pairs, detector)
-    for k, (photo_a, face_a, photo_b, face_b) in enumerate(todo):
+    for k, pair in enumerate(todo):
+        photo_a, face_a, photo_b, face_b = pair
         started = time.perf_counter()
         sample: Dict[str, Any] = {'a': _face_name(photo_a, face_a), 'b': _face_name(photo_b, face_b)}
         try:
-            sample.update(_landmark_sample(photo_a, face_a, photo_b, face_b, chosen, config, R, recipe, cache,
-                                           lpips, detector, sheet))
+            sample.update(_landmark_sample(run, recipe, pair, metrics.POINT_SETS[points]))
         except PhotodragError as e:          # one bad pair is recorded, and never stops the others
             sample['error'] = ' '.join(str(e).split())[:300]
         sample['seconds'] = round(time.perf_counter() - started, 2)
@@ -143,15 +138,47 @@ def eval_landmarks(photos_dir, points: int = 5, pairs: int = 4, config: Optional
                                                'content_progress'),
               'seconds_by_stage': _mean_dicts([s['timings'] for s in samples if 'timings' in s]),
               'config': config.resolved().to_dict(), 'samples': samples}
-    report['_sheet'] = sheet
+    report['_sheet'] = run.sheet
     return report
 
 
-def _landmark_sample(photo_a, face_a, photo_b, face_b, chosen, config, R, recipe, cache, lpips, detector,
-                     sheet) -> Dict[str, Any]:
+@dataclass(frozen=True, eq=False)
+class _Run:
+    """What every sample of one protocol run shares: the settings, the generator (loaded once,
+    not per sample), the inversion cache, LPIPS (alex), the face detector, the contact sheet."""
+    config: EditConfig
+    G: Any
+    cache: Any
+    lpips: Any
+    detector: Any
+    sheet: List[np.ndarray] = field(default_factory=list)
+
+    @property
+    def resolution(self) -> int:
+        return int(self.G.img_resolution)
+
+    def edit(self, photo, job, config: Optional[EditConfig] = None):
+        """`pipeline.edit` of one sample with this run's generator (`config`: the run's, or a variant)."""
+        from photodrag.pipeline import editing
+        return editing.edit(photo, job, config or self.config, cache=self.cache, detector=self.detector,
+                            generator=self.G)
+
+
+def _start(config: EditConfig, cache, detector) -> _Run:
+    """The run's generator and LPIPS, loaded once for all its samples."""
+    from photodrag import checkpoints
+    from photodrag.inversion import load_lpips
+    lpips = load_lpips('alex')
+    G = checkpoints.load_generator(config.checkpoint, device=config.device)
+    return _Run(config=config, G=G, cache=cache, lpips=lpips, detector=detector)
+
+
+def _landmark_sample(run: _Run, recipe, pair, chosen) -> Dict[str, Any]:
+    """One pair of protocol 1: drag face A's `chosen` landmarks to face B's and measure."""
     from photodrag import alignment
-    from photodrag.pipeline import editing
     from photodrag.pipeline.checks import FaceEdit
+    photo_a, face_a, photo_b, face_b = pair
+    R, detector = run.resolution, run.detector
     crop_a = alignment.align(photo_a, face_a, size=R, recipe=recipe)
     crop_b = alignment.align(photo_b, face_b, size=R, recipe=recipe)
     lm_a = metrics.redetected_landmarks(crop_a.image, detector)
@@ -168,7 +195,7 @@ def _landmark_sample(photo_a, face_a, photo_b, face_b, chosen, config, R, recipe
     handles, targets = lm_a[chosen], lm_b[chosen]
     handles_photo, targets_photo = crop_a.transform.to_photo(handles), crop_a.transform.to_photo(targets)
     drags = [(tuple(h), tuple(t)) for h, t in zip(handles_photo.tolist(), targets_photo.tolist())]
-    result = editing.edit(photo_a, FaceEdit(face=face_a.index, drags=drags), config, cache=cache, detector=detector)
+    result = run.edit(photo_a, FaceEdit(face=face_a.index, drags=drags))
     fres, frec = result.faces[0], result.record.faces[0]
     found = metrics.redetected_landmarks(fres.edited, detector)
     iod = metrics.inter_ocular(lm_b)
@@ -185,16 +212,37 @@ def _landmark_sample(photo_a, face_a, photo_b, face_b, chosen, config, R, recipe
                    points_detail=[{'landmark': int(i), 'region': metrics.region_of(int(i)),
                                    'direction': metrics.direction_of(h, t), 'distance_512': metrics.at_512(float(v), R)}
                                   for i, h, t, v in zip(chosen, handles, targets, d)])
-    # in the pasted photo, in photo pixels
-    pasted = alignment.detect_faces(result.pixels, detector=detector)
+    out.update(_in_the_photo(run, photo_a, face_a, result, crop_a.transform, chosen, lm_a, lm_b))
+    margin = 0.25 * metrics.inter_ocular(lm_a)
+    editable = metrics.region_mask(fres.reconstruction.shape, np.concatenate([handles, targets]), margin)
+    if (~editable).any():
+        out['fidelity_outside'], out['psnr_outside'] = metrics.outside_fidelity(
+            fres.reconstruction, fres.edited, editable, run.lpips)
+    content = content_report(fres, frec, R)          # protocol 2 on the same edit
+    out.update(content=content, **{k: float(np.mean([c[k] for c in content]))
+                                   for k in ('content_distance_512', 'tracker_distance_512', 'content_progress')})
+    rows = [{'handle': list(h), 'target': list(t), 'found': None if found is None else list(found[i])}
+            for i, h, t in zip(chosen, handles, targets)]
+    if len(rows) > 8:       # 68 points: the sheet shows the drags, not a cloud of circles
+        rows = rows[::len(rows) // 8]
+    run.sheet.append(_sheet_row(fres.reconstruction, fres.edited, rows))
+    return out
+
+
+def _in_the_photo(run: _Run, photo_a, face_a, result, transform, chosen, lm_a, lm_b) -> Dict[str, Any]:
+    """Protocol 1 in the pasted photo, in photo pixels: the landmarks found again there, and
+    how much of the face (its box grown by half) changed outside the dragged region."""
+    from photodrag import alignment
+    handles_photo, targets_photo = transform.to_photo(lm_a[chosen]), transform.to_photo(lm_b[chosen])
+    out: Dict[str, Any] = {}
+    pasted = alignment.detect_faces(result.pixels, detector=run.detector)
     if pasted:
         near = min(pasted, key=lambda f: float(np.hypot(*(f.centre - face_a.centre))))
         d_photo = np.hypot(*(near.landmarks[list(chosen)] - targets_photo).T)
-        iod_photo = metrics.inter_ocular(crop_a.transform.to_photo(lm_b))
+        iod_photo = metrics.inter_ocular(transform.to_photo(lm_b))
         out.update(md_photo=float(d_photo.mean()), md_photo_iod=float(d_photo.mean()) / iod_photo)
-    # in the photo: how much of the face (its box grown by half) changed outside the dragged region
     hull = metrics.region_mask(result.pixels.shape, np.concatenate([handles_photo, targets_photo]),
-                               0.25 * metrics.inter_ocular(crop_a.transform.to_photo(lm_a)))
+                               0.25 * metrics.inter_ocular(transform.to_photo(lm_a)))
     x0, y0, x1, y1 = face_a.box
     gx, gy = 0.25 * (x1 - x0), 0.25 * (y1 - y0)
     near_face = np.zeros(hull.shape, bool)
@@ -203,19 +251,6 @@ def _landmark_sample(photo_a, face_a, photo_b, face_b, chosen, config, R, recipe
     changed = (result.pixels != photo_a.pixels).any(axis=2)
     out.update(photo_changed_outside=float(changed[outside].mean()) if outside.any() else 0.0,
                photo_psnr_outside=metrics.psnr(photo_a.pixels, result.pixels, outside))
-    margin = 0.25 * metrics.inter_ocular(lm_a)
-    editable = metrics.region_mask(fres.reconstruction.shape, np.concatenate([handles, targets]), margin)
-    if (~editable).any():
-        out['fidelity_outside'], out['psnr_outside'] = metrics.outside_fidelity(
-            fres.reconstruction, fres.edited, editable, lpips)
-    content = content_report(fres, frec, R)          # protocol 2 on the same edit
-    out.update(content=content, **{k: float(np.mean([c[k] for c in content]))
-                                   for k in ('content_distance_512', 'tracker_distance_512', 'content_progress')})
-    rows = [{'handle': list(h), 'target': list(t), 'found': None if found is None else list(found[i])}
-            for i, h, t in zip(chosen, handles, targets)]
-    if len(rows) > 8:       # 68 points: the sheet shows the drags, not a cloud of circles
-        rows = rows[::len(rows) // 8]
-    sheet.append(_sheet_row(fres.reconstruction, fres.edited, rows))
     return out
 
 
@@ -243,42 +278,16 @@ def eval_dragbench(root, out_dir, config: Optional[EditConfig] = None, *, limit:
     goes to out_dir/<category>/<sample>/dragged_image.png (where DragDiffusion's evaluation
     scripts read it). Reports image fidelity (1 - LPIPS(alex) at 224 px, original vs dragged)
     and, per point, the content distance of protocol 2 in image pixels."""
-    from photodrag import alignment
-    from photodrag.inversion import load_lpips
-    from photodrag.pipeline import editing
     from . import dragbench
-    from photodrag.pipeline.checks import FaceEdit
-
     config = EditConfig.with_settings(config, **settings)
     items = dragbench.read_dragbench(root, limit=limit)
-    lpips = load_lpips('alex')
-    samples, sheet = [], []
+    run = _start(config, cache, detector)
+    samples = []
     for k, item in enumerate(items):
         started = time.perf_counter()
         sample: Dict[str, Any] = {'name': item.name}
         try:
-            photo = alignment.Photo(pixels=item.image)
-            drags = list(zip(item.handles, item.targets))
-            faces = []
-            try:
-                faces = alignment.detect_faces(photo, detector=detector)
-            except PhotodragError:
-                faces = []
-            on_face = [f for f in faces if f.box[0] <= item.handles[0][0] < f.box[2]
-                       and f.box[1] <= item.handles[0][1] < f.box[3]]
-            if on_face:
-                job, run = FaceEdit(face=on_face[0].index, drags=drags, mask=item.mask), config
-            else:
-                job, run = FaceEdit(drags=drags, mask=item.mask), config.replace(recipe='object')
-            result = editing.edit(photo, job, run, cache=cache, detector=detector)
-            dragbench.write_result(out_dir, item, result.pixels)
-            points = [metrics.content_match(item.image, result.pixels, h, t) for h, t in drags]
-            sample.update(recipe=result.record.recipe, image_fidelity=metrics.image_fidelity(
-                item.image, result.pixels, lpips), content_distance=float(np.mean([p['distance'] for p in points])),
-                content_progress=float(np.mean([p['progress'] for p in points])), points=points,
-                timings=result.record.timings)
-            sheet.append(_sheet_row(item.image, result.pixels, [
-                {'handle': list(h), 'target': list(t), 'found': p['found']} for (h, t), p in zip(drags, points)]))
+            sample.update(_dragbench_sample(run, item, out_dir))
         except PhotodragError as e:
             sample['error'] = ' '.join(str(e).split())[:300]
         sample['seconds'] = round(time.perf_counter() - started, 2)
@@ -288,8 +297,36 @@ def eval_dragbench(root, out_dir, config: Optional[EditConfig] = None, *, limit:
     report = {'protocol': 'dragbench', 'root': str(root), 'results': str(out_dir),
               **_means(samples, ('image_fidelity', 'content_distance', 'content_progress')),
               'config': config.resolved().to_dict(), 'samples': samples}
-    report['_sheet'] = sheet
+    report['_sheet'] = run.sheet
     return report
+
+
+def _dragbench_sample(run: _Run, item, out_dir) -> Dict[str, Any]:
+    """One DragBench sample: the face recipe where a face holds the first handle, else the object
+    recipe on the whole image; its result written for the published scripts, and measured."""
+    from photodrag import alignment
+    from photodrag.pipeline.checks import FaceEdit
+    from . import dragbench
+    photo = alignment.Photo(pixels=item.image)
+    drags = list(zip(item.handles, item.targets))
+    try:
+        faces = alignment.detect_faces(photo, detector=run.detector)
+    except PhotodragError:
+        faces = []
+    on_face = [f for f in faces if f.box[0] <= item.handles[0][0] < f.box[2]
+               and f.box[1] <= item.handles[0][1] < f.box[3]]
+    if on_face:
+        result = run.edit(photo, FaceEdit(face=on_face[0].index, drags=drags, mask=item.mask))
+    else:
+        result = run.edit(photo, FaceEdit(drags=drags, mask=item.mask), run.config.replace(recipe='object'))
+    dragbench.write_result(out_dir, item, result.pixels)
+    points = [metrics.content_match(item.image, result.pixels, h, t) for h, t in drags]
+    run.sheet.append(_sheet_row(item.image, result.pixels, [
+        {'handle': list(h), 'target': list(t), 'found': p['found']} for (h, t), p in zip(drags, points)]))
+    return dict(recipe=result.record.recipe, image_fidelity=metrics.image_fidelity(item.image, result.pixels, run.lpips),
+                content_distance=float(np.mean([p['distance'] for p in points])),
+                content_progress=float(np.mean([p['progress'] for p in points])), points=points,
+                timings=result.record.timings)
 
 
 # ---------------------------------------------------------------- reports

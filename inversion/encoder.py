@@ -72,6 +72,7 @@ class Encoder(nn.Module):
         nn.init.zeros_(self.to_offsets.bias)
         self.register_buffer('w_avg', torch.zeros(w_dim))
         self.register_buffer('w_std', torch.ones([]))
+        self.path: Optional[Path] = None        # the file `load` read it from (None: made in memory)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = self.blocks(self.stem(_resize(images, self.resolution)))

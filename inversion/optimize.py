@@ -16,7 +16,7 @@ import dataclasses
 import math
 import time
 from pathlib import Path
-from typing import Callable, Dict, Optional, Union
+from typing import Any, Callable, Dict, Optional, Union
 
 import numpy as np
 import torch
@@ -118,6 +118,7 @@ def invert(G, image, config: Optional[InversionConfig] = None, callback: Optiona
                 inv = Inversion.load(path)
                 if inv.image_hash == img_hash and inv.base_hash == base_hash:
                     inv.from_cache = True
+                    inv.encoder = _encoder_info(encoder, start_key)
                     return inv
             except BadCheckpointError:
                 pass
@@ -151,13 +152,22 @@ def invert(G, image, config: Optional[InversionConfig] = None, callback: Optiona
     noise = {k: v.detach().float().cpu().clone() for k, v in G_work.named_buffers() if k.endswith('noise_const')}
     inv = Inversion(w_pivot=w_pivot.detach().cpu(), deltas={k: unpack_delta(v) for k, v in packed.items()},
                     noise=noise, base_hash=base_hash, config=config, image_hash=img_hash,
-                    metrics={'projection': proj_metrics, 'tuning': tune_metrics}, packed=packed)
+                    metrics={'projection': proj_metrics, 'tuning': tune_metrics}, packed=packed,
+                    encoder=_encoder_info(encoder, start_key))
     if path is not None:
         inv.save(path)
     return inv
 
 
 # ---------------------------------------------------------------- helpers
+
+def _encoder_info(encoder, weights_hash: str) -> Optional[Dict[str, Any]]:
+    """What an edit's record keeps of the encoder an inversion started from (None: it did not)."""
+    if not weights_hash:
+        return None
+    path = encoder.path
+    return {'path': None if path is None else str(path), 'weights_hash': weights_hash}
+
 
 _LPIPS_MIN = 32     # AlexNet's pooling needs at least this many pixels
 

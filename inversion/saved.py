@@ -51,6 +51,9 @@ class Inversion:
     metrics: Dict[str, StageMetrics] = field(default_factory=dict)   # 'projection', 'tuning'
     image_hash: str = ''
     from_cache: bool = False
+    # the encoder the pivot started from (init 'encoder'): {'path', 'weights_hash'}, for the
+    # edit's record; like from_cache, not saved (the cache key already holds the encoder's hash)
+    encoder: Optional[Dict[str, Any]] = None
     packed: Dict[str, Dict[str, torch.Tensor]] = field(default_factory=dict, repr=False)   # stored form
 
     def __post_init__(self):

@@ -12,7 +12,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from photodrag.errors import InvalidMaskError, InvalidPointsError, InvalidSettingsError, PhotodragError
+from photodrag.errors import InvalidPointsError, InvalidSettingsError, PhotodragError
 from photodrag.io import check_box, check_points_editable, load_mask, mask_sha256
 
 Point = Tuple[float, float]

@@ -16,7 +16,8 @@ The reconstruction before the drag is the paste reference, so only what the drag
 import dataclasses
 import os
 import time
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -98,25 +99,97 @@ def edit(photo, edits=(), config: Optional[EditConfig] = None, *, face: FaceSele
     generator: the generator of config.checkpoint, already loaded on config.device (a batch
     loads it once for all its photos); None loads it.
 
+    The steps, one function each (docs/architecture.md cites them):
+      1. read & check (`check_inputs`): settings, photo, drags, presets, masks, the points in
+         the masks; a wrong input fails here, before anything slow runs.
+      2. load (`_load`): the generator, the encoder inversions start from, the crop recipe.
+      3. faces (`_find_faces`): detect once, give every edit its face (or box), add presets.
+      4. per face (`_edit_face`): its editable region, aligned crop, inversion and drag.
+      5. paste & assemble (`assemble`): every face pasted into the photo, and the record.
+
     Raises `InvalidPointsError` for points outside the photo or outside the face's crop,
     `NoFaceFoundError` when there is no face or the index is out of range, and
     `InvalidSettingsError` for settings that make no sense."""
-    from photodrag import alignment, checkpoints
-
     started = time.perf_counter()
     timings: Dict[str, float] = {}
-    emit = callback or (lambda *a: None)
+    with _timed(timings, 'read'):
+        inputs = check_inputs(photo, edits, config, face=face, presets=presets, preset_files=preset_files,
+                              mask=mask, box=box, **settings)
+    with _timed(timings, 'load'):
+        run = _load(inputs, generator=generator, download=download, cache=cache, emit=callback or _silent)
+    with _timed(timings, 'detect'):
+        jobs, targets, faces_found = _find_faces(run, detector)
+    results, records = [], []
+    for k, (job, target) in enumerate(zip(jobs, targets)):
+        result, record = _edit_face(run, k, job, target)
+        results.append(result)
+        records.append(record)
+        for stage, seconds in record.timings.items():
+            timings[stage] = timings.get(stage, 0.0) + seconds
+    return assemble(run.photo, results, records, run.config, checkpoint=run.checkpoint, recipe=run.recipe,
+                    faces_found=faces_found, timings=timings, started=started, emit=run.emit)
 
-    # settings first: a bad setting fails before anything slow runs
+
+def _silent(*args) -> None:
+    """The callback of an edit nobody watches."""
+
+
+@contextmanager
+def _timed(timings: Dict[str, float], stage: str):
+    """Add the seconds the block takes to timings[stage]."""
+    t = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - t
+
+
+@dataclass(frozen=True, eq=False)
+class PhotoMasks:
+    """The photo-space masks of an edit's jobs, each source read once (jobs split by face share
+    their FaceEdit's mask); `default` (edit()'s mask=) serves the jobs without their own."""
+    default: MaskLike
+    size: Tuple[int, int]
+    loaded: Dict[int, Tuple] = field(default_factory=dict)     # id(source) -> (array, record entry)
+
+    def of(self, job: FaceEdit) -> Tuple[Optional[np.ndarray], Optional[Dict[str, Any]]]:
+        """(the job's photo-sized float32 mask or None, its record entry)."""
+        source = job.mask if job.mask is not None else self.default
+        if id(source) not in self.loaded:
+            self.loaded[id(source)] = checks.photo_mask(source, self.size)
+        return self.loaded[id(source)]
+
+
+@dataclass(frozen=True, eq=False)
+class EditInputs:
+    """What `check_inputs` found valid: the settings, the photo and the jobs, before anything slow."""
+    config: EditConfig
+    inversion: Any              # inversion.InversionConfig: config.inversion_config()
+    drag: Any                   # drag.DragConfig: config.drag_config()
+    photo: Any                  # alignment.Photo
+    jobs: Tuple[FaceEdit, ...]  # drags checked in the photo and in their masks; presets resolved
+    face: FaceSelector          # the faces `presets` go to
+    presets: Tuple[Any, ...]    # the presets.PresetUse of edit()'s presets=
+    box: Optional[Box]
+    masks: PhotoMasks
+
+    @property
+    def size(self) -> Tuple[int, int]:
+        return self.photo.size
+
+
+def check_inputs(photo, edits=(), config: Optional[EditConfig] = None, *, face: FaceSelector = None, presets=(),
+                 preset_files: Sequence = (), mask: MaskLike = None, box: Optional[Box] = None,
+                 **settings) -> EditInputs:
+    """Step 1 of `edit` (same arguments): settings first, then the photo, the drags, the presets,
+    the masks and the drags' points in them; every error here comes before anything slow."""
+    from photodrag import alignment
+    from photodrag.expressions import presets as presets_mod
     config = EditConfig.with_settings(config, **settings)
     inv_config, drag_config = config.inversion_config(), config.drag_config()
-    from photodrag.expressions import presets as presets_mod
     known_presets = presets_mod.available(preset_files)      # each presets file read once
-    preset_uses = presets_mod.uses(presets, known=known_presets)
-
-    t = time.perf_counter()
+    preset_uses = tuple(presets_mod.uses(presets, known=known_presets))
     photo = photo if isinstance(photo, alignment.Photo) else alignment.read_photo(photo)
-    width, height = photo.size
     jobs = checks.normalise(edits, face, allow_none=bool(preset_uses))
     box = None if box is None else checks.check_box(box)
     jobs = [dataclasses.replace(job, presets=presets_mod.uses(job.presets, known=known_presets)) for job in jobs]
@@ -126,72 +199,135 @@ def edit(photo, edits=(), config: Optional[EditConfig] = None, *, face: FaceSele
     if not jobs and box is not None:
         jobs = [FaceEdit(box=box)]          # presets on the face in the box
     for job in jobs:
-        checks.check_drags(job.drags, (width, height))
+        checks.check_drags(job.drags, photo.size)
         if isinstance(job.face, tuple):
-            checks.check_photo_point(job.face, (width, height), 'the face point')
-    loaded: Dict[int, Tuple] = {}          # id(mask source) -> (array, record entry); split jobs share a source
-
-    def mask_of(job):
-        source = job.mask if job.mask is not None else mask
-        if id(source) not in loaded:
-            loaded[id(source)] = checks.photo_mask(source, (width, height))
-        return loaded[id(source)]
-
+            checks.check_photo_point(job.face, photo.size, 'the face point')
+    masks = PhotoMasks(mask, photo.size)
     for job in jobs:
-        checks.check_points_in_mask(mask_of(job)[0], job.drags)
-    timings['read'] = time.perf_counter() - t
+        checks.check_points_in_mask(masks.of(job)[0], job.drags)
+    return EditInputs(config=config, inversion=inv_config, drag=drag_config, photo=photo, jobs=tuple(jobs),
+                      face=face, presets=preset_uses, box=box, masks=masks)
 
-    t = time.perf_counter()
+
+@dataclass(frozen=True, eq=False)
+class _Run:
+    """What steps 3 to 5 of one edit share once the generator is loaded (step 2)."""
+    inputs: EditInputs
+    G: Any                      # the generator of inputs.config.checkpoint, on its device
+    recipe: Any                 # alignment.CropRecipe
+    checkpoint: Dict[str, Any]  # the record's entry for the generator
+    encoder: Any                # inversion.Encoder the inversions start from, or None (w_avg)
+    cache: Union[bool, str, os.PathLike]
+    emit: Callback
+
+    @property
+    def photo(self):
+        return self.inputs.photo
+
+    @property
+    def config(self) -> EditConfig:
+        return self.inputs.config
+
+
+def _load(inputs: EditInputs, *, generator, download: bool, cache, emit: Callback) -> _Run:
+    """Step 2: the generator (`generator` when given), the encoder and the crop recipe."""
+    from photodrag import checkpoints
+    config = inputs.config
     emit('load', 0, 1, {})
     G = generator if generator is not None else \
         checkpoints.load_generator(config.checkpoint, device=config.device, download=download)
     ckpt_info = checkpoint_info(config.checkpoint, G)
     encoder = None
-    if inv_config.init != 'mean':
+    if inputs.inversion.init != 'mean':
         from photodrag.inversion.encoder import for_generator
         encoder = for_generator(G, config.checkpoint, config.encoder)
     rec = checks.crop_recipe(config.checkpoint, config.recipe, int(G.img_resolution), G)
-    timings['load'] = time.perf_counter() - t
     emit('load', 1, 1, {'checkpoint': ckpt_info})
+    return _Run(inputs=inputs, G=G, recipe=rec, checkpoint=ckpt_info, encoder=encoder, cache=cache, emit=emit)
 
-    # faces: detect once, then give every job its face (or box)
-    t = time.perf_counter()
+
+def _find_faces(run: _Run, detector) -> Tuple[List[FaceEdit], List, int]:
+    """Step 3: detect the faces once, then give every job its face (or box), splitting jobs
+    whose drags pick their faces, and add the presets: (jobs, their targets, faces found)."""
+    from photodrag import alignment
+    inputs, rec, photo = run.inputs, run.recipe, run.photo
+    jobs = list(inputs.jobs)
     found: List = []
-    if rec.face and (any(job.box is None and box is None for job in jobs) or (preset_uses and not jobs)):
-        emit('detect', 0, 1, {})
-        found = alignment.detect_faces(photo, detector=detector, upsample=config.upsample)
+    if rec.face and (any(job.box is None and inputs.box is None for job in jobs) or (inputs.presets and not jobs)):
+        run.emit('detect', 0, 1, {})
+        found = alignment.detect_faces(photo, detector=detector, upsample=run.config.upsample)
         if not found:
-            raise alignment.no_face_error(0, str(photo.path or 'the photo'), config.upsample)
-        emit('detect', 1, 1, {'faces': len(found)})
-    if not rec.face and (preset_uses or any(job.presets for job in jobs)):
+            raise alignment.no_face_error(0, str(photo.path or 'the photo'), run.config.upsample)
+        run.emit('detect', 1, 1, {'faces': len(found)})
+    if not rec.face and (inputs.presets or any(job.presets for job in jobs)):
         raise PhotodragError(f'presets move face landmarks; the {rec.name!r} crop recipe has none (use a face '
                              'checkpoint or recipe, or give drags)')
-    targets = _assign(jobs, found, rec, box, photo, detector, (width, height))
-    if preset_uses:
-        _add_presets(jobs, targets, preset_uses, face, found)
-    timings['detect'] = time.perf_counter() - t
+    targets = _assign(jobs, found, rec, inputs.box, photo, detector, inputs.size)
+    if inputs.presets:
+        _add_presets(jobs, targets, inputs.presets, inputs.face, found)
+    return jobs, targets, len(found)
 
-    face_results, face_records = [], []
-    for k, (job, target) in enumerate(zip(jobs, targets)):
-        given = len(job.drags)
-        job, preset_region = _with_presets(job, target, (width, height))
-        mask_photo, mask_info = mask_of(job)
-        checks.check_points_in_mask(mask_photo, job.drags[given:], start=given + 1)
-        if mask_photo is None and config.region == 'local':
-            own = job.drags[:given]
-            if job.script is not None:          # every pair an interactive drag was given
-                from .script import script_drags
-                own = script_drags(own, job.script)
-            mask_photo, mask_info = local_region(own, target, (width, height), preset_region, job.presets)
-        res, frec = _edit_one(k, job, target, mask_photo, mask_info, photo, G, rec, inv_config, drag_config,
-                              encoder=encoder,
-                              device=config.device, cache=cache, emit=emit, given=given)
-        face_results.append(res)
-        face_records.append(frec)
-        for stage, seconds in frec.timings.items():
-            timings[stage] = timings.get(stage, 0.0) + seconds
 
-    return assemble(photo, face_results, face_records, config, ckpt_info, rec, len(found), timings, started, emit)
+def _edit_face(run: _Run, k: int, job: FaceEdit, target) -> Tuple[FaceResult, FaceRecord]:
+    """Step 4 for face k (`target`: its `Face`, or a box): its editable region, aligned crop,
+    inversion and drag; its result and record."""
+    from .script import decode_mask
+    given = len(job.drags)
+    job, mask_photo, mask_info = _face_region(run, job, target, given)
+    timings: Dict[str, float] = {}
+    with _timed(timings, 'align'):
+        face = align_face(k, job.drags, target, run.photo, run.G, run.recipe, run.emit)
+        # a user's mask also drives the drag's keep-still term; the local region only bounds the
+        # paste: held still inside the generator as well, the mouth corners of the demo's drag moved
+        # 0.00 / 0.12 of the way instead of 0.25 / 0.48 (re-detected landmarks, astronaut, 6 %)
+        local = (mask_info or {}).get('kind') in ('local', 'preset')
+        mask_crop = None if mask_photo is None or local else face.crop.transform.mask_to_crop(mask_photo)
+    with _timed(timings, 'invert'):
+        inv = invert_face(k, run.G, face.crop, run.inputs.inversion, device=run.config.device, cache=run.cache,
+                          emit=run.emit, encoder=run.encoder)
+        G_tuned = inv.generator(run.G)
+    with _timed(timings, 'drag'):
+        session, reconstruction = start_drag(G_tuned, inv, face, mask_crop, run.inputs.drag, device=run.config.device)
+        scripted = _drag(run, k, face, job, session)
+        if scripted is not None and scripted.mask_png is not None:
+            # a region painted in the editor bounds the paste, not the local one
+            mask_crop = decode_mask(scripted.mask_png, session.resolution)
+            mask_info, local = painted_mask_info(mask_crop), False
+    return finish_face(face, target, job, inv, session, reconstruction, mask_crop=mask_crop, mask_info=mask_info,
+                       region=mask_photo if local else None, timings=timings, given=given, script=scripted)
+
+
+def _face_region(run: _Run, job: FaceEdit, target, given: int):
+    """(the job with its presets' drags after its `given` own, its photo mask or local editable
+    region (None: the whole crop may change), the mask's record entry)."""
+    size = run.inputs.size
+    job, preset_region = _with_presets(job, target, size)
+    mask_photo, mask_info = run.inputs.masks.of(job)
+    checks.check_points_in_mask(mask_photo, job.drags[given:], start=given + 1)
+    if mask_photo is None and run.config.region == 'local':
+        own = job.drags[:given]
+        if job.script is not None:          # every pair an interactive drag was given
+            from .script import script_drags
+            own = script_drags(own, job.script)
+        mask_photo, mask_info = local_region(own, target, size, preset_region, job.presets)
+    return job, mask_photo, mask_info
+
+
+def _drag(run: _Run, k: int, face: 'AlignedFace', job: FaceEdit, session):
+    """Drag face k to the end: the job's interactive drag call for call (its `ScriptedDrag` is
+    returned), or step by step until the session is done (None is returned)."""
+    total = run.inputs.drag.max_steps
+    run.emit('drag', 0, total, {'face': k, 'session': session, 'crop': face.crop, 'result': session.state()})
+    if job.script is not None:
+        from .script import ScriptedDrag
+        scripted = ScriptedDrag(session, face.crop.transform)
+        scripted.replay(job.script)
+        return scripted
+    while not session.done:
+        step = session.step()
+        run.emit('drag', step.step, total, {'face': k, 'session': session, 'crop': face.crop, 'result': step,
+                                            'distance': max(step.distances)})
+    return None
 
 
 def edit_from_record(record, *, photo=None, checkpoint=None, masks: Optional[Dict[int, np.ndarray]] = None,
@@ -272,15 +408,6 @@ def edit_from_record(record, *, photo=None, checkpoint=None, masks: Optional[Dic
     return result
 
 
-def _encoder_info(enc) -> Optional[Dict[str, Any]]:
-    """What a record keeps of the encoder an inversion started from."""
-    if enc is None:
-        return None
-    from photodrag.inversion.saved import generator_hash
-    path = getattr(enc, 'path', None)
-    return {'path': None if path is None else str(path), 'weights_hash': generator_hash(enc)}
-
-
 # ---------------------------------------------------------------- one face
 # The steps of one face's edit, one function each: edit() runs them in a row, the web editor
 # (photodrag.web) runs them as the user asks, with the same arguments, so both give the same
@@ -330,10 +457,8 @@ def invert_face(k: int, G, crop, inv_config, *, device, cache, emit: Callback, e
     """The crop's inversion (from the cache when it holds this crop and these settings),
     starting from `encoder`'s latents when given and the settings allow it (init 'auto')."""
     from photodrag.inversion import invert
-    inv = invert(G, crop.image, inv_config, device=device, cache=cache, encoder=encoder,
-                 callback=lambda stage, step, total, metrics: emit(stage, step, total, {**metrics, 'face': k}))
-    inv.encoder = encoder if inv.config.init == 'encoder' else None
-    return inv
+    return invert(G, crop.image, inv_config, device=device, cache=cache, encoder=encoder,
+                  callback=lambda stage, step, total, metrics: emit(stage, step, total, {**metrics, 'face': k}))
 
 
 def start_drag(G_tuned, inv, face: AlignedFace, mask_crop, drag_config, *, device):
@@ -376,7 +501,7 @@ def finish_face(face: AlignedFace, target, job: FaceEdit, inv, session, reconstr
         mask=mask_info,
         inversion={'lpips': metrics.lpips, 'lpips_net': metrics.lpips_net, 'psnr': metrics.psnr,
                    'from_cache': bool(inv.from_cache), 'image_hash': inv.image_hash, 'init': inv.config.init,
-                   'encoder': _encoder_info(getattr(inv, 'encoder', None)),
+                   'encoder': inv.encoder,
                    'stages': {name: dataclasses.asdict(m) for name, m in inv.metrics.items()}},
         drag=drag,
         timings={k2: round(v, 3) for k2, v in timings.items()},
@@ -391,13 +516,18 @@ def painted_mask_info(mask_crop: np.ndarray) -> Dict[str, Any]:
     return {'kind': 'painted', 'path': None, 'sha256': mask_sha256(mask_crop), 'space': 'crop'}
 
 
-def assemble(photo, face_results, face_records, config: EditConfig, ckpt_info, rec, faces_found: int,
-             timings: Dict[str, float], started: float, emit: Callback) -> EditResult:
-    """Paste every face's edit into the photo, and the whole edit's record."""
+def assemble(photo, face_results, face_records, config: EditConfig, *, checkpoint: Dict[str, Any], recipe,
+             faces_found: int, timings: Dict[str, float], started: Optional[float] = None,
+             emit: Callback = _silent) -> EditResult:
+    """Step 5 of `edit`: paste every face's edit into the photo, and the whole edit's record.
+    checkpoint: the record's generator entry (`record.checkpoint_info`); recipe: the crop
+    recipe; timings: seconds by stage so far (paste and total are added); started: when the
+    edit began (`time.perf_counter()`; None: now)."""
     from photodrag import alignment
     from photodrag.io import sha256_file
     width, height = photo.size
     t = time.perf_counter()
+    started = t if started is None else started
     emit('paste', 0, 1, {})
     pasted = alignment.paste_back(photo, [alignment.Edit(r.crop, _masked_edit(r), reference=r.reconstruction,
                                                          limit=r.region) for r in face_results], config.paste)
@@ -410,8 +540,8 @@ def assemble(photo, face_results, face_records, config: EditConfig, ckpt_info, r
                'sha256': sha256_file(photo.path) if photo.path and Path(photo.path).is_file() else None,
                'pixels_sha256': pixels_sha256(photo.pixels), 'width': width, 'height': height,
                'format': photo.format},
-        checkpoint=ckpt_info, recipe=rec.name, device=str(config.device),
-        config=config.replace(recipe=rec.name).resolved().to_dict(),
+        checkpoint=checkpoint, recipe=recipe.name, device=str(config.device),
+        config=config.replace(recipe=recipe.name).resolved().to_dict(),
         detection={'upsample': config.upsample, 'faces_found': faces_found},
         faces=list(face_records),
         output={'pixels_sha256': pixels_sha256(pasted.pixels), 'width': width, 'height': height},
@@ -421,53 +551,11 @@ def assemble(photo, face_results, face_records, config: EditConfig, ckpt_info, r
                       record=record)
 
 
-def _edit_one(k, job, target, mask_photo, mask_info, photo, G, rec, inv_config, drag_config, *, device, cache, emit,
-              given=None, encoder=None):
-    from .script import ScriptedDrag
-
-    timings = {}
-    t = time.perf_counter()
-    face = align_face(k, job.drags, target, photo, G, rec, emit)
-    # a user's mask also drives the drag's keep-still term; the local region only bounds the
-    # paste: held still inside the generator as well, the mouth corners of the demo's drag moved
-    # 0.00 / 0.12 of the way instead of 0.25 / 0.48 (re-detected landmarks, astronaut, 6 %)
-    local = (mask_info or {}).get('kind') in ('local', 'preset')
-    mask_crop = None if mask_photo is None or local else face.crop.transform.mask_to_crop(mask_photo)
-    timings['align'] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    inv = invert_face(k, G, face.crop, inv_config, device=device, cache=cache, emit=emit, encoder=encoder)
-    G_tuned = inv.generator(G)
-    timings['invert'] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    session, reconstruction = start_drag(G_tuned, inv, face, mask_crop, drag_config, device=device)
-    emit('drag', 0, drag_config.max_steps, {'face': k, 'session': session, 'crop': face.crop,
-                                            'result': session.state()})
-    scripted = None
-    if job.script is not None:          # an interactive drag, call for call
-        scripted = ScriptedDrag(session, face.crop.transform)
-        scripted.replay(job.script)
-        png = scripted.mask_png
-        if png is not None:             # a region painted in the editor bounds the paste, not the local one
-            from .script import decode_mask
-            mask_crop = decode_mask(png, session.resolution)
-            mask_info, local = painted_mask_info(mask_crop), False
-    else:
-        while not session.done:
-            step = session.step()
-            emit('drag', step.step, drag_config.max_steps, {'face': k, 'session': session, 'crop': face.crop,
-                                                            'result': step, 'distance': max(step.distances)})
-    timings['drag'] = time.perf_counter() - t
-    return finish_face(face, target, job, inv, session, reconstruction, mask_crop=mask_crop, mask_info=mask_info,
-                       region=mask_photo if local else None, timings=timings, given=given, script=scripted)
-
-
 def local_region(drags, target, size, preset_region=None, preset_uses=()):
     """The local editable region of a face's drags (`checks.drag_region`), sized by the face
     (or object box) width, joined with its presets' regions, and its record entry."""
     from photodrag.io import mask_sha256
-    box = target.box if hasattr(target, 'box') else target
+    box = target if isinstance(target, tuple) else target.box      # an object recipe's box, or a Face
     width = float(box[2] - box[0])
     region = checks.drag_region(drags, width, size)
     if preset_region is not None:
@@ -501,7 +589,7 @@ def _add_presets(jobs: List[FaceEdit], targets: List, uses, face, found) -> None
         raise PhotodragError(f'the photo has {len(found)} faces; say which the presets are for: face=N (numbered '
                              'from 0, left to right; see `photodrag faces`) or face="all"')
     for f in picked:
-        at = next((k for k, t in enumerate(targets) if getattr(t, 'index', -1) == f.index), None)
+        at = next((k for k, t in enumerate(targets) if t.index == f.index), None)     # presets: faces only
         if at is None:
             jobs.append(FaceEdit(face=f.index, presets=tuple(uses)))
             targets.append(f)
@@ -514,7 +602,7 @@ def _with_presets(job: FaceEdit, target, size) -> Tuple[FaceEdit, Optional[np.nd
     if not job.presets:
         return job, None
     from photodrag.expressions import presets as presets_mod
-    landmarks = getattr(target, 'landmarks', None)
+    landmarks = target.landmarks        # presets need a face recipe: the target is a Face
     if landmarks is None:
         raise PhotodragError('presets move face landmarks, and this face has none')
     drags, region, labels = presets_mod.face_drags(job.presets, landmarks, size)
@@ -523,7 +611,7 @@ def _with_presets(job: FaceEdit, target, size) -> Tuple[FaceEdit, Optional[np.nd
         for what, (x, y) in (('is', start), ('would move to', end)):
             if not (0 <= x <= w - 1 and 0 <= y <= h - 1):
                 raise InvalidPointsError(
-                    f'{label} of face {getattr(target, "index", "?")} {what} ({x:.0f}, {y:.0f}), outside the '
+                    f'{label} of face {target.index} {what} ({x:.0f}, {y:.0f}), outside the '
                     f'{w}x{h} photo; presets need the face inside the photo (a lower strength, or drags of your own)')
     return dataclasses.replace(job, drags=list(job.drags) + drags), region
 
@@ -584,4 +672,5 @@ def _assign(jobs: List[FaceEdit], found, rec, box, photo, detector, size) -> Lis
     return out
 
 
-__all__ = ['edit', 'edit_from_record', 'EditConfig', 'EditResult', 'FaceResult', 'FaceEdit', 'Callback']
+__all__ = ['edit', 'edit_from_record', 'check_inputs', 'EditInputs', 'PhotoMasks', 'assemble', 'EditConfig', 'EditResult',
+           'FaceResult', 'FaceEdit', 'Callback']

@@ -54,32 +54,73 @@ def draw_points(image: np.ndarray, handles: Sequence[Tuple[float, float]], targe
     return out
 
 
+CAPTIONS = ('before', 'after', 'drags: red to blue')      # before_after's panels
+
+
 def before_after(result, points: bool = True) -> np.ndarray:
     """The input and the edited photo side by side (uint8 RGB), both untouched, and with
     `points` a third panel: the output with each drag drawn small and hollow (handle red,
     target blue, the handle's end position as a red dot, the local editable region's outline
-    yellow), so no marker hides the change."""
+    yellow), so no marker hides the change. A white strip above names each panel (`CAPTIONS`)."""
     before, after = result.photo.pixels, result.pixels
-    gap = np.full((before.shape[0], max(4, before.shape[1] // 100), 3), 255, np.uint8)
-    panels = [before, gap, after]
+    panels = [before, after]
     if points:
-        import cv2
-        faces = result.record.faces
-        handles = [tuple(h) for f in faces for h in f.handles_photo]
-        targets = [tuple(t) for f in faces for t in f.targets_photo]
-        reached = [tuple(h) for f in faces for h in f.drag['handles_photo']]
-        widths = [f.box[2] - f.box[0] for f in faces] or [min(before.shape[:2])]
-        radius = max(3, int(round(0.025 * min(widths))))
-        guide = draw_points(after, handles, targets, hollow=True, radius=radius)
-        for face in getattr(result, 'faces', ()):      # the local editable region's outline, in yellow
-            if getattr(face, 'region', None) is not None:
-                inside = (face.region > 0.5).astype(np.uint8)
-                contours, _ = cv2.findContours(inside, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-                cv2.drawContours(guide, contours, -1, (255, 220, 0), 1, cv2.LINE_AA)
-        for x, y in reached:
-            cv2.circle(guide, (int(round(x)), int(round(y))), max(1, radius // 3), HANDLE, -1, cv2.LINE_AA)
-        panels += [gap, guide]
-    return np.concatenate(panels, axis=1)
+        panels.append(_drag_guide(result))
+    strip = _caption_height(before.shape[1])
+    row = [_captioned(panel, text, strip) for panel, text in zip(panels, CAPTIONS)]
+    gap = np.full((strip + before.shape[0], max(4, before.shape[1] // 100), 3), 255, np.uint8)
+    return np.concatenate(sum(([panel, gap] for panel in row), [])[:-1], axis=1)
+
+
+def _drag_guide(result) -> np.ndarray:
+    """before_after's third panel: the output with the drags, their ends and the regions drawn."""
+    import cv2
+    after = result.pixels
+    faces = result.record.faces
+    handles = [tuple(h) for f in faces for h in f.handles_photo]
+    targets = [tuple(t) for f in faces for t in f.targets_photo]
+    reached = [tuple(h) for f in faces for h in f.drag['handles_photo']]
+    widths = [f.box[2] - f.box[0] for f in faces] or [min(after.shape[:2])]
+    radius = max(3, int(round(0.025 * min(widths))))
+    guide = draw_points(after, handles, targets, hollow=True, radius=radius)
+    for face in result.faces:          # the local editable region's outline, in yellow
+        if face.region is not None:
+            inside = (face.region > 0.5).astype(np.uint8)
+            contours, _ = cv2.findContours(inside, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+            cv2.drawContours(guide, contours, -1, (255, 220, 0), 1, cv2.LINE_AA)
+    for x, y in reached:
+        cv2.circle(guide, (int(round(x)), int(round(y))), max(1, radius // 3), HANDLE, -1, cv2.LINE_AA)
+    return guide
+
+
+def _caption_scale(width: int) -> float:
+    """The caption's font scale for a panel `width` px wide: legible, not shouting."""
+    return min(1.6, max(0.45, width / 700))
+
+
+def _caption_height(width: int) -> int:
+    import cv2
+    scale = _caption_scale(width)
+    (_, th), base = cv2.getTextSize('bdfhlpqy', cv2.FONT_HERSHEY_SIMPLEX, scale, max(1, round(scale * 1.5)))
+    return th + base + 2 * max(3, int(th * 0.4))
+
+
+def _captioned(panel: np.ndarray, text: str, height: int) -> np.ndarray:
+    """`panel` under a white strip `height` px tall with `text` in black, shrunk to fit its width."""
+    import cv2
+    width = panel.shape[1]
+    scale = _caption_scale(width)
+    while True:
+        thick = max(1, round(scale * 1.5))
+        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
+        if tw <= width - 8 or scale < 0.3:
+            break
+        scale *= 0.9
+    strip = np.full((height, width, 3), 255, np.uint8)
+    y = (height + th) // 2 - base // 2
+    cv2.putText(strip, text, (max(0, (width - tw) // 2), y), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thick,
+                cv2.LINE_AA)
+    return np.concatenate([strip, panel], axis=0)
 
 
 def draw_faces(pixels: np.ndarray, faces) -> np.ndarray:

@@ -151,7 +151,7 @@ def test_a_transparent_photo_keeps_its_alpha_channel(tmp_path):
 
 # ---------------------------------------------------------------- before/after
 
-def test_before_after_leaves_the_two_photos_untouched_and_draws_the_drags_apart():
+def test_before_after_leaves_the_two_photos_untouched_draws_the_drags_apart_and_names_each_panel():
     from types import SimpleNamespace
     from photodrag.pipeline import before_after
     before = np.full((100, 120, 3), 90, np.uint8)
@@ -160,22 +160,29 @@ def test_before_after_leaves_the_two_photos_untouched_and_draws_the_drags_apart(
     face = SimpleNamespace(box=[20, 20, 100, 100], handles_photo=[[50, 50]], targets_photo=[[70, 45]],
                            drag={'handles_photo': [[68, 46]]})
     result = SimpleNamespace(photo=SimpleNamespace(pixels=before), pixels=after,
-                             record=SimpleNamespace(faces=[face]))
+                             record=SimpleNamespace(faces=[face]), faces=(SimpleNamespace(region=None),))
     picture = before_after(result)
     gap = max(4, 120 // 100)
-    assert picture.shape == (100, 3 * 120 + 2 * gap, 3)
-    np.testing.assert_array_equal(picture[:, :120], before)
-    np.testing.assert_array_equal(picture[:, 120 + gap:240 + gap], after)
-    guide = picture[:, 240 + 2 * gap:]
+    strip = picture.shape[0] - 100                      # the captions' white strip, above the panels
+    assert 10 <= strip <= 40 and picture.shape[1:] == (3 * 120 + 2 * gap, 3)
+    panels = picture[strip:]
+    np.testing.assert_array_equal(panels[:, :120], before)
+    np.testing.assert_array_equal(panels[:, 120 + gap:240 + gap], after)
+    guide = panels[:, 240 + 2 * gap:]
     assert (guide != after).any()
     assert (guide[50, 50] == after[50, 50]).all()       # a hollow ring: the handle's own pixel shows
+    captions = [picture[:strip, x:x + 120] for x in (0, 120 + gap, 240 + 2 * gap)]
+    for caption in captions:                            # dark text on white, in every panel's strip
+        assert (caption < 100).any() and (caption == 255).mean() > 0.6
+    assert not np.array_equal(captions[0], captions[1]) and not np.array_equal(captions[1], captions[2])
+    assert before_after(result, points=False).shape == (100 + strip, 2 * 120 + gap, 3)
 
 
 def test_outputs_of_one_edit_are_written_all_or_none(tmp_path):
-    """`photodrag edit` writes photo, before/after and record through io.atomic_files: a failure
-    in the last leaves none of them (and no temporary file)."""
+    """`photodrag edit` and batches write photo, before/after and record with `write_outputs`
+    (io.atomic_files): a failure in the last leaves none of them (and no temporary file)."""
     import numpy as np
-    from photodrag.cli.photos import _write_edit_outputs
+    from photodrag.pipeline.outputs import write_outputs
 
     class Record:
         def with_encoding(self, encoding):
@@ -187,7 +194,7 @@ def test_outputs_of_one_edit_are_written_all_or_none(tmp_path):
     class Result:
         record = Record()
 
-        def save(self, path, details=None):
+        def save(self, path, quality=None, details=None):
             Path(path).write_bytes(b'photo')
             return Path(path)
 
@@ -196,11 +203,11 @@ def test_outputs_of_one_edit_are_written_all_or_none(tmp_path):
 
     out, ba, rec = tmp_path / 'a.jpg', tmp_path / 'ba.png', tmp_path / 'a.json'
     with pytest.raises(PhotodragError, match='disk full'):
-        _write_edit_outputs(Result(), out, rec, ba, None)
+        write_outputs(Result(), out, record=rec, before_after=ba)
     assert list(tmp_path.iterdir()) == []
     Result.record = type('R', (), {'save': lambda self, path: Path(path).write_text('{}'),
                                    'with_encoding': lambda self, encoding: self})()
-    written = _write_edit_outputs(Result(), out, rec, ba, None)
+    written = write_outputs(Result(), out, record=rec, before_after=ba)
     assert [w for w, _ in written] == ['edited photo', 'before/after', 'record']
     assert sorted(p.name for p in tmp_path.iterdir()) == ['a.jpg', 'a.json', 'ba.png']
 

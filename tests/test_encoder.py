@@ -88,6 +88,7 @@ def test_a_saved_encoder_starts_the_projection_and_is_refused_by_another_generat
     from_mean = invert(G, image, cfg)
     from_enc = invert(G, image, cfg.replace(init='encoder'), encoder=enc)
     assert from_enc.config.init == 'encoder' and from_mean.config.init == 'mean'
+    assert from_enc.encoder == {'path': str(path), 'weights_hash': generator_hash(enc)} and from_mean.encoder is None
     expected = state['encoder'](image.float()).mean(dim=1, keepdim=True).expand(-1, G.num_ws, -1)
     assert torch.allclose(from_enc.ws, expected, atol=1e-5)          # projection starts at the encoder's w
     assert torch.allclose(from_mean.ws[0, 0], from_mean.ws[0, -1]) and not torch.allclose(from_enc.ws, from_mean.ws)

@@ -133,6 +133,9 @@ def test_eval_dragbench_writes_results_where_the_published_scripts_read_them(tmp
     write_sample(bench / 'art' / 'a1', textured(64, 80, 1), [(40, 30)], [(44, 28)], mask=mask, prompt='a texture')
     write_sample(bench / 'art' / 'a2', textured(64, 80, 2), [(30, 30), (50, 20)], [(33, 33), (47, 22)], fmt='json')
     out = tmp_path / 'results'
+    loads = []          # the generator is read once per run, not once per sample
+    load = checkpoints.load_generator
+    monkeypatch.setattr(checkpoints, 'load_generator', lambda *a, **k: loads.append(a) or load(*a, **k))
     result = CliRunner().invoke(main, ['eval', 'dragbench', str(bench), '--checkpoint', str(tmp_path / 'g.safetensors'),
                                        '--projection-steps', '2', '--tuning-steps', '0', '--steps', '2',
                                        '--out', str(out)])
@@ -143,6 +146,6 @@ def test_eval_dragbench_writes_results_where_the_published_scripts_read_them(tmp
         assert (out / s['name'] / 'dragged_image.png').is_file() and s['recipe'] == 'object'
         assert 0 < s['image_fidelity'] <= 1 and s['content_distance'] >= 0
     assert report['image_fidelity'] == pytest.approx(np.mean([s['image_fidelity'] for s in report['samples']]))
-    assert len(report['samples'][1]['points']) == 2
+    assert len(report['samples'][1]['points']) == 2 and len(loads) == 1
     bad = CliRunner().invoke(main, ['eval', 'dragbench', str(bench), '--out', str(bench)])
     assert bad.exit_code == 2 and 'benchmark folder' in bad.output

@@ -555,8 +555,9 @@ class Editor:
         # the total is the stages that ran for these faces (each face's align, invert and drag,
         # however long the page took between them) and this paste, not the paste alone
         started = time.perf_counter() - sum(timings.values())
-        self.result = editing.assemble(self.photo, results, records, cfg, self.server.checkpoint_info,
-                                       self.server.recipe, len(self.faces), timings, started, lambda *a: None)
+        self.result = editing.assemble(self.photo, results, records, cfg, checkpoint=self.server.checkpoint_info,
+                                       recipe=self.server.recipe, faces_found=len(self.faces), timings=timings,
+                                       started=started)
         self.result.record.input['path'] = self.photo_name
         self.result_files.pop('photo', None)
         self.result_files.pop('record', None)
