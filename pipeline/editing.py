@@ -529,7 +529,7 @@ def assemble(photo, face_results, face_records, config: EditConfig, *, checkpoin
     t = time.perf_counter()
     started = t if started is None else started
     emit('paste', 0, 1, {})
-    pasted = alignment.paste_back(photo, [alignment.Edit(r.crop, _masked_edit(r), reference=r.reconstruction,
+    pasted = alignment.paste_back(photo, [alignment.Edit(r.crop, masked_edit(r), reference=r.reconstruction,
                                                          limit=r.region) for r in face_results], config.paste)
     timings['paste'] = time.perf_counter() - t
     emit('paste', 1, 1, {})
@@ -616,7 +616,7 @@ def _with_presets(job: FaceEdit, target, size) -> Tuple[FaceEdit, Optional[np.nd
     return dataclasses.replace(job, drags=list(job.drags) + drags), region
 
 
-def _masked_edit(r: FaceResult) -> np.ndarray:
+def masked_edit(r: FaceResult) -> np.ndarray:
     """The edited crop where the mask lets it change, the reconstruction where it is frozen:
     the paste region (|edited - reference|) then stays inside the mask."""
     if r.mask is None:

@@ -136,7 +136,7 @@ def test_interactive_drag_replays_from_its_record(client, cache, tmp_path):
     # the paste took nothing from outside the painted region
     face = again.faces[0]
     outside = face.mask == 0
-    assert outside.any() and np.array_equal(pipeline.editing._masked_edit(face)[outside], face.reconstruction[outside])
+    assert outside.any() and np.array_equal(pipeline.editing.masked_edit(face)[outside], face.reconstruction[outside])
     client.delete(f'/api/sessions/{sid}')
 
 
