@@ -200,8 +200,8 @@ def _check_points(raw, w: int, h: int, where: str) -> List[Point]:
         if isinstance(p, np.ndarray):
             p = p.tolist()
         try:
-            if not (isinstance(p, (list, tuple)) and len(p) == 2 and all(is_number(v) for v in p)):
-                raise TypeError
+            if not (isinstance(p, (list, tuple)) and len(p) == 2 and all(is_number(v, finite=False) for v in p)):
+                raise TypeError  # nan and inf get their own message below
             points.append((float(p[0]), float(p[1])))
         except (TypeError, OverflowError):         # OverflowError: an int too large for a float
             raise InvalidPointsError(f'{where}: point {i} must be [x, y] (two numbers), got {_quote(p)}') from None

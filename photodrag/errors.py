@@ -75,15 +75,19 @@ __all__ = ['check_settings', 'is_number', 'PhotodragError', 'InvalidSettingsErro
            'UnreadableImageError', 'NoFaceFoundError', 'InvalidImageError']
 
 
-def is_number(value, lo: float = -math.inf, hi: float = math.inf, *, whole: bool = False) -> bool:
+def is_number(value, lo: float = -math.inf, hi: float = math.inf, *, whole: bool = False,
+              finite: bool = True) -> bool:
     """Whether `value` is a finite real number in [lo, hi] (a whole one if `whole`): the one
     check for numbers from files, records and settings. A bool is not a number here (True as a
-    coordinate or a step count is a mistake, not 1); numpy scalars are."""
+    coordinate or a step count is a mistake, not 1); numpy scalars are. finite=False also lets
+    nan and the infinities through (for a reader that names them in a message of its own)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):    # numpy's bool_ is no Real
         return False
     if whole and not isinstance(value, numbers.Integral):
         return False
     try:
+        if not finite and not math.isfinite(value):
+            return True
         return math.isfinite(value) and lo <= value <= hi
     except (OverflowError, TypeError):         # an int too large for a float
         return False

@@ -2,6 +2,7 @@
 
 import io
 import os
+import random
 import pickle
 import urllib.error
 import urllib.request
@@ -172,7 +173,7 @@ def test_flipped_bytes_in_a_tensor_layout_are_caught(G, tmp_path):
     (b'\x89PNG\r\n\x1a\n' + b'\0' * 64, 'PNG image'),
     (b'\xff\xd8\xff\xe0' + b'\0' * 64, 'JPEG image'),
     (b'hello, I am a text file', 'not a checkpoint'),
-    (os.urandom(4096), 'not a checkpoint|corrupt'),
+    (random.Random(0).randbytes(4096), 'not a checkpoint|corrupt'),
 ])
 def test_wrong_files_get_specific_errors(tmp_path, content, message):
     path = tmp_path / 'model.pkl'
