@@ -50,6 +50,19 @@ if os.environ.get('PYTEST_XDIST_WORKER'):
     torch.set_num_threads(1)
 
 
+@pytest.fixture(scope='session')
+def shared_inversions(tmp_path_factory):
+    """One inversion cache for the tests whose subject is not the inversion itself (a region, a
+    command, a drag): the bundled astronaut inverted with the fast preset is computed once and
+    then read back (by every parallel worker: the folder sits above their own temp folders;
+    cache entries are written atomically). Tests of the cache keep caches of their own."""
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get('PYTEST_XDIST_WORKER') else base
+    path = root / 'shared-inversions'
+    path.mkdir(exist_ok=True)
+    return path
+
+
 @pytest.fixture
 def tiny_generator():
     return make_generator()

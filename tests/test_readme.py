@@ -197,11 +197,11 @@ def test_cli_md_drag_example(tmp_path):
 
 
 @pytest.mark.slow
-def test_quick_start_demo_command(tmp_path):
+def test_quick_start_demo_command(tmp_path, shared_inversions):
     """`photodrag demo` as the README gives it: offline, bundled generator and photo."""
     line = quick_start()[0].rsplit('&&', 1)[1].strip()
     assert line == 'photodrag demo'
-    env = dict(os.environ, PHOTODRAG_CACHE=str(tmp_path / 'cache'), PHOTODRAG_OFFLINE='1')
+    env = dict(os.environ, PHOTODRAG_CACHE=str(shared_inversions), PHOTODRAG_OFFLINE='1')
     done = subprocess.run([sys.executable, '-m', 'photodrag', *shlex.split(line)[1:]], cwd=tmp_path,
                           capture_output=True, text=True, timeout=900, env=env)
     assert done.returncode == 0, done.stderr
