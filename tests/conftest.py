@@ -43,6 +43,15 @@ def pytest_xdist_auto_num_workers(config):
     return max(1, min(4, os.cpu_count() or 1))
 
 
+def pytest_collection_modifyitems(config, items):
+    """Parallel workers take each file whole (`--dist loadgroup`: its module fixtures, such as a
+    fitted generator or an inversion, are built once), except tests marked `spread`: long ones
+    that share nothing, which go to whichever worker is free."""
+    for item in items:
+        if item.get_closest_marker('spread') is None:
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split('::')[0]))
+
+
 if os.environ.get('PYTEST_XDIST_WORKER'):
     # workers share the cores: one thread each (and in the subprocesses they start, so a CLI run
     # and the in-process run it is compared with add floats in the same order)

@@ -128,6 +128,7 @@ def test_inputs_matching_nothing_and_outputs_colliding_are_errors(studio):
 # ---------------------------------------------------------------- running
 
 @pytest.mark.slow
+@pytest.mark.spread
 def test_the_issue_example_runs_as_written(tmp_path, monkeypatch):
     monkeypatch.setenv('PHOTODRAG_CACHE', str(tmp_path / 'cache'))
     (tmp_path / 'photos').mkdir()
@@ -277,6 +278,7 @@ def wait_for_lines(manifest: Path, n: int, proc, timeout=300):
 
 
 @pytest.mark.slow
+@pytest.mark.spread
 @pytest.mark.parametrize('how, code', [('kill', -signal.SIGKILL), ('ctrl-c', 130)])
 def test_killed_halfway_then_resumed_gives_the_same_files(studio, how, code):
     """kill -9 (or Ctrl-C) after the first photo, --resume: the outputs are byte for byte those
@@ -314,6 +316,7 @@ def test_killed_halfway_then_resumed_gives_the_same_files(studio, how, code):
 
 
 @pytest.mark.slow
+@pytest.mark.spread
 def test_the_ray_engine_gives_the_local_engines_files(studio):
     pytest.importorskip('ray')
     local = write(studio / 'local.json', recipe_text(inputs=['photos/a.png', 'photos/b.png'],

@@ -95,6 +95,7 @@ def test_eval_content_reports_the_content_and_the_tracker(tmp_path, monkeypatch)
 
 
 @pytest.mark.slow
+@pytest.mark.spread
 def test_eval_landmarks_on_two_real_faces(tmp_path, monkeypatch):
     """Protocol 1 on the shared group photo with the demo generator, a few steps: the report has
     its keys, the no-edit distance is the faces' own difference, and the MD is finite."""

@@ -197,6 +197,7 @@ def test_cli_md_drag_example(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.spread
 def test_quick_start_demo_command(tmp_path, shared_inversions):
     """`photodrag demo` as the README gives it: offline, bundled generator and photo."""
     line = quick_start()[0].rsplit('&&', 1)[1].strip()
