@@ -108,34 +108,6 @@ def test_demo_inverts_the_astronaut_faithfully(inverted_astronaut):
     assert float(psnr(recon, target)) >= 23.0                     # 25.5 dB at release
 
 
-@pytest.mark.slow
-@pytest.mark.spread
-@pytest.mark.parametrize('name', ['portrait_facexlib_test2.jpg', 'portrait_deepface_img1.jpg',
-                                  'portrait_lowres_codeformer_04.jpg', 'portrait_aligned1024_e4e_input.jpg'])
-def test_demo_inverts_the_shared_portraits(name, monkeypatch, tmp_path):
-    """The real portraits beside the checkout (skipped where they are absent), fast preset from
-    the shipped encoder's start, as every demo-faces edit inverts (the astronaut above covers the
-    start at w_avg)."""
-
-    from conftest import shared_photo
-    from photodrag.inversion import InversionConfig, invert, load_lpips, psnr
-    from photodrag import alignment
-    pytest.importorskip('dlib')
-    path = shared_photo(name)
-    monkeypatch.setenv('PHOTODRAG_CACHE', str(tmp_path))
-    G = checkpoints.load_generator('demo-faces')
-    photo = alignment.read_photo(path)
-    face = alignment.select_face(alignment.detect_faces(photo))
-    crop = alignment.align(photo, face, size=128, recipe=alignment.recipe_for_checkpoint('demo-faces'))
-    from photodrag.inversion.encoder import for_generator
-    inv = invert(G, crop.image, InversionConfig.preset('fast'), encoder=for_generator(G, 'demo-faces'))
-    assert inv.encoder is not None
-    recon, target = inv.render(G), stylegan.from_uint8(crop.image)
-    with torch.no_grad():
-        assert float(load_lpips('vgg')(recon, target)) <= 0.15   # 0.06-0.07 at release (w_avg start)
-    assert float(psnr(recon, target)) >= 24.0                     # 25.6-29.3 dB at release
-
-
 def test_redetected_landmarks_follow_the_face():
     import cv2
     from photodrag.evaluation.metrics import progress_towards, redetected_landmarks
