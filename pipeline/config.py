@@ -98,12 +98,14 @@ class EditConfig:
     @classmethod
     def from_options(cls, *, checkpoint: Optional[str] = None, quality: str = 'balanced',
                      projection_steps: Optional[int] = None, tuning_steps: Optional[int] = None,
-                     drag: Optional[Dict[str, Any]] = None, device: Optional[str] = 'auto',
-                     encoder: Optional[str] = 'auto', base: Optional[os.PathLike] = None, **fields) -> 'EditConfig':
+                     inversion: Optional[InversionConfig] = None, drag: Optional[Dict[str, Any]] = None,
+                     device: Optional[str] = 'auto', encoder: Optional[str] = 'auto',
+                     base: Optional[os.PathLike] = None, **fields) -> 'EditConfig':
         """The EditConfig that a command line, a batch recipe or the web editor describes, checked
         before anything loads. The one place that turns options into settings:
 
-        quality names a preset; projection_steps / tuning_steps replace its step counts. drag is
+        quality names a preset; projection_steps / tuning_steps replace its step counts; a whole
+        `inversion` (an InversionConfig: tests, scripts) replaces the preset instead. drag is
         a mapping of `DragConfig` fields (max_steps among them). device 'auto' (or None) picks
         cuda -> mps -> cpu; the chosen device is checked against both precisions. encoder is
         'auto', 'none' or a file (relative to `base`, e.g. a recipe's folder), which must exist.
@@ -114,13 +116,10 @@ class EditConfig:
             if not path.is_file():
                 raise InvalidSettingsError(f'encoder {encoder!s:.200}: no such file (or use auto or none)')
             encoder = str(path.resolve()) if base is not None else str(encoder)
-        inversion = None
         steps = {k: v for k, v in (('projection_steps', projection_steps), ('tuning_steps', tuning_steps))
                  if v is not None}
-        if steps:
-            if quality not in PRESETS:
-                raise InvalidSettingsError(f"quality is 'fast', 'balanced', 'best' or 'reference', got {quality!r:.60}")
-            inversion = InversionConfig.preset(quality, **steps)
+        if steps:           # an unknown quality is InversionConfig.preset's error
+            inversion = (inversion or InversionConfig.preset(quality)).replace(**steps)
         drag = dict(drag or {})
         if 'max_steps' in drag:
             fields.setdefault('max_steps', drag.pop('max_steps'))

@@ -53,9 +53,9 @@ class Server:
         from photodrag.pipeline import EditConfig, checks
         from photodrag.pipeline.record import checkpoint_info
         self.settings = settings
-        # an InversionConfig given as the quality replaces the preset (EditConfig takes it so)
-        self.config = EditConfig.from_options(checkpoint=settings.checkpoint, quality=settings.quality if
-                                              settings.inversion is None else settings.inversion, device=settings.device, max_steps=settings.max_steps)
+        self.config = EditConfig.from_options(checkpoint=settings.checkpoint, quality=settings.quality,
+                                              inversion=settings.inversion, device=settings.device,
+                                              max_steps=settings.max_steps)
         self.G = checkpoints.load_generator(self.config.checkpoint, device=self.config.device)
         self.checkpoint_info = checkpoint_info(self.config.checkpoint, self.G)
         self.encoder = for_generator(self.G, self.config.checkpoint, self.config.encoder) \
