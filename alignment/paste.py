@@ -44,10 +44,11 @@ class PasteConfig:
     change_threshold: float = 0.03      # mean |edited - reference| (0..1) that counts as changed
     edge_margin: float = 2.0            # crop pixels at the crop's edge never used (resampling fringe)
     transfer: str = 'flow'              # with a reference: 'flow' (move the photo's pixels) or 'pixels' (paste the crop)
+    residual: str = 'disoccluded'       # flow transfer: what it adds beyond motion: 'disoccluded' (only where the motion uncovers what was hidden), 'all', 'none'
 
     def __post_init__(self):
         for name, allowed in (('blend', ('alpha', 'poisson')), ('region', ('auto', 'square', 'changed')),
-                              ('transfer', ('flow', 'pixels'))):
+                              ('transfer', ('flow', 'pixels')), ('residual', ('disoccluded', 'all', 'none'))):
             if getattr(self, name) not in allowed:
                 raise InvalidSettingsError(f'PasteConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}')
         numbers = (('feather', self.feather, 0, 10_000, True), ('change_threshold', self.change_threshold, 0, 1, False),
@@ -73,6 +74,9 @@ class Edit:
     mask: Optional[np.ndarray] = None
     reference: Optional[np.ndarray] = None
     limit: Optional[np.ndarray] = None
+    # crop-space correspondences the edit is known to make, ((x, y) in reference, (x, y) in edited)
+    # each: what the drag measured its content to have done; the flow transfer is held to them
+    motions: Tuple = ()
 
 
 @dataclass(frozen=True, eq=False)
@@ -210,7 +214,7 @@ def _paste_one(out: np.ndarray, edit: Edit, cfg: PasteConfig) -> BlendMask:
         return BlendMask(box=box, mask=mask)
     original = out[py0:py1, px0:px1]
     if cfg.transfer == 'flow' and edit.reference is not None:
-        recon = _flow_transfer(out, t, edited, reference, box)
+        recon = _flow_transfer(out, t, edited, reference, box, edit.motions, cfg.residual)
     else:
         recon = t.warp_to_photo(edited, (px1 - px0, py1 - py0), offset=(px0, py0),
                                 interpolation=cv2.INTER_LANCZOS4, border=cv2.BORDER_REFLECT).astype(np.float32)
@@ -225,16 +229,67 @@ def _paste_one(out: np.ndarray, edit: Edit, cfg: PasteConfig) -> BlendMask:
 
 
 RESIDUAL_THRESHOLD = 6.0     # grey levels of |edited - moved reconstruction| ignored by flow transfer
+FLOW_UPSCALE = 2             # the flow is estimated on crops enlarged this much (a 128 px render is too coarse for DIS)
+OCCLUSION_PX = 1.0           # forward-backward disagreement (crop px) that marks a pixel the motion uncovered
 
 
-def _flow_transfer(photo: np.ndarray, t, edited: np.ndarray, reference: np.ndarray, box) -> np.ndarray:
+def crop_flow(edited: np.ndarray, reference: np.ndarray, motions: Sequence = ()) -> np.ndarray:
+    """The backward flow [h, w, 2] of an edit in crop space: edited(q) ~ reference(q + flow(q)).
+
+    OpenCV's DIS flow on the crops enlarged FLOW_UPSCALE times, then held to `motions` (pairs
+    ((x, y) in reference, (x, y) in edited): where the drag's own measurement says a handle's
+    content went): around each, the flow is corrected by what it misses there, fading with a
+    Gaussian as wide as the motion (sigma = its length / 2 + 2 px), so the photo receives the
+    motion the crop shows even where DIS, on a blurry render, sees less of it."""
+    ch, cw = edited.shape[:2]
+    flow = _dis(edited, reference)
+    if len(motions):
+        gx, gy = np.meshgrid(np.arange(cw, dtype=np.float32), np.arange(ch, dtype=np.float32))
+        correction = np.zeros_like(flow)
+        weight = np.zeros((ch, cw), np.float32)
+        for (ax, ay), (bx, by) in motions:
+            want = np.array([ax - bx, ay - by], np.float32)
+            ix, iy = int(round(min(max(bx, 0), cw - 1))), int(round(min(max(by, 0), ch - 1)))
+            miss = want - flow[iy, ix]
+            sigma = 0.5 * float(np.hypot(*want)) + 2.0
+            g = np.exp(-((gx - bx) ** 2 + (gy - by) ** 2) / (2 * sigma ** 2)).astype(np.float32)
+            correction += g[..., None] * miss
+            weight += g
+        flow = flow + correction / np.maximum(weight, 1.0)[..., None]
+    return flow
+
+
+def _dis(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """OpenCV DIS flow [h, w, 2] with a(q) ~ b(q + flow(q)), estimated on both images enlarged
+    FLOW_UPSCALE times (grey) and given back in their own pixels."""
+    import cv2
+    h, w = a.shape[:2]
+    big = lambda x: cv2.resize(cv2.cvtColor(np.ascontiguousarray(x), cv2.COLOR_RGB2GRAY),  # noqa: E731
+                               (w * FLOW_UPSCALE, h * FLOW_UPSCALE), interpolation=cv2.INTER_CUBIC)
+    flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM).calc(big(a), big(b), None)
+    return cv2.resize(flow, (w, h), interpolation=cv2.INTER_AREA) / FLOW_UPSCALE
+
+
+def _uncovered(edited: np.ndarray, reference: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """float [h, w] in [0, 1]: the pixels of `edited` the motion uncovered (teeth as a mouth
+    opens), where the flow back to the reference and the flow forward again disagree."""
+    import cv2
+    ch, cw = flow.shape[:2]
+    forward = _dis(reference, edited)
+    gx, gy = np.meshgrid(np.arange(cw, dtype=np.float32), np.arange(ch, dtype=np.float32))
+    back = cv2.remap(forward, gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    disagree = np.hypot(*(flow + back).transpose(2, 0, 1))
+    hole = (disagree > OCCLUSION_PX).astype(np.float32)
+    return np.clip(cv2.GaussianBlur(hole, (0, 0), 1.0) * 2, 0, 1)
+
+
+def _flow_transfer(photo: np.ndarray, t, edited: np.ndarray, reference: np.ndarray, box, motions=(),
+                   residual_mode: str = 'disoccluded') -> np.ndarray:
     """The photo window `box`, with the motion from `reference` to `edited` (crop space)
     applied to the photo's own pixels at full resolution, plus the part of the edit the
-    motion does not explain. float32 [h, w, 3]."""
+    motion does not explain where `residual_mode` allows it. float32 [h, w, 3]."""
     import cv2
-    gray = lambda a: cv2.cvtColor(np.ascontiguousarray(a), cv2.COLOR_RGB2GRAY)  # noqa: E731
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    flow = dis.calc(gray(edited), gray(reference), None)        # edited(q) ~ reference(q + flow(q))
+    flow = crop_flow(edited, reference, motions)        # edited(q) ~ reference(q + flow(q))
     ch, cw = flow.shape[:2]
     # crop space: the reconstruction moved along the flow; what is left is the generator's own change
     gx, gy = np.meshgrid(np.arange(cw, dtype=np.float32), np.arange(ch, dtype=np.float32))
@@ -244,6 +299,12 @@ def _flow_transfer(photo: np.ndarray, t, edited: np.ndarray, reference: np.ndarr
     # keep what the edit adds (teeth that appear, new shading: large differences); drop the
     # generator's small drift in colour and texture around them (soft threshold, in levels)
     residual = np.sign(residual) * np.maximum(np.abs(residual) - RESIDUAL_THRESHOLD, 0.0)
+    if residual_mode == 'none':
+        residual[:] = 0
+    elif residual_mode == 'disoccluded':
+        # only what the motion uncovered: elsewhere the photo's own pixels, moved, are the
+        # whole edit, and the generator's prior (a moustache, a shadow) never paints over them
+        residual *= _uncovered(edited, reference, flow)[..., None]
     # photo space: each window pixel p -> crop q -> source q + flow(q) -> photo p'
     x0, y0, x1, y1 = box
     px, py = np.meshgrid(np.arange(x0, x1, dtype=np.float64), np.arange(y0, y1, dtype=np.float64))

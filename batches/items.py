@@ -194,6 +194,7 @@ def _face_summary(face) -> Dict[str, Any]:
     return {'face': face.index,
             'presets': [p['name'] + (f':{p["strength"]:g}' if p['strength'] != 1 else '') for p in face.presets],
             'drags': len(face.handles_photo), 'steps': face.drag['steps'], 'reason': face.drag['reason'],
+            'content_progress': face.drag.get('content_progress'),
             'lpips': round(float(face.inversion['lpips']), 4), 'from_cache': face.inversion['from_cache']}
 
 

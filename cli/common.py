@@ -86,6 +86,34 @@ def edit_options(quality: str):
     return decorate
 
 
+def drag_options(f):
+    """How a drag follows and pulls its handles (`DragConfig`; docs/algorithms.md); the command
+    takes drag_mode, tracking, supervision and content_check (None: the default)."""
+    options = [
+        click.option('--drag-mode', type=click.Choice(['fast', 'reference']), default=None,
+                     help="fast (photodrag's drag) or reference (DragGAN's algorithm as its code runs it).  "
+                          "[default: fast]"),
+        click.option('--tracking', type=click.Choice(['features', 'template', 'image']), default=None,
+                     help="How handles are found again: features (DragGAN), template (FreeDrag-style) or image "
+                          "(features checked against the rendered pixels).  [default: the mode's]"),
+        click.option('--supervision', type=click.Choice(['shift', 'original']), default=None,
+                     help="What the motion term pulls: shift (DragGAN) or original (the handle's first "
+                          "features, GoodDrag).  [default: the mode's]"),
+        click.option('--content-check/--no-content-check', default=None,
+                     help="Stop only when the rendered image shows the content at the targets.  "
+                          "[default: the mode's]"),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def drag_settings(drag_mode=None, tracking=None, supervision=None, content_check=None):
+    """The DragConfig fields `drag_options` set (only those given)."""
+    given = {'mode': drag_mode, 'tracking': tracking, 'supervision': supervision, 'content_check': content_check}
+    return {k: v for k, v in given.items() if v is not None}
+
+
 # ---------------------------------------------------------------- parsing
 
 def parse_drag(text: str, where: str = 'image'):
@@ -258,11 +286,18 @@ def print_table(rows) -> None:
         click.echo('  '.join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
 
 
+def _reason(drag) -> str:
+    """How a face's drag ended, in words that never claim more than the images show."""
+    if drag['reason'] == 'converged':
+        return 'content at the targets'
+    return 'stopped at the step limit' if drag['reason'] == 'max_steps' else str(drag['reason'])
+
+
 def print_summary(result, written) -> None:
     """The table printed after an edit: per face, then stage times, then where the files are
     (`written`: the [(what, path)] of pipeline.outputs.write_outputs)."""
     rec = result.record
-    rows = [('face', 'box', 'LPIPS', 'PSNR', 'drag', 'handle distance (photo px)')]
+    rows = [('face', 'box', 'LPIPS', 'PSNR', 'drag', 'content moved (share of the way, measured in the photo)')]
     for f in rec.faces:
         inv = f.inversion
         name = str(f.index) if f.index is not None else ('box' if f.landmarks is not None else 'object')
@@ -271,9 +306,9 @@ def print_summary(result, written) -> None:
             name += ' (' + ', '.join(label(p['name'], p['strength']) for p in f.presets) + ')'
         box = ','.join(f'{v:.0f}' for v in f.box)
         cached = ' (cache)' if inv['from_cache'] else ''
-        dists = ' '.join(f'{d:.1f}' for d in f.drag['distances_photo'])
+        dists = ' '.join(f'{d:.2f}' for d in f.drag.get('content_progress', ()))
         rows.append((name, box, f"{inv['lpips']:.3f} {inv['lpips_net']}{cached}", f"{inv['psnr']:.1f} dB",
-                     f"{f.drag['steps']} steps, {f.drag['reason']}", dists))
+                     f"{f.drag['steps']} steps, {_reason(f.drag)}", dists))
     print_table(rows)
     t = rec.timings
     stages = ('load', 'detect', 'align', 'invert', 'drag', 'paste')

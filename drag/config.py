@@ -9,6 +9,13 @@ from photodrag.errors import InvalidSettingsError, check_settings
 MODES = ('fast', 'reference')
 PRECISIONS = ('fp32', 'bf16', 'fp16')
 LATENT_SPACES = ('w', 'w+')
+TRACKERS = ('features', 'template', 'image')
+SUPERVISIONS = ('shift', 'original')
+
+# What None means for the handle options: DragGAN's algorithm in 'reference' mode; in 'fast'
+# mode the combination the ablation in docs/measurements.md ("Following the content") found best.
+FAST_CHOICES = {'tracking': 'image', 'supervision': 'shift', 'confidence': 0.0, 'content_check': True}
+REFERENCE_CHOICES = {'tracking': 'features', 'supervision': 'shift', 'confidence': 0.0, 'content_check': False}
 
 
 @dataclass(frozen=True)
@@ -30,6 +37,14 @@ class DragConfig:
     noise_mode: str = 'const'               # 'const' or 'none' (random noise would make tracking jitter)
     mode: str = 'fast'                      # 'fast' or 'reference' (what DragGAN's code does: full render, full-size features)
     precision: str = 'fp32'                 # 'fp32'; 'bf16' (CPU or CUDA autocast); 'fp16' (CUDA autocast)
+    # How handles are followed and pulled (docs/algorithms.md §2.1); None = the mode's choice:
+    # DragGAN's own in 'reference' mode, the measured best in 'fast' mode.
+    tracking: Optional[str] = None          # 'features' (DragGAN: nearest feature), 'template' (FreeDrag: adaptive template on the handle->target line, backtracking), 'image' (features, then the rendered image's own pixels confirm or correct)
+    supervision: Optional[str] = None       # 'shift' (DragGAN: pull F(q) to q + d) or 'original' (GoodDrag: pull the original handle features to q + d)
+    template_rate: float = 0.2              # 'template': how fast the template follows the tracked feature (FreeDrag's 1 - lambda)
+    template_bound: float = 0.5             # 'template': the template never drifts from the original feature by more than this share of its norm
+    confidence: Optional[float] = None      # StableDrag: a match less similar (cosine) than this to the original feature leaves the handle where it was; 0 = off
+    content_check: Optional[bool] = None    # stop only when the rendered image shows each handle's content at its target (patch correlation), not on the tracker's word
 
     def __post_init__(self):
         check_settings('DragConfig', self._checks)
@@ -47,7 +62,25 @@ class DragConfig:
             (self.optimized_ws >= 1, 'optimized_ws must be >= 1'),
             (self.stop_distance is None or self.stop_distance >= 0, 'stop_distance must be >= 0'),
             (self.max_steps >= 0, 'max_steps must be >= 0'),
+            (self.tracking is None or self.tracking in TRACKERS, f'tracking must be one of {TRACKERS}'),
+            (self.supervision is None or self.supervision in SUPERVISIONS,
+             f'supervision must be one of {SUPERVISIONS}'),
+            (0 < self.template_rate <= 1, 'template_rate must be in (0, 1]'),
+            (0 <= self.template_bound <= 2, 'template_bound must be in [0, 2]'),
+            (self.confidence is None or -1 <= self.confidence < 1, 'confidence is a cosine similarity in [-1, 1)'),
+            (self.content_check is None or isinstance(self.content_check, bool), 'content_check must be true or false'),
         ]
+
+    def choice(self, name: str):
+        """The value of handle option `name` in use (its own, or the mode's choice when None)."""
+        value = getattr(self, name)
+        if value is not None:
+            return value
+        return (REFERENCE_CHOICES if self.mode == 'reference' else FAST_CHOICES)[name]
+
+    def resolved(self) -> 'DragConfig':
+        """The same settings with every None replaced by what it stands for (records, reports)."""
+        return self.replace(**{k: self.choice(k) for k in FAST_CHOICES})
 
     def check_device(self, device) -> None:
         """fp16 autocast needs CUDA: say so before anything runs on another device."""

@@ -23,10 +23,13 @@ from photodrag.errors import InvalidPointsError, InvalidSettingsError
 from photodrag.io import check_points_editable
 
 from .config import DragConfig
-from .features import FeatureMap, FullResFeatures, LowResFeatures
+from .features import FeatureMap, FullResFeatures, LowResFeatures, disc
 from .points import Point, check_point, check_points, prepare_mask
-from .supervision import motion_loss
-from .tracking import track
+from .supervision import motion_loss, original_loss
+from .tracking import cut_patch, grey, match_patch, patch_half, similarity, track, track_template
+
+# A patch match this correlated (normalised cross-correlation) is taken as the content itself
+IMAGE_TRUST = 0.6
 
 
 @dataclass(frozen=True)
@@ -48,7 +51,21 @@ class _Snapshot:
     optimizer: dict
     handles: torch.Tensor
     targets: torch.Tensor
-    references: List[Optional[torch.Tensor]]
+    anchors: List[Optional['_Anchor']]
+
+
+@dataclass
+class _Anchor:
+    """What a handle started on, captured at the first step after it was placed."""
+    feature: torch.Tensor               # [C] the feature at the handle (DragGAN's reference)
+    origin: torch.Tensor                # [2] where the handle was
+    offsets: torch.Tensor               # [M, 2] the motion disc's pixels around it, relative
+    disc: torch.Tensor                  # [M, C] the features there (GoodDrag's supervision)
+    template: torch.Tensor              # [C] the adaptive template (FreeDrag's tracking)
+    patch: Optional[torch.Tensor]       # grey image patch around it (image tracking, content check)
+
+    def clone(self) -> '_Anchor':
+        return _Anchor(self.feature, self.origin, self.offsets, self.disc, self.template.clone(), self.patch)
 
 
 @contextlib.contextmanager
@@ -90,7 +107,7 @@ class DragSession:
         hs, ts = check_points(handles, targets, R)
         self._handles = torch.tensor(hs, dtype=torch.float32, device=self.device)
         self._targets = torch.tensor(ts, dtype=torch.float32, device=self.device)
-        self._references: List[Optional[torch.Tensor]] = [None] * len(hs)
+        self._anchors: List[Optional[_Anchor]] = [None] * len(hs)
         self._start_features: Optional[FeatureMap] = None
         self._mask: Optional[torch.Tensor] = None
         self.set_mask(mask)
@@ -103,6 +120,11 @@ class DragSession:
         self._history: List[_Snapshot] = [self._snapshot()]
 
     # ------------------------------------------------------------------ state
+
+    @property
+    def origins(self) -> List[Optional[Point]]:
+        """Where each handle's content was when the drag picked it up (None: not yet picked up)."""
+        return [None if a is None else tuple(map(float, a.origin.tolist())) for a in self._anchors]
 
     @property
     def handles(self) -> List[Point]:
@@ -142,14 +164,14 @@ class DragSession:
 
     def add_point(self, handle, target) -> int:
         """Add a handle/target pair; its content is picked up at the next step. Returns its index."""
-        h = check_point(handle, self.resolution, f'handle {len(self._references) + 1}')
-        t = check_point(target, self.resolution, f'target {len(self._references) + 1}')
+        h = check_point(handle, self.resolution, f'handle {len(self._anchors) + 1}')
+        t = check_point(target, self.resolution, f'target {len(self._anchors) + 1}')
         check_points_editable(self._mask, [h, t], ['handle', 'target'])
         self._handles = torch.cat([self._handles, self._handles.new_tensor([h])])
         self._targets = torch.cat([self._targets, self._targets.new_tensor([t])])
-        self._references.append(None)
+        self._anchors.append(None)
         self._undone()
-        return len(self._references) - 1
+        return len(self._anchors) - 1
 
     def move_point(self, index: int, handle=None, target=None) -> None:
         """Move a handle (its content is picked up afresh there) and/or its target."""
@@ -158,7 +180,7 @@ class DragSession:
             h = check_point(handle, self.resolution, f'handle {index + 1}')
             check_points_editable(self._mask, [h], ['handle'])
             self._handles[index] = self._handles.new_tensor(h)
-            self._references[index] = None
+            self._anchors[index] = None
         if target is not None:
             t = check_point(target, self.resolution, f'target {index + 1}')
             check_points_editable(self._mask, [t], ['target'])
@@ -167,11 +189,11 @@ class DragSession:
 
     def remove_point(self, index: int) -> None:
         self._check_index(index)
-        if len(self._references) == 1:
+        if len(self._anchors) == 1:
             raise InvalidPointsError('cannot remove the last point: a drag needs at least one')
-        keep = [i for i in range(len(self._references)) if i != index]
+        keep = [i for i in range(len(self._anchors)) if i != index]
         self._handles, self._targets = self._handles[keep], self._targets[keep]
-        self._references = [self._references[i] for i in keep]
+        self._anchors = [self._anchors[i] for i in keep]
         self._undone()
 
     def set_mask(self, mask) -> None:
@@ -202,7 +224,7 @@ class DragSession:
             self._delta.copy_(snap.delta)
         self._optimizer.load_state_dict(copy.deepcopy(snap.optimizer))
         self._handles, self._targets = snap.handles.clone(), snap.targets.clone()
-        self._references = [None if r is None else r.clone() for r in snap.references]
+        self._anchors = [None if a is None else a.clone() for a in snap.anchors]
         self._step = snap.step
         self._undone()      # snapshots are taken at the start and after updates: never done
         self._last = self._result(None)
@@ -218,19 +240,28 @@ class DragSession:
         the feature block (an interactive editor's frames); the step itself is unchanged."""
         if self._done:
             return self._last
+        config = self.config
         with torch.enable_grad(), _frozen_weights(self.G):
-            features = self._features(preview)
-            self._capture(features)
-            self._handles = track(features, self._handles, torch.stack(self._references),
-                                  self.config.search_radius(self.resolution))
+            image_needed = config.choice('tracking') == 'image' or config.choice('content_check')
+            features = self._features(preview or image_needed)
+            image = self._image_now() if image_needed else None
+            self._capture(features, image)
+            self._handles = self._track(features, image)
             distances = (self._targets - self._handles).norm(dim=1)
             loss_value = None
-            if bool((distances <= self.config.stop_px(self.resolution)).all()):
+            arrived = bool((distances <= config.stop_px(self.resolution)).all())
+            if arrived and config.choice('content_check'):
+                arrived = self._content_arrived(image)
+            if arrived:
                 self._done, self._reason = True, 'converged'
-            elif self._step >= self.config.max_steps:
+            elif self._step >= config.max_steps:
                 self._done, self._reason = True, 'max_steps'
             else:
-                loss = motion_loss(features, self._handles, self._targets, self.config.motion_radius(self.resolution))
+                r1 = config.motion_radius(self.resolution)
+                if config.choice('supervision') == 'original':
+                    loss = original_loss(features, self._handles, self._targets, self._anchors, r1)
+                else:
+                    loss = motion_loss(features, self._handles, self._targets, r1)
                 if self._keep is not None and self.config.lambda_mask > 0:
                     loss = loss + self.config.lambda_mask * features.masked_l1(self._start_features, self._keep)
                 self._optimizer.zero_grad(set_to_none=True)
@@ -323,21 +354,96 @@ class DragSession:
         self._kept = (None, None, out.image.detach()) if preview else None
         return FullResFeatures(out.features[res].float(), self.resolution)
 
-    def _capture(self, features: FeatureMap) -> None:
-        """Reference features for handles that have none yet, and the start features."""
+    def _capture(self, features: FeatureMap, image: Optional[torch.Tensor]) -> None:
+        """Anchors for handles that have none yet (what they start on), and the start features."""
         if self._start_features is None:
             self._start_features = features.detach()
-        missing = [i for i, r in enumerate(self._references) if r is None]
-        if missing:
-            with torch.no_grad():
-                found = features.at(self._handles[missing].round())
-            for i, f in zip(missing, found):
-                self._references[i] = f.detach().clone()
+        missing = [i for i, a in enumerate(self._anchors) if a is None]
+        if not missing:
+            return
+        r1 = self.config.motion_radius(self.resolution)
+        half = patch_half(self.resolution)
+        image_grey = None if image is None else grey(image)
+        with torch.no_grad():
+            for i in missing:
+                origin = self._handles[i].round()
+                pixels = disc(origin, r1, self.resolution)
+                feature = features.at(origin[None])[0].detach().clone()
+                patch = None if image_grey is None else cut_patch(image_grey, origin, half)
+                self._anchors[i] = _Anchor(feature=feature, origin=origin.clone(), offsets=pixels - origin[None],
+                                           disc=features.at(pixels).detach().clone(), template=feature.clone(),
+                                           patch=patch)
+
+    def _track(self, features: FeatureMap, image: Optional[torch.Tensor]) -> torch.Tensor:
+        """Every handle's new position by the configured tracker (docs/algorithms.md §2.1)."""
+        config, R = self.config, self.resolution
+        radius = config.search_radius(R)
+        anchors = self._anchors
+        references = torch.stack([a.feature for a in anchors])
+        if config.choice('tracking') == 'template':
+            found, templates = track_template(
+                features, self._handles, torch.stack([a.origin for a in anchors]), self._targets,
+                torch.stack([a.template for a in anchors]), references, radius,
+                rate=config.template_rate, bound=config.template_bound)
+            for a, t in zip(anchors, templates):
+                a.template = t
+        else:
+            found = track(features, self._handles, references, radius)
+        confidence = config.choice('confidence')
+        if confidence > 0:
+            trusted = similarity(features, found, references) >= confidence
+            found = torch.where(trusted[:, None], found, self._handles)
+        if config.choice('tracking') == 'image' and image is not None:
+            image_grey = grey(image)
+            for i, a in enumerate(anchors):
+                if a.patch is None:
+                    continue
+                lo = torch.minimum(found[i], self._handles[i]) - radius
+                hi = torch.maximum(found[i], self._handles[i]) + radius
+                at, score = match_patch(image_grey, a.patch, lo, hi)
+                if at is not None and score >= IMAGE_TRUST:
+                    found[i] = at.to(found.dtype)
+        return found
+
+    def _content_arrived(self, image: Optional[torch.Tensor]) -> bool:
+        """Whether the rendered image shows every handle's content at its target (its start
+        patch found there by correlation); a handle whose content the image finds elsewhere is
+        moved to it, so the drag goes on from where the content really is."""
+        if image is None:
+            return True
+        image_grey = grey(image)
+        stop = self.config.stop_px(self.resolution)
+        radius = self.config.search_radius(self.resolution)
+        arrived = True
+        for i, a in enumerate(self._anchors):
+            if a is None or a.patch is None:
+                continue
+            lo = torch.minimum(a.origin, self._targets[i]) - radius
+            hi = torch.maximum(a.origin, self._targets[i]) + radius
+            at, score = match_patch(image_grey, a.patch, lo, hi)
+            if at is None or score < IMAGE_TRUST:
+                continue            # the image cannot tell: the tracker's word stands
+            if float((at - self._targets[i]).norm()) > stop:
+                self._handles[i] = at.to(self._handles.dtype)
+                arrived = False
+        return arrived
+
+    @torch.no_grad()
+    def _image_now(self) -> Optional[torch.Tensor]:
+        """The image at the latent the features were just computed at (kept for `preview`)."""
+        if self._kept is None:
+            return None
+        ws, x, img = self._kept
+        if x is not None:
+            img = self.G.synthesis.finish(ws, x, img, self.feature_resolution, noise_mode=self.config.noise_mode,
+                                          autocast=self._autocast)
+            self._kept = (None, None, img)
+        return img.float()
 
     def _snapshot(self) -> _Snapshot:
         return _Snapshot(self._step, self._delta.detach().clone(), copy.deepcopy(self._optimizer.state_dict()),
                          self._handles.clone(), self._targets.clone(),
-                         [None if r is None else r.clone() for r in self._references])
+                         [None if a is None else a.clone() for a in self._anchors])
 
     def _result(self, loss: Optional[float]) -> DragStep:
         distances = (self._targets - self._handles).norm(dim=1).tolist()
@@ -345,8 +451,8 @@ class DragSession:
                         distances=tuple(float(d) for d in distances), loss=loss, done=self._done, reason=self._reason)
 
     def _check_index(self, index: int) -> None:
-        if not 0 <= index < len(self._references):
-            raise InvalidPointsError(f'there is no point {index}; points are 0..{len(self._references) - 1}')
+        if not 0 <= index < len(self._anchors):
+            raise InvalidPointsError(f'there is no point {index}; points are 0..{len(self._anchors) - 1}')
 
     def _undone(self) -> None:
         self._done, self._reason = False, None

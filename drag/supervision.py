@@ -24,3 +24,22 @@ def motion_loss(features: FeatureMap, handles: torch.Tensor, targets: torch.Tens
         moved = features.bilinear(pixels + direction[None])
         loss = loss + (still - moved).abs().mean()
     return loss
+
+
+def original_loss(features: FeatureMap, handles: torch.Tensor, targets: torch.Tensor, anchors, radius: int
+                  ) -> torch.Tensor:
+    """GoodDrag's supervision toward the original handle feature: sum over handles of mean
+    |F_0(o + u) - F(p + d + u)| over the disc offsets u, where F_0 is the feature map when the
+    handle was placed at o (its `anchor.disc`, captured then), p the tracked handle and d the
+    unit step to its target. Every step pulls what the handle *started* on, not whatever the
+    tracker landed on, so a tracker that drifts cannot make the drag move the wrong content."""
+    loss = features.at(handles[:1]).sum() * 0
+    for handle, target, anchor in zip(handles, targets, anchors):
+        step = target - handle
+        length = float(step.norm())
+        if length <= 1:
+            continue
+        direction = step / (length + 1e-7)
+        moved = features.bilinear(handle[None] + anchor.offsets + direction[None])
+        loss = loss + (anchor.disc - moved).abs().mean()
+    return loss

@@ -43,6 +43,56 @@ def content_shift(before: np.ndarray, after: np.ndarray, handle, target, half: i
     return float(x0 + mx + half), float(y0 + my + half)
 
 
+def content_position(before: np.ndarray, after: np.ndarray, handle, target, half: int = 4
+                     ) -> Tuple[Tuple[float, float], float]:
+    """Where the content under `handle` in `before` sits in `after` (uint8 RGB, same size), and
+    how sure the images are: ((x, y), normalised cross-correlation of the best match).
+
+    The (2 half + 1)^2 grey patch around the handle is searched for within the drag's reach:
+    positions no farther from the handle -> target segment than half its length + 2 px
+    (content that went farther than that did not go where it was dragged). Sub-pixel by a
+    parabola through the peak; among equal scores the position nearest the handle wins, so
+    an unchanged flat region reads as unmoved (as does a patch with no texture at all, score 0).
+A handle nearer the border than `half` is taken at the nearest position a whole patch fits."""
+    import cv2
+    g0 = cv2.cvtColor(np.ascontiguousarray(before), cv2.COLOR_RGB2GRAY).astype(np.float32)
+    g1 = cv2.cvtColor(np.ascontiguousarray(after), cv2.COLOR_RGB2GRAY).astype(np.float32)
+    h, w = g0.shape
+    half = int(max(1, min(half, (min(h, w) - 1) // 2)))
+    hx = int(min(max(round(float(handle[0])), half), w - 1 - half))
+    hy = int(min(max(round(float(handle[1])), half), h - 1 - half))
+    patch = g0[hy - half:hy + half + 1, hx - half:hx + half + 1]
+    hxy, txy = np.array([hx, hy], float), np.asarray(target, float)
+    length = float(np.hypot(*(txy - hxy)))
+    reach = 0.5 * length + 2.0
+    x0 = int(max(min(hxy[0], txy[0]) - reach - half, 0))
+    y0 = int(max(min(hxy[1], txy[1]) - reach - half, 0))
+    x1 = int(min(max(hxy[0], txy[0]) + reach + half + 2, w))
+    y1 = int(min(max(hxy[1], txy[1]) + reach + half + 2, h))
+    score = cv2.matchTemplate(g1[y0:y1, x0:x1], patch, cv2.TM_CCOEFF_NORMED)
+    if float(patch.std()) < 1e-3:       # a flat patch matches anything: it is where it was
+        return (float(hx), float(hy)), 0.0
+    sy, sx = np.mgrid[0:score.shape[0], 0:score.shape[1]]
+    cx, cy = sx + x0 + half, sy + y0 + half                    # the centres the scores belong to
+    way = txy - hxy
+    t = np.clip(((cx - hxy[0]) * way[0] + (cy - hxy[1]) * way[1]) / max(length ** 2, 1e-9), 0, 1)
+    off = np.hypot(cx - (hxy[0] + t * way[0]), cy - (hxy[1] + t * way[1]))
+    near = np.hypot(cx - hxy[0], cy - hxy[1])
+    ranked = np.where(off <= reach, score - 1e-4 * near, -np.inf)
+    by, bx = np.unravel_index(int(np.argmax(ranked)), ranked.shape)
+    if score[by, bx] >= 0.999:         # the patch itself, unchanged: no sub-pixel guess
+        return (float(cx[by, bx]), float(cy[by, bx])), float(score[by, bx])
+    fx = _peak(score[by, bx - 1], score[by, bx], score[by, bx + 1]) if 0 < bx < score.shape[1] - 1 else 0.0
+    fy = _peak(score[by - 1, bx], score[by, bx], score[by + 1, bx]) if 0 < by < score.shape[0] - 1 else 0.0
+    return (float(cx[by, bx] + fx), float(cy[by, bx] + fy)), float(score[by, bx])
+
+
+def _peak(left, centre, right) -> float:
+    """Sub-pixel offset of a peak from three samples, within half a pixel."""
+    den = float(left - 2 * centre + right)
+    return 0.0 if abs(den) < 1e-9 else max(-0.5, min(0.5, 0.5 * float(left - right) / den))
+
+
 def redetected_landmarks(image: np.ndarray, detector=None, upscale: int = 512) -> Optional[np.ndarray]:
     """The 68 landmarks of the one face in uint8 RGB `image` (a crop), found again by the face
     detector on the crop resized to `upscale` px and mapped back; None unless exactly one
@@ -180,3 +230,25 @@ def outside_fidelity(reference: np.ndarray, edited: np.ndarray, editable: np.nda
     keep = ~np.asarray(editable, bool)
     only_outside = np.where(keep[..., None], edited, reference)
     return image_fidelity(reference, only_outside, lpips, size=max(reference.shape[:2])), psnr(reference, edited, keep)
+
+
+def unexplained_change(before: np.ndarray, after: np.ndarray, where: np.ndarray) -> Tuple[float, float]:
+    """(mean, 99th percentile) in grey levels over the pixels `where` is True of what an edit
+    changed that motion does not explain: `after` minus `before` warped onto it by the optical
+    flow between them (OpenCV DIS, on the images enlarged to at least 256 px). A drag that only
+    moves the photo's pixels scores near 0; new texture (hair, a shadow) scores high."""
+    import cv2
+    g0 = cv2.cvtColor(np.ascontiguousarray(before), cv2.COLOR_RGB2GRAY)
+    g1 = cv2.cvtColor(np.ascontiguousarray(after), cv2.COLOR_RGB2GRAY)
+    h, w = g0.shape
+    k = max(1, int(np.ceil(256 / max(min(h, w), 1))))
+    big = lambda g: cv2.resize(g, (w * k, h * k), interpolation=cv2.INTER_CUBIC)  # noqa: E731
+    flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM).calc(big(g1), big(g0), None)
+    flow = cv2.resize(flow, (w, h), interpolation=cv2.INTER_AREA) / k
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    moved = cv2.remap(g0.astype(np.float32), gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR,
+                      borderMode=cv2.BORDER_REPLICATE)
+    d = np.abs(g1.astype(np.float32) - moved)[np.asarray(where, bool)]
+    if not d.size:
+        return 0.0, 0.0
+    return float(d.mean()), float(np.percentile(d, 99))

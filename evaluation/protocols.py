@@ -13,6 +13,7 @@ Each returns a JSON-ready report dict (`write_report` writes it with a contact s
 top level holds the means and a `samples` list with the same keys per sample.
 """
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -140,6 +141,117 @@ def eval_landmarks(photos_dir, points: int = 5, pairs: int = 4, config: Optional
               'config': config.resolved().to_dict(), 'samples': samples}
     report['_sheet'] = run.sheet
     return report
+
+
+def eval_landmark_samples(points: int = 5, pairs: int = 4, config: Optional[EditConfig] = None, *, seed: int = 0,
+                          truncation: float = 0.7, progress: Progress = None, detector=None,
+                          **settings) -> Dict[str, Any]:
+    """Protocol 1 on the generator's own samples, as DragGAN's Table 1 runs it: for each pair,
+    two faces the generator draws (seeds seed + 2k and seed + 2k + 1, `truncation`); face A's
+    `points` (1, 5 or 68) dlib landmarks are dragged onto face B's positions with the drag alone
+    (no photo, no inversion, no mask), and the landmarks are found again on the result.
+
+    Reports the same keys as `eval_landmarks` where they apply: md and md_no_edit (crop pixels at
+    512-px scale: DragGAN's 2.44 / 12.93, 3.18 / 11.66 and 4.73 / 16.02 for 1, 5 and 68 points),
+    md_iod, the content measured in the images (content_distance_512, content_progress), the
+    tracker's own distance, steps and seconds per drag. A pair whose samples dlib cannot read
+    is skipped for the next seeds (up to 4 x pairs tries) and counted under `skipped`."""
+    from photodrag import checkpoints
+    from photodrag.errors import InvalidSettingsError
+
+    if points not in metrics.POINT_SETS:
+        raise InvalidSettingsError(f'points is 1, 5 or 68, got {points!r}')
+    if not isinstance(pairs, int) or pairs < 1:
+        raise InvalidSettingsError(f'pairs must be a whole number >= 1, got {pairs!r}')
+    if not isinstance(seed, int) or seed < 0:
+        raise InvalidSettingsError(f'seed must be a whole number >= 0, got {seed!r}')
+    config = EditConfig.with_settings(config, **settings)
+    G = checkpoints.load_generator(config.checkpoint, device=config.device)
+    R = int(G.img_resolution)
+    drag_config = config.drag_config()
+    samples, sheet, skipped = [], [], 0
+    k = 0
+    while len(samples) < pairs and k < 4 * pairs:
+        seeds = (seed + 2 * k, seed + 2 * k + 1)
+        k += 1
+        drawn = [_sample_face(G, s, truncation, detector) for s in seeds]
+        if any(d is None for d in drawn):
+            skipped += 1
+            continue
+        (w_a, image_a, lm_a), (_, _, lm_b) = drawn
+        chosen = [i for i in metrics.POINT_SETS[points]
+                  if (lm_a[i] >= 1).all() and (lm_a[i] <= R - 2).all() and (lm_b[i] >= 1).all() and (lm_b[i] <= R - 2).all()]
+        sample: Dict[str, Any] = {'a': f'seed{seeds[0]}', 'b': f'seed{seeds[1]}', 'points_used': len(chosen)}
+        started = time.perf_counter()
+        sample.update(_drag_sample(G, w_a, image_a, lm_a, lm_b, chosen, drag_config, detector, sheet))
+        sample['seconds'] = round(time.perf_counter() - started, 2)
+        samples.append(sample)
+        if progress:
+            progress(len(samples), pairs, sample)
+    if not samples:
+        raise NoFaceFoundError(f'the face detector found no face in {2 * k} samples of {config.checkpoint}; '
+                               'the samples protocol needs a face generator')
+    report = {'protocol': 'landmarks', 'on': 'samples', 'checkpoint': str(config.checkpoint), 'points': points,
+              'pairs': len(samples), 'seed': seed, 'truncation': truncation, 'skipped': skipped,
+              **_means(samples, ('md', 'md_no_edit', 'md_iod', 'md_no_edit_iod', 'content_distance_512',
+                                 'content_progress', 'tracker_distance_512', 'steps', 'seconds')),
+              'drag': dataclasses.asdict(drag_config.resolved()), 'samples': samples}
+    report['_sheet'] = sheet
+    return report
+
+
+def _sample_face(G, seed: int, truncation: float, detector):
+    """(w, uint8 image, its 68 landmarks) of the generator's sample for `seed`, or None when
+    dlib does not find exactly one face in it."""
+    import torch
+    from photodrag import stylegan
+    w = stylegan.w_from_seed(G, seed, truncation_psi=truncation)
+    with torch.no_grad():
+        image = stylegan.to_uint8(G.synthesis(w, noise_mode='const'))[0]
+    lm = metrics.redetected_landmarks(image, detector)
+    return None if lm is None else (w, image, lm)
+
+
+def _drag_sample(G, w, image, lm_a, lm_b, chosen, drag_config, detector, sheet) -> Dict[str, Any]:
+    """Drag landmarks `chosen` of the sample drawn from `w` (`lm_a`) to face B's (`lm_b`); the
+    landmarks and the content measured again in the result."""
+    from photodrag import stylegan
+    from photodrag.drag import DragSession
+    R = int(G.img_resolution)
+    handles, targets = lm_a[chosen], lm_b[chosen]
+    session = DragSession(G, w, [tuple(h) for h in handles.tolist()], [tuple(t) for t in targets.tolist()],
+                          config=drag_config)
+    state = session.run()
+    edited = stylegan.to_uint8(session.render())[0]
+    iod = metrics.inter_ocular(lm_b)
+    out: Dict[str, Any] = {'md_no_edit': metrics.at_512(metrics.mean_distance(handles, targets), R),
+                           'md_no_edit_iod': metrics.mean_distance(handles, targets) / iod, 'steps': state.step,
+                           'reason': state.reason,
+                           'tracker_distance_512': metrics.at_512(float(np.mean(state.distances)), R)}
+    found = metrics.redetected_landmarks(edited, detector)
+    rows = []
+    content = []
+    for h, t in zip(handles, targets):
+        try:
+            content.append(metrics.content_match(image, edited, h, t))
+        except PhotodragError:          # a landmark too near the border for a patch
+            content.append(None)
+    measured = [c for c in content if c is not None]
+    if measured:
+        out['content_distance_512'] = metrics.at_512(float(np.mean([c['distance'] for c in measured])), R)
+        out['content_progress'] = float(np.mean([c['progress'] for c in measured]))
+    if found is None:
+        out['error'] = 'no single face found again in the dragged sample'
+    else:
+        d = np.hypot(*(found[chosen] - targets).T)
+        out.update(md=metrics.at_512(float(d.mean()), R), md_iod=float(d.mean()) / iod)
+    for i, (h, t) in enumerate(zip(handles, targets)):
+        rows.append({'handle': list(h), 'target': list(t),
+                     'found': None if content[i] is None else content[i]['found']})
+    if len(rows) > 8:
+        rows = rows[::len(rows) // 8]
+    sheet.append(_sheet_row(image, edited, rows))
+    return out
 
 
 @dataclass(frozen=True, eq=False)
@@ -402,5 +514,5 @@ def _finite(value):
     return value
 
 
-__all__ = ['eval_landmarks', 'eval_content', 'eval_dragbench', 'write_report', 'content_report', 'face_pairs',
+__all__ = ['eval_landmarks', 'eval_landmark_samples', 'eval_content', 'eval_dragbench', 'write_report', 'content_report', 'face_pairs',
            'list_photos']

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Dict, Optional
 
 from photodrag.alignment.paste import PasteConfig
-from photodrag.drag.config import DragConfig
+from photodrag.drag.config import REFERENCE_CHOICES, DragConfig
 from photodrag.errors import InvalidSettingsError, is_number
 from photodrag.inversion.config import PRESETS, InversionConfig
 
@@ -87,7 +87,7 @@ class EditConfig:
 
     def resolved(self) -> 'EditConfig':
         """The same edit with every override folded in: what a record keeps, and reruns exactly."""
-        return dataclasses.replace(self, inversion=self.inversion_config(), seed=None, drag=self.drag_config(),
+        return dataclasses.replace(self, inversion=self.inversion_config(), seed=None, drag=self.drag_config().resolved(),
                                    max_steps=None)
 
     def replace(self, **changes) -> 'EditConfig':
@@ -160,10 +160,22 @@ class EditConfig:
             raise InvalidSettingsError(f'an edit config is a JSON object, got {type(data).__name__}')
         _check_keys(cls, data, 'edit')
         values = dict(data)
+        values.update(_older(values))
         for key, kind in (('inversion', InversionConfig), ('drag', DragConfig), ('paste', PasteConfig)):
             if values.get(key) is not None:
                 values[key] = _sub_config(kind, values[key], key)
         return cls(**values)
+
+
+def _older(values: Dict[str, Any]) -> Dict[str, Any]:
+    """Settings written before a field existed mean what that version did: drags without handle
+    options followed DragGAN's algorithm, paste-backs without `residual` added all of it."""
+    out = {}
+    if isinstance(values.get('drag'), dict) and 'tracking' not in values['drag']:
+        out['drag'] = {**REFERENCE_CHOICES, **values['drag']}
+    if isinstance(values.get('paste'), dict) and 'residual' not in values['paste']:
+        out['paste'] = {**values['paste'], 'residual': 'all'}
+    return out
 
 
 def _check_keys(kind, data, what: str) -> None:

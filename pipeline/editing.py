@@ -47,6 +47,7 @@ class FaceResult:
     drag: Any                   # drag.DragStep
     mask: Optional[np.ndarray]  # the crop-space drag mask, if any
     region: Optional[np.ndarray] = None     # photo-space local editable region (no mask given), if any
+    motions: Tuple = ()         # crop-space ((x, y) before, (x, y) after) of each handle's content, as measured
 
 
 @dataclass(frozen=True, eq=False)
@@ -485,9 +486,10 @@ def finish_face(face: AlignedFace, target, job: FaceEdit, inv, session, reconstr
     final_targets = tf.to_photo(np.array(final.targets, np.float64).reshape(-1, 2))
     metrics = inv.metrics.get('tuning') or inv.metrics.get('projection')
     f = face.crop.face
+    content_crop, motions = content_in_crop(reconstruction, edited, face.handles_crop, face.targets_crop)
     drag = {'steps': final.step, 'reason': final.reason, 'handles_crop': final_crop.tolist(),
             'handles_photo': final_photo.tolist(), 'distances_crop': [float(d) for d in final.distances],
-            'distances_photo': np.hypot(*(final_targets - final_photo).T).tolist()}
+            'distances_photo': np.hypot(*(final_targets - final_photo).T).tolist(), 'content_crop': content_crop}
     if script is not None:
         drag['script'] = script.to_dict()
     frec = FaceRecord(
@@ -507,7 +509,24 @@ def finish_face(face: AlignedFace, target, job: FaceEdit, inv, session, reconstr
         timings={k2: round(v, 3) for k2, v in timings.items()},
         presets=[u.to_dict() for u in job.presets], drags_given=len(job.drags) if given is None else int(given))
     return FaceResult(crop=face.crop, reconstruction=reconstruction, edited=edited, inversion=inv, drag=final,
-                      mask=mask_crop, region=region), frec
+                      mask=mask_crop, region=region, motions=motions), frec
+
+
+def content_in_crop(before: np.ndarray, after: np.ndarray, handles, targets) -> Tuple[List[List[float]], Tuple]:
+    """Where each handle's content went in the crop (the reconstruction before the drag against
+    the dragged render, `evaluation.metrics.content_position`): [x, y] per handle, and the
+    correspondences the paste is held to (those the images show clearly)."""
+    from photodrag.drag.session import IMAGE_TRUST
+    from photodrag.drag.tracking import patch_half
+    from photodrag.evaluation.metrics import content_position
+    half = patch_half(before.shape[0])
+    found, motions = [], []
+    for h, t in zip(handles, targets):
+        at, score = content_position(before, after, h, t, half)
+        found.append([round(at[0], 2), round(at[1], 2)])
+        if score >= IMAGE_TRUST:
+            motions.append(((float(h[0]), float(h[1])), at))
+    return found, tuple(motions)
 
 
 def painted_mask_info(mask_crop: np.ndarray) -> Dict[str, Any]:
@@ -530,8 +549,11 @@ def assemble(photo, face_results, face_records, config: EditConfig, *, checkpoin
     started = t if started is None else started
     emit('paste', 0, 1, {})
     pasted = alignment.paste_back(photo, [alignment.Edit(r.crop, masked_edit(r), reference=r.reconstruction,
-                                                         limit=r.region) for r in face_results], config.paste)
+                                                         limit=r.region, motions=r.motions)
+                                          for r in face_results], config.paste)
     timings['paste'] = time.perf_counter() - t
+    for r, rec in zip(face_results, face_records):
+        rec.drag.update(content_in_photo(photo.pixels, pasted.pixels, r.crop.transform, rec))
     emit('paste', 1, 1, {})
     timings['total'] = time.perf_counter() - started
     record = EditRecord(
@@ -549,6 +571,26 @@ def assemble(photo, face_results, face_records, config: EditConfig, *, checkpoin
         environment=environment())
     return EditResult(pixels=pasted.pixels, photo=photo, blend_mask=pasted.mask(), faces=tuple(face_results),
                       record=record)
+
+
+def content_in_photo(before: np.ndarray, after: np.ndarray, transform, face_record) -> Dict[str, Any]:
+    """Where each handle's content sits in the output photo, measured from the images (not the
+    tracker): the photo patch under the handle found again near the drag by normalised
+    cross-correlation (`evaluation.metrics.content_position`), with the patch as wide as the
+    drag's own check sees in the crop. content_photo: [x, y] per handle (photo px);
+    content_progress: the share of the way it went (0 = unmoved, 1 = at the target);
+    content_score: how clearly the images show it (1 = an exact match)."""
+    from photodrag.drag.tracking import patch_half
+    from photodrag.evaluation.metrics import content_position, progress_towards
+    crop_size = int(transform.crop_size[0])
+    half = max(3, int(round(patch_half(crop_size) / transform.scale)))
+    found, progress, score = [], [], []
+    for h, t in zip(face_record.handles_photo, face_record.targets_photo):
+        at, sure = content_position(before, after, h, t, half)
+        found.append([round(at[0], 2), round(at[1], 2)])
+        progress.append(round(progress_towards(h, at, t), 3) if np.hypot(*np.subtract(t, h)) > 0 else 1.0)
+        score.append(round(sure, 3))
+    return {'content_photo': found, 'content_progress': progress, 'content_score': score}
 
 
 def local_region(drags, target, size, preset_region=None, preset_uses=()):

@@ -23,11 +23,13 @@ def w(G):
 
 
 HANDLES, TARGETS = [(100, 120), (170, 60)], [(130, 100), (150, 90)]
+# DragGAN's own handle options: the fast path must then compute exactly what the reference does
+DRAGGAN = {'tracking': 'features', 'supervision': 'shift', 'content_check': False}
 
 
 def session(G, w, handles=HANDLES, targets=TARGETS, **config):
     config.setdefault('stop_distance', 0)
-    return DragSession(G, w, handles, targets, config=DragConfig(**config))
+    return DragSession(G, w, handles, targets, config=DragConfig(**{**DRAGGAN, **config}))
 
 
 #----------------------------------------------------------------------------
@@ -137,7 +139,7 @@ def test_same_inputs_same_drag(G, w):
 
 def test_callback_sees_every_step(G, w):
     seen = []
-    s = DragSession(G, w, HANDLES, TARGETS, config=DragConfig(max_steps=3, stop_distance=0),
+    s = DragSession(G, w, HANDLES, TARGETS, config=DragConfig(max_steps=3, stop_distance=0, **DRAGGAN),
                     callback=lambda sess, r: seen.append(r.step))
     more = []
     s.run(callback=lambda sess, r: more.append(r.handles))
@@ -240,7 +242,7 @@ def test_mask_keeps_the_rest_of_the_image_still(G, w):
     mask[60:180, 60:200] = 1
     outside = {}
     for name, m in (('free', None), ('masked', mask)):
-        s = DragSession(G, w, [(100, 120)], [(130, 100)], mask=m, config=DragConfig(max_steps=15, stop_distance=0))
+        s = DragSession(G, w, [(100, 120)], [(130, 100)], mask=m, config=DragConfig(max_steps=15, stop_distance=0, **DRAGGAN))
         s.run()
         outside[name] = float((s.render() - start).abs()[0].mean(0)[mask == 0].mean())
     assert outside['masked'] < 0.4 * outside['free']

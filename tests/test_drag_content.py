@@ -11,7 +11,8 @@ from photodrag.drag import DragConfig, DragSession
 pytestmark = pytest.mark.slow
 
 # Radii are given at 512 px: 48 -> 3 px and 96 -> 6 px at 32 px. Block 3 = 16x16 features.
-CONFIG = DragConfig(feature_block=3, r1=48, r2=96, latent_space='w', lr=0.02, max_steps=100, stop_distance=1)
+CONFIG = DragConfig(feature_block=3, r1=48, r2=96, latent_space='w', lr=0.02, max_steps=100, stop_distance=1,
+                    tracking='features', supervision='shift', content_check=False)
 
 
 @pytest.fixture(scope='module')

@@ -32,6 +32,63 @@ def test_a_known_shift_gives_the_known_content_distance():
         metrics.content_match(before, after, handle=(1, 30), target=(5, 30))
 
 
+def local_move(image, centre, shift, radius):
+    """`image` with the content within `radius` of `centre` moved by `shift` (smoothly fading out
+    to the rest), as a drag moves a feature: the same pixels, somewhere else."""
+    import cv2
+    h, w = image.shape[:2]
+    gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
+    fall = np.exp(-((gx - centre[0] - shift[0]) ** 2 + (gy - centre[1] - shift[1]) ** 2) / (2 * radius ** 2))
+    return cv2.remap(image, gx - shift[0] * fall, gy - shift[1] * fall, cv2.INTER_CUBIC,
+                     borderMode=cv2.BORDER_REFLECT)
+
+
+def test_content_position_reads_unmoved_as_0_and_arrived_as_1():
+    """What the record's content_progress rests on: the content found again in the pixels."""
+    before = textured(96, 96)
+    h, t = (40.0, 50.0), (48.0, 44.0)                      # a 10 px drag
+    still, score = metrics.content_position(before, before, h, t)
+    assert still == (40.0, 50.0) and score == pytest.approx(1.0, abs=1e-3)
+    for share in (0.5, 1.0):
+        shift = (share * 8.0, share * -6.0)
+        after = local_move(before, h, shift, radius=8)
+        at, score = metrics.content_position(before, after, h, t)
+        assert metrics.progress_towards(h, at, t) == pytest.approx(share, abs=0.08) and score > 0.8
+    # content that went somewhere else entirely is not taken for the dragged content
+    elsewhere = local_move(before, h, (0.0, 9.0), radius=8)      # down, away from the target
+    at, _ = metrics.content_position(before, elsewhere, h, t)
+    assert metrics.progress_towards(h, at, t) < 0.3
+
+
+def test_unexplained_change_tells_motion_from_new_texture():
+    before = textured(96, 96)
+    moved = local_move(before, (48, 48), (4.0, -3.0), radius=10)
+    painted = before.copy()
+    painted[40:46, 36:60] = np.clip(painted[40:46, 36:60].astype(int) - 60, 0, 255).astype(np.uint8)  # a dark stripe
+    where = np.zeros((96, 96), bool)
+    where[28:68, 28:68] = True
+    mean_moved, p99_moved = metrics.unexplained_change(before, moved, where)
+    mean_painted, p99_painted = metrics.unexplained_change(before, painted, where)
+    assert mean_moved < 1.5 and p99_moved < 15
+    assert mean_painted > 2 * mean_moved and p99_painted > 30
+
+
+def test_the_record_content_figures_are_measured_in_the_output_photo():
+    """content_photo / content_progress of an edit record: 0 when nothing moved, 1 when the
+    content under the handle arrived at its target, whatever the tracker said."""
+    from types import SimpleNamespace
+    from photodrag.alignment.transform import CropTransform
+    from photodrag.pipeline.editing import content_in_photo
+    photo = textured(160, 160, seed=3)
+    tf = CropTransform(np.array([[0.8, 0, 0], [0, 0.8, 0], [0, 0, 1]]), (128, 128), (160, 160))
+    face = SimpleNamespace(handles_photo=[[70.0, 80.0]], targets_photo=[[80.0, 72.0]])
+    unmoved = content_in_photo(photo, photo, tf, face)
+    assert unmoved['content_progress'] == [0.0] and unmoved['content_photo'] == [[70.0, 80.0]]
+    arrived = content_in_photo(photo, local_move(photo, (70, 80), (10.0, -8.0), radius=10), tf, face)
+    assert arrived['content_progress'][0] == pytest.approx(1.0, abs=0.1)
+    assert np.hypot(*np.subtract(arrived['content_photo'][0], (80, 72))) < 1.5
+
+
 def test_mean_distance_and_landmark_helpers():
     lm = np.random.default_rng(1).uniform(0, 100, (68, 2))
     assert metrics.mean_distance(lm, lm) == 0.0
@@ -117,6 +174,29 @@ def test_eval_landmarks_on_two_real_faces(tmp_path, monkeypatch):
     assert report['md'] == s['md'] and {p['region'] for p in s['points_detail']} == {'eyes', 'nose', 'mouth'}
     written = write_report(report, tmp_path / 'out')
     assert json.loads(written['report'].read_text())['md'] == pytest.approx(s['md'])
+
+
+def test_eval_landmarks_on_the_generators_own_samples(tmp_path):
+    """DragGAN's Table 1 protocol on demo-faces samples, from the command line: the report has
+    the photo protocol's keys, the no-edit distance is the two samples' own difference, and
+    PHOTOS_DIR and --on samples exclude each other."""
+    from photodrag.cli import main
+    pytest.importorskip('dlib')
+    out = tmp_path / 'samples'
+    r = CliRunner().invoke(main, ['eval', 'landmarks', '--on', 'samples', '--points', '1', '--pairs', '1',
+                                  '--steps', '5', '--tracking', 'features', '--out', str(out)])
+    assert r.exit_code == 0, r.output
+    report = json.loads((out / 'report.json').read_text())
+    assert report['on'] == 'samples' and report['points'] == 1 and report['pairs'] == 1
+    s = report['samples'][0]
+    assert s['a'].startswith('seed') and s['points_used'] == 1 and s['steps'] <= 5
+    assert 0 < s['md_no_edit'] < 200 and np.isfinite(s['md']) and report['md'] == s['md']
+    assert report['drag']['tracking'] == 'features' and report['drag']['content_check'] is True
+    assert (out / 'contact_sheet.png').is_file() and 'md ' in r.output
+    both = CliRunner().invoke(main, ['eval', 'landmarks', str(tmp_path), '--on', 'samples', '--out', str(out)])
+    assert both.exit_code != 0 and 'give no PHOTOS_DIR' in both.output
+    neither = CliRunner().invoke(main, ['eval', 'landmarks', '--out', str(tmp_path / 'x')])
+    assert neither.exit_code != 0 and '--on samples' in neither.output
 
 
 def test_eval_dragbench_writes_results_where_the_published_scripts_read_them(tmp_path, monkeypatch):

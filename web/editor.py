@@ -447,7 +447,8 @@ class Editor:
         self.publish({'type': 'frame', 'face': fs.k, 'image': 'data:image/jpeg;base64,' + _jpeg_b64(image),
                       'step': result.step, 'handles': [list(h) for h in result.handles],
                       'targets': [list(t) for t in result.targets],
-                      'distances': [round(d, 2) for d in result.distances], 'done': result.done,
+                      'distances': [round(d, 2) for d in result.distances],
+                      'content_progress': _content_progress(fs, image), 'done': result.done,
                       'reason': result.reason, 'final': final, 'running': fs.running and not final,
                       'trails': [[[round(p[0], 1), round(p[1], 1)] for p in trail[-200:]] for trail in fs.trails]})
 
@@ -486,7 +487,7 @@ class Editor:
         self.publish({'type': 'frame', 'face': k, 'image': 'data:image/jpeg;base64,' + _jpeg_b64(fs.reconstruction),
                       'step': 0, 'final': True, 'running': False, 'done': False, 'reason': None,
                       'trails': [], **{key: self.points_info(fs)[key] for key in ('handles', 'targets')},
-                      'distances': []})
+                      'distances': [], 'content_progress': []})
         return self.points_info(fs)
 
     def _sync_pairs(self, fs: FaceState) -> None:
@@ -640,6 +641,27 @@ def _safe_name(name: Optional[str]) -> str:
 def _save_png(path: Path, image: np.ndarray) -> None:
     from PIL import Image
     Image.fromarray(image).save(path, format='PNG')
+
+
+def _content_progress(fs: FaceState, image: np.ndarray) -> List[Optional[float]]:
+    """Per handle, the share of the way its content went in the frame the page shows (0 = unmoved,
+    1 = at the target), measured in the pixels (reconstruction before the drag against `image`),
+    not by the tracker; None for a handle the drag has not picked up yet."""
+    from photodrag.drag.tracking import patch_half
+    from photodrag.evaluation.metrics import content_position, progress_towards
+    session = fs.drag.session
+    half = patch_half(image.shape[0])
+    out: List[Optional[float]] = []
+    for origin, target in zip(session.origins, session.targets):
+        if origin is None or fs.drag_reconstruction is None:
+            out.append(None)
+            continue
+        if float(np.hypot(*np.subtract(target, origin))) < 0.5:
+            out.append(1.0)
+            continue
+        at, _ = content_position(fs.drag_reconstruction, image, origin, target, half)
+        out.append(round(progress_towards(origin, at, target), 3))
+    return out
 
 
 def _jpeg_b64(image: np.ndarray, quality: int = 88) -> str:

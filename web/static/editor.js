@@ -220,8 +220,17 @@ function buttons() {
   $('undo').disabled = state.running || !(info.step > 0);
   $('reset').disabled = state.running || !info.started;
   $('apply').disabled = state.running || !info.started;
-  const s = info.started ? `step ${info.step}` + (info.done ? ` (${info.reason === 'converged' ? 'reached the targets' : 'step limit'})` : '') : '';
-  $('drag-status').textContent = s;
+  $('drag-status').textContent = info.started ? dragStatus(info.step, info.content_progress, info.done, info.reason) : '';
+}
+
+// What the drag status says: how far the content went, measured in the frame's pixels by the
+// server (not the tracker's distance); "at the targets" only when the drag stopped there.
+function dragStatus(step, progress, done, reason) {
+  const shares = (progress || []).filter((p) => p !== null && p !== undefined);
+  const moved = shares.length ? `, content moved ${shares.map((p) => Math.round(100 * p) + ' %').join(', ')} of the way` : '';
+  let end = '';
+  if (done) end = reason === 'converged' ? ' (content at the targets)' : ' (stopped at the step limit)';
+  return `step ${step}${moved}${end}`;
 }
 
 // ------------------------------------------------------------------ the crop canvas
@@ -368,6 +377,7 @@ async function showFrame(msg) {
   if (state.info) {
     state.info.handles = msg.handles; state.info.targets = msg.targets;
     state.info.step = msg.step; state.info.done = msg.done; state.info.reason = msg.reason;
+    state.info.content_progress = msg.content_progress;
     state.info.started = true;
   }
   state.running = !!msg.running;
@@ -375,9 +385,7 @@ async function showFrame(msg) {
   document.body.dataset.frames = String(Number(document.body.dataset.frames || 0) + 1);
   drawCrop();
   buttons();
-  const dist = (msg.distances || []).map((d) => d.toFixed(1)).join(', ');
-  $('drag-status').textContent = `step ${msg.step}` + (dist ? `, distance to target ${dist} px` : '') +
-    (msg.done ? (msg.reason === 'converged' ? ' (reached the targets)' : ' (step limit)') : '');
+  $('drag-status').textContent = dragStatus(msg.step, msg.content_progress, msg.done, msg.reason);
   if (msg.final) { document.body.dataset.running = '0'; }
   if (state.ws && state.ws.readyState === 1) state.ws.send(JSON.stringify({ type: 'ack' }));
 }
