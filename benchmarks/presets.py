@@ -23,6 +23,9 @@ preset, over the faces:
             believes), and crop: the share of the landmarks re-detected in the generator's
             crop before paste-back. tracker high but crop low: the generator does not draw
             the motion its features follow; crop high but share low: lost in paste-back;
+  record    the share the edit record reports (drag.content_progress: the handles' content
+            found again in the output photo), and photo/crop: share over crop (1 = the
+            paste-back kept all the motion the crop got);
   readout   the eye (mean EAR), mouth and smile read-out before -> after (median face);
   time      seconds per face for the drag and paste (the inversion, once per face, apart).
 
@@ -86,7 +89,8 @@ def measure(path, photo, face, use, config, cache, crop_detector):
     row = {'photo': path.name, 'face': face.index, 'width': face.width, 'preset': use.label,
            'seconds': seconds - frec.timings.get('invert', 0.0), 'invert_seconds': frec.timings.get('invert', 0.0),
            'from_cache': frec.inversion['from_cache'], 'lpips': frec.inversion['lpips'],
-           'steps': frec.drag['steps'], 'reason': frec.drag['reason']}
+           'steps': frec.drag['steps'], 'reason': frec.drag['reason'],
+           'content': float(np.median(frec.drag['content_progress']))}   # what the record says, measured in the photo
     # the tracker's own view, in crop pixels
     h0, t0 = np.array(frec.handles_crop), np.array(frec.targets_crop)
     h1 = np.array(frec.drag['handles_crop'])
@@ -165,7 +169,7 @@ def summarise(rows, names):
         return statistics.median(values) if values else float('nan')
 
     head = (f'{"preset":<12} {"faces":>5} {"share med":>9} {"worst":>6} {"outside med":>11} {"worst":>6} '
-            f'{"dlib":>6} {"tracker":>7} {"crop":>5}  {"eyes":>11} {"mouth":>11} {"smile":>11} {"s/face":>6}')
+            f'{"dlib":>6} {"tracker":>7} {"crop":>5} {"record":>6} {"photo/crop":>10}  {"eyes":>11} {"mouth":>11} {"smile":>11} {"s/face":>6}')
     print(head)
     for subset, keep in (('all faces', lambda r: True), (f'faces >= {LARGE:.0f} px', lambda r: r['width'] >= LARGE)):
         print(f'-- {subset}')
@@ -185,9 +189,15 @@ def summarise(rows, names):
             print(f'{name:<12} {len(ok):>3}/{len(rs):<1} {med(share):>9.2f} {min(share, default=float("nan")):>6.2f} '
                   f'{100 * med(outside):>10.2f}% {100 * max(outside, default=float("nan")):>5.2f}% '
                   f'{100 * med([r["outside_dlib"] for r in ok]):>5.2f}% '
-                  f'{med([r["tracker"] for r in rs]):>7.2f} {med([r["crop"] for r in rs if "crop" in r]):>5.2f}  '
+                  f'{med([r["tracker"] for r in rs]):>7.2f} {med([r["crop"] for r in rs if "crop" in r]):>5.2f} '
+                  f'{med([r["content"] for r in rs]):>6.2f} '
+                  f'{_ratio(med(share), med([r["crop"] for r in rs if "crop" in r])):>10.2f}  '
                   f'{readout("eyes"):>11} {readout("mouth"):>11} {readout("smile"):>11} '
                   f'{med([r["seconds"] for r in rs]):>6.1f}')
+
+
+def _ratio(a, b):
+    return a / b if b > 0 else float('nan')
 
 
 def _key(readout, key):
@@ -212,6 +222,11 @@ def main(argv=None):
     ap.add_argument('--latent-space', default=None, choices=['w', 'w+'], help='drag latent space (default: DragConfig)')
     ap.add_argument('--feature-block', type=int, default=None, help='drag feature block (default: DragConfig)')
     ap.add_argument('--r1', type=float, default=None, help='motion supervision radius, px at 512 (default: 3)')
+    ap.add_argument('--drag-mode', default=None, choices=['fast', 'reference'], help='drag mode (default: fast)')
+    ap.add_argument('--tracking', default=None, choices=['features', 'template', 'image'],
+                    help="how handles are found again (default: the mode's)")
+    ap.add_argument('--supervision', default=None, choices=['shift', 'original'], help="default: the mode's")
+    ap.add_argument('--content-check', default=None, choices=['on', 'off'], help="default: the mode's")
     args = ap.parse_args(argv)
     if not PHOTOS.is_dir():
         sys.exit(f'{PHOTOS} is missing: the benchmark runs on the shared test photos')
@@ -220,7 +235,10 @@ def main(argv=None):
     photos = sorted(p for p in PHOTOS.iterdir() if any(p.name.startswith(x) for x in args.photos.split(',')))
     from photodrag.drag import DragConfig
     changes = {k: v for k, v in (('lr', args.lr), ('latent_space', args.latent_space), ('max_steps', args.steps),
-                                 ('feature_block', args.feature_block), ('r1', args.r1)) if v is not None}
+                                 ('feature_block', args.feature_block), ('r1', args.r1), ('mode', args.drag_mode),
+                                 ('tracking', args.tracking), ('supervision', args.supervision),
+                                 ('content_check', None if args.content_check is None else args.content_check == 'on'))
+               if v is not None}
     drag_config = DragConfig().replace(**changes)
     config = pipeline.EditConfig(checkpoint=args.checkpoint, quality=args.quality, drag=drag_config)
     rows = []

@@ -88,7 +88,7 @@ def edit_options(quality: str):
 
 def drag_options(f):
     """How a drag follows and pulls its handles (`DragConfig`; docs/algorithms.md); the command
-    takes drag_mode, tracking, supervision and content_check (None: the default)."""
+    takes drag_mode, tracking, supervision, content_check and patience (None: the default)."""
     options = [
         click.option('--drag-mode', type=click.Choice(['fast', 'reference']), default=None,
                      help="fast (photodrag's drag) or reference (DragGAN's algorithm as its code runs it).  "
@@ -102,15 +102,19 @@ def drag_options(f):
         click.option('--content-check/--no-content-check', default=None,
                      help="Stop only when the rendered image shows the content at the targets.  "
                           "[default: the mode's]"),
+        click.option('--patience', type=click.IntRange(0, 100_000), default=None,
+                     help="Steps without the content getting nearer before the drag ends, back at its nearest "
+                          "step; 0 = never.  [default: the mode's: 120 fast, 0 reference]"),
     ]
     for option in reversed(options):
         f = option(f)
     return f
 
 
-def drag_settings(drag_mode=None, tracking=None, supervision=None, content_check=None):
+def drag_settings(drag_mode=None, tracking=None, supervision=None, content_check=None, patience=None):
     """The DragConfig fields `drag_options` set (only those given)."""
-    given = {'mode': drag_mode, 'tracking': tracking, 'supervision': supervision, 'content_check': content_check}
+    given = {'mode': drag_mode, 'tracking': tracking, 'supervision': supervision, 'content_check': content_check,
+             'patience': patience}
     return {k: v for k, v in given.items() if v is not None}
 
 
@@ -286,11 +290,17 @@ def print_table(rows) -> None:
         click.echo('  '.join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
 
 
+SHORT = 0.5     # a handle whose content went less than this share of the way is called out after the table
+
+
 def _reason(drag) -> str:
-    """How a face's drag ended, in words that never claim more than the images show."""
-    if drag['reason'] == 'converged':
+    """How a face's drag ended, in words that never claim more than the images show: 'content
+    at the targets' only when the record says the content measured in the photo reached them."""
+    if drag.get('reached'):
         return 'content at the targets'
-    return 'stopped at the step limit' if drag['reason'] == 'max_steps' else str(drag['reason'])
+    return {'converged': 'the tracker stopped at the targets, the content short of them',
+            'max_steps': 'stopped at the step limit',
+            'stalled': 'stopped: the content came no nearer'}.get(drag['reason'], str(drag['reason']))
 
 
 def print_summary(result, written) -> None:
@@ -310,6 +320,13 @@ def print_summary(result, written) -> None:
         rows.append((name, box, f"{inv['lpips']:.3f} {inv['lpips_net']}{cached}", f"{inv['psnr']:.1f} dB",
                      f"{f.drag['steps']} steps, {_reason(f.drag)}", dists))
     print_table(rows)
+    for f in rec.faces:
+        shares = f.drag.get('content_progress') or []
+        if shares and min(shares) < SHORT:
+            name = str(f.index) if f.index is not None else 'the box'
+            click.echo(f'face {name}: the content went {", ".join(f"{p:.0%}" for p in shares)} of the way '
+                       f'(measured in the photo); the drag {_reason(f.drag)}: this generator did not draw more of '
+                       'that motion')
     t = rec.timings
     stages = ('load', 'detect', 'align', 'invert', 'drag', 'paste')
     click.echo('time: ' + ', '.join(f'{s} {t[s]:.1f}s' for s in stages if s in t) + f'; total {t["total"]:.1f}s'

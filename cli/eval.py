@@ -17,10 +17,10 @@ def _eval_options(f):
 
 
 def _config(checkpoint, quality, projection_steps, tuning_steps, device, encoder, steps, region, *, drag_mode=None,
-            tracking=None, supervision=None, content_check=None, **fields):
+            tracking=None, supervision=None, content_check=None, patience=None, **fields):
     """The EditConfig of an evaluation's edits (checked before anything loads)."""
     from photodrag.pipeline import EditConfig
-    drag = drag_settings(drag_mode, tracking, supervision, content_check)
+    drag = drag_settings(drag_mode, tracking, supervision, content_check, patience)
     return EditConfig.from_options(checkpoint=checkpoint, quality=quality, projection_steps=projection_steps,
                                    tuning_steps=tuning_steps, device=device, encoder=encoder, max_steps=steps,
                                    region='whole' if region == 'none' else 'local', drag=drag, **fields)

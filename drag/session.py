@@ -30,6 +30,7 @@ from .tracking import cut_patch, grey, match_patch, patch_half, similarity, trac
 
 # A patch match this correlated (normalised cross-correlation) is taken as the content itself
 IMAGE_TRUST = 0.6
+CHECK_EVERY = 10    # steps between measurements of the content's progress (`DragConfig.patience`)
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ class DragStep:
     distances: Tuple[float, ...]        # |target - handle| per point, px
     loss: Optional[float]               # loss of the update this step made; None if it made none
     done: bool
-    reason: Optional[str] = None        # 'converged' or 'max_steps' once done
+    reason: Optional[str] = None        # once done: 'converged' (at the targets), 'max_steps', or 'stalled' (no nearer for `patience` steps)
 
 
 @dataclass
@@ -52,6 +53,16 @@ class _Snapshot:
     handles: torch.Tensor
     targets: torch.Tensor
     anchors: List[Optional['_Anchor']]
+
+
+@dataclass
+class _Progress:
+    """How near the handles' content has come (`DragConfig.patience`)."""
+    nearest: torch.Tensor               # [N] each content's nearest distance to its target yet
+    gained: int                         # the step any of them last got nearer
+    mean: float                         # the nearest mean distance, at step `step`
+    step: int
+    handles: torch.Tensor               # the handles then
 
 
 @dataclass
@@ -116,6 +127,7 @@ class DragSession:
         self._done = False
         self._reason: Optional[str] = None
         self._last: Optional[DragStep] = None
+        self._best: Optional[_Progress] = None
         self._kept = None               # (ws, features, image so far) of the last step(preview=True)
         self._history: List[_Snapshot] = [self._snapshot()]
 
@@ -218,6 +230,12 @@ class DragSession:
         target = self._step - steps if to_step is None else to_step
         if not 0 <= target <= self._step:
             raise InvalidSettingsError(f'can undo to steps 0..{self._step}, not {target}')
+        self._restore(target)
+        self._undone()      # snapshots are taken at the start and after updates: never done
+        self._last = self._result(None)
+        return self._last
+
+    def _restore(self, target: int) -> None:
         snap = self._history[target]
         del self._history[target + 1:]
         with torch.no_grad():
@@ -226,9 +244,6 @@ class DragSession:
         self._handles, self._targets = snap.handles.clone(), snap.targets.clone()
         self._anchors = [None if a is None else a.clone() for a in snap.anchors]
         self._step = snap.step
-        self._undone()      # snapshots are taken at the start and after updates: never done
-        self._last = self._result(None)
-        return self._last
 
     # ------------------------------------------------------------------ the algorithm
 
@@ -252,10 +267,11 @@ class DragSession:
             arrived = bool((distances <= config.stop_px(self.resolution)).all())
             if arrived and config.choice('content_check'):
                 arrived = self._content_arrived(image)
+            stalled = self._note_progress(distances, image)
             if arrived:
                 self._done, self._reason = True, 'converged'
-            elif self._step >= config.max_steps:
-                self._done, self._reason = True, 'max_steps'
+            elif self._step >= config.max_steps or stalled:
+                self._end_at_best('stalled' if stalled else 'max_steps')
             else:
                 r1 = config.motion_radius(self.resolution)
                 if config.choice('supervision') == 'original':
@@ -400,33 +416,79 @@ class DragSession:
                     continue
                 lo = torch.minimum(found[i], self._handles[i]) - radius
                 hi = torch.maximum(found[i], self._handles[i]) + radius
-                at, score = match_patch(image_grey, a.patch, lo, hi)
+                at, score = match_patch(image_grey, a.patch, lo, hi, at=found[i])
                 if at is not None and score >= IMAGE_TRUST:
                     found[i] = at.to(found.dtype)
         return found
 
-    def _content_arrived(self, image: Optional[torch.Tensor]) -> bool:
-        """Whether the rendered image shows every handle's content at its target (its start
-        patch found there by correlation); a handle whose content the image finds elsewhere is
-        moved to it, so the drag goes on from where the content really is."""
-        if image is None:
-            return True
+    def _content(self, image: torch.Tensor) -> List[Optional[torch.Tensor]]:
+        """Where the rendered image shows each handle's content (its start patch found again by
+        correlation anywhere within the drag's reach: half its length + 2 px around the segment
+        from where it started to its target), or None where the image cannot tell. A generator
+        often redraws rather than slides (a mouth corner fades at the handle and forms at the
+        target), so the search spans the whole way, not a window around the last position."""
         image_grey = grey(image)
-        stop = self.config.stop_px(self.resolution)
-        radius = self.config.search_radius(self.resolution)
-        arrived = True
+        out: List[Optional[torch.Tensor]] = []
         for i, a in enumerate(self._anchors):
             if a is None or a.patch is None:
+                out.append(None)
                 continue
-            lo = torch.minimum(a.origin, self._targets[i]) - radius
-            hi = torch.maximum(a.origin, self._targets[i]) + radius
+            reach = 0.5 * float((self._targets[i] - a.origin).norm()) + 2.0
+            lo = torch.minimum(a.origin, self._targets[i]) - reach
+            hi = torch.maximum(a.origin, self._targets[i]) + reach
             at, score = match_patch(image_grey, a.patch, lo, hi)
-            if at is None or score < IMAGE_TRUST:
-                continue            # the image cannot tell: the tracker's word stands
-            if float((at - self._targets[i]).norm()) > stop:
-                self._handles[i] = at.to(self._handles.dtype)
+            out.append(at.to(self._handles.dtype) if at is not None and score >= IMAGE_TRUST else None)
+        return out
+
+    def _content_arrived(self, image: Optional[torch.Tensor]) -> bool:
+        """Whether the rendered image shows every handle's content at its target; a handle whose
+        content the image finds elsewhere is moved to it, so the drag goes on from where the
+        content really is."""
+        if image is None:
+            return True
+        stop = self.config.stop_px(self.resolution)
+        arrived = True
+        for i, at in enumerate(self._content(image)):
+            if at is not None and float((at - self._targets[i]).norm()) > stop:
+                self._handles[i] = at
                 arrived = False
         return arrived
+
+    def _note_progress(self, distances: torch.Tensor, image: Optional[torch.Tensor]) -> bool:
+        """Every CHECK_EVERY steps, how near each handle's content is to its target (in the image
+        where it can tell, else the tracker's distance): remembers the step where they were
+        nearest on average, and returns True when `patience` steps went by in which no handle's
+        content got nearer than it had been by half the stop distance."""
+        patience = self.config.choice('patience')
+        if not patience or self._step % CHECK_EVERY:
+            return False
+        if image is None:
+            image = self.render()
+        d = distances.clone()
+        for i, at in enumerate(self._content(image)):
+            if at is not None:
+                d[i] = (at - self._targets[i]).norm()
+        gain = 0.5 * self.config.stop_px(self.resolution)
+        mean = float(d.mean())
+        if self._best is None or self._best.nearest.shape != d.shape:
+            self._best = _Progress(nearest=d, gained=self._step, mean=mean, step=self._step,
+                                   handles=self._handles.clone())
+        else:
+            if bool((d < self._best.nearest - gain).any()):
+                self._best.nearest, self._best.gained = torch.minimum(d, self._best.nearest), self._step
+            if mean < self._best.mean:
+                self._best.mean, self._best.step, self._best.handles = mean, self._step, self._handles.clone()
+        return self._step - self._best.gained >= patience
+
+    def _end_at_best(self, reason: str) -> None:
+        """Done: with `patience`, back at the step where the content was nearest the targets on
+        average (pushing on past it changes the face without bringing the content)."""
+        best = self._best
+        if self.config.choice('patience') and best is not None and best.step < self._step:
+            self._restore(best.step)
+            self._handles = best.handles.clone()
+            self._kept = None
+        self._done, self._reason = True, reason
 
     @torch.no_grad()
     def _image_now(self) -> Optional[torch.Tensor]:
@@ -456,3 +518,4 @@ class DragSession:
 
     def _undone(self) -> None:
         self._done, self._reason = False, None
+        self._best = None           # points or steps changed: progress is measured afresh

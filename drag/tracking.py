@@ -123,11 +123,15 @@ def cut_patch(image_grey: torch.Tensor, point: torch.Tensor, half: int) -> Optio
     return image_grey[y - half:y + half + 1, x - half:x + half + 1].clone()
 
 
-def match_patch(image_grey: torch.Tensor, patch: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor
-                ) -> Tuple[Optional[torch.Tensor], float]:
+def match_patch(image_grey: torch.Tensor, patch: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor,
+                at: Optional[torch.Tensor] = None) -> Tuple[Optional[torch.Tensor], float]:
     """(where `patch` best matches `image_grey` with its centre inside the box lo..hi [2]
     (x, y, inclusive; sub-pixel by a parabola through the peak), its normalised cross-
-    correlation in [-1, 1]); (None, -1) when the box holds no full patch position."""
+    correlation in [-1, 1]); (None, -1) when the box holds no full patch position.
+
+    at: a position another tracker found (inside the box): the best match is then given only
+    when it beats the correlation there by IMAGE_MARGIN; else (`at`, its correlation). A blurry
+    render correlates almost as well a pixel or two off, and there the image cannot tell."""
     R = image_grey.shape[-1]
     half = patch.shape[0] // 2
     x0, y0 = max(int(lo[0]), half), max(int(lo[1]), half)
@@ -144,6 +148,10 @@ def match_patch(image_grey: torch.Tensor, patch: torch.Tensor, lo: torch.Tensor,
     score = score.reshape(h, w)
     best = int(torch.argmax(score))
     by, bx = divmod(best, w)
+    if at is not None:
+        ax, ay = int(round(float(at[0]))) - x0, int(round(float(at[1]))) - y0
+        if 0 <= ax < w and 0 <= ay < h and float(score[by, bx] - score[ay, ax]) < IMAGE_MARGIN:
+            return at.clone(), float(score[ay, ax])
     if float(score[by, bx]) >= EXACT:      # the patch itself, unchanged: no sub-pixel guess
         return torch.tensor([x0 + bx, y0 + by], device=patch.device, dtype=torch.float32), float(score[by, bx])
     fx = _parabola(score[by, max(bx - 1, 0)], score[by, bx], score[by, min(bx + 1, w - 1)]) if 0 < bx < w - 1 else 0.0
@@ -153,6 +161,7 @@ def match_patch(image_grey: torch.Tensor, patch: torch.Tensor, lo: torch.Tensor,
 
 
 EXACT = 0.999      # a correlation this high is the unchanged patch
+IMAGE_MARGIN = 0.05  # how much better the image's own best match must correlate to overrule a tracker
 
 
 def _parabola(left, centre, right) -> float:

@@ -573,13 +573,17 @@ def assemble(photo, face_results, face_records, config: EditConfig, *, checkpoin
                       record=record)
 
 
+REACHED = 0.9      # the share of the way, measured in the output photo, that counts as at the target
+
+
 def content_in_photo(before: np.ndarray, after: np.ndarray, transform, face_record) -> Dict[str, Any]:
     """Where each handle's content sits in the output photo, measured from the images (not the
     tracker): the photo patch under the handle found again near the drag by normalised
     cross-correlation (`evaluation.metrics.content_position`), with the patch as wide as the
     drag's own check sees in the crop. content_photo: [x, y] per handle (photo px);
     content_progress: the share of the way it went (0 = unmoved, 1 = at the target);
-    content_score: how clearly the images show it (1 = an exact match)."""
+    content_score: how clearly the images show it (1 = an exact match); reached: every handle's
+    content went at least REACHED of the way (what 'reached' means in every report)."""
     from photodrag.drag.tracking import patch_half
     from photodrag.evaluation.metrics import content_position, progress_towards
     crop_size = int(transform.crop_size[0])
@@ -590,7 +594,8 @@ def content_in_photo(before: np.ndarray, after: np.ndarray, transform, face_reco
         found.append([round(at[0], 2), round(at[1], 2)])
         progress.append(round(progress_towards(h, at, t), 3) if np.hypot(*np.subtract(t, h)) > 0 else 1.0)
         score.append(round(sure, 3))
-    return {'content_photo': found, 'content_progress': progress, 'content_score': score}
+    return {'content_photo': found, 'content_progress': progress, 'content_score': score,
+            'reached': bool(min(progress) >= REACHED) if progress else True}
 
 
 def local_region(drags, target, size, preset_region=None, preset_uses=()):

@@ -24,7 +24,7 @@ def w(G):
 
 HANDLES, TARGETS = [(100, 120), (170, 60)], [(130, 100), (150, 90)]
 # DragGAN's own handle options: the fast path must then compute exactly what the reference does
-DRAGGAN = {'tracking': 'features', 'supervision': 'shift', 'content_check': False}
+DRAGGAN = {'tracking': 'features', 'supervision': 'shift', 'content_check': False, 'patience': 0}
 
 
 def session(G, w, handles=HANDLES, targets=TARGETS, **config):

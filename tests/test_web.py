@@ -78,6 +78,8 @@ def test_sample_faces_points_drag_apply_download_equals_pipeline_edit(client, ca
         frames = run_to_end(client, sid, ws)
     assert len(frames) >= 3 and frames[-1]["step"] == 25 and frames[-1]['reason'] == 'max_steps'
     assert frames[0]['handles'] != frames[-1]['handles']            # the tracked handle moved
+    # the status shows how far the content went, measured in the frame's pixels (not the tracker)
+    assert abs(frames[0]['content_progress'][0]) < 0.2 and isinstance(frames[-1]['content_progress'][0], float)
     assert client.post(f'/api/sessions/{sid}/faces/0/apply').json()['applied'] == [0]
     photo = client.get(f'/api/sessions/{sid}/files/photo')
     assert photo.status_code == 200 and 'astronaut_edited.png' in photo.headers['content-disposition']

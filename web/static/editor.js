@@ -224,12 +224,18 @@ function buttons() {
 }
 
 // What the drag status says: how far the content went, measured in the frame's pixels by the
-// server (not the tracker's distance); "at the targets" only when the drag stopped there.
+// server (not the tracker's distance); "at the targets" only when the pixels show it there.
+const ARRIVED = 0.9;
 function dragStatus(step, progress, done, reason) {
   const shares = (progress || []).filter((p) => p !== null && p !== undefined);
   const moved = shares.length ? `, content moved ${shares.map((p) => Math.round(100 * p) + ' %').join(', ')} of the way` : '';
   let end = '';
-  if (done) end = reason === 'converged' ? ' (content at the targets)' : ' (stopped at the step limit)';
+  if (done) {
+    if (shares.length && Math.min(...shares) >= ARRIVED) end = ' (content at the targets)';
+    else if (reason === 'converged') end = ' (the tracker stopped at the targets; the content is short of them)';
+    else if (reason === 'stalled') end = ' (stopped: the content came no nearer)';
+    else end = ' (stopped at the step limit)';
+  }
   return `step ${step}${moved}${end}`;
 }
 
