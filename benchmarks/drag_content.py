@@ -14,6 +14,10 @@ most. Measured in the pixels, never by the drag's own tracker:
   landmark  the dragged corner found again by dlib, its distance to the target (px);
   tracker   what the drag's tracker claims (its final distance, px), and steps taken.
 
+--paste also pastes each variant's results into the render enlarged 4x (a "photo" whose crop
+is the render itself, so only paste-back is measured) and prints photo/crop: the share of the
+way the patch went in the photo over the share in the crop (1 = paste-back kept all the motion).
+
 Every variant runs the same cases in the same process; 'reference' is DragGAN's algorithm
 (mode 'reference'), 'default' photodrag's fast mode as shipped. --variant adds DragConfig
 fields as JSON (e.g. image='{"tracking": "image"}').
@@ -60,7 +64,29 @@ def cases(G, count, length):
     return out[:count]
 
 
-def run(G, todo, options, detector):
+def paste_ratio(image, edited, handle, target, scale=4):
+    """(share of the way in the crop, share in the photo) when `edited` is pasted back into
+    `image` enlarged `scale` times (the crop is the whole photo, scaled)."""
+    import cv2
+    from photodrag.alignment.recipes import AlignedCrop
+    from photodrag.alignment.transform import CropTransform
+    from photodrag.drag.tracking import patch_half
+    from photodrag.pipeline.editing import content_in_crop
+    R = image.shape[0]
+    photo = cv2.resize(image, (R * scale, R * scale), interpolation=cv2.INTER_CUBIC)
+    offset = -0.5 + 0.5 / scale
+    tf = CropTransform(np.array([[1 / scale, 0, offset], [0, 1 / scale, offset], [0, 0, 1]]), (R, R), photo.shape[1::-1])
+    crop = AlignedCrop(image=image, transform=tf, face=None, recipe='object')
+    _, motions = content_in_crop(image, edited, [handle], [target])
+    pasted = alignment.paste_back(alignment.Photo(pixels=photo),
+                                  [alignment.Edit(crop, edited, reference=image, motions=motions)])
+    in_crop, _ = content_position(image, edited, handle, target, patch_half(R))
+    hp, tp = tf.to_photo(np.array([handle, target], float))
+    in_photo, _ = content_position(photo, pasted.pixels, hp, tp, patch_half(R) * scale)
+    return progress_towards(handle, in_crop, target), progress_towards(hp, in_photo, tp)
+
+
+def run(G, todo, options, detector, paste=False):
     rows = []
     for seed, w, image, handle, target, index in todo:
         session = DragSession(G, w, [tuple(handle)], [tuple(target)], config=DragConfig(**options))
@@ -74,6 +100,8 @@ def run(G, todo, options, detector):
                      'share': progress_towards(handle, found, target),
                      'landmark': float('nan') if lm is None else float(np.hypot(*(lm[index] - target))),
                      'tracker': float(last.distances[0]), 'steps': last.step, 'seconds': seconds})
+        if paste:
+            rows[-1]['crop_share'], rows[-1]['photo_share'] = paste_ratio(image, edited, handle, target)
     return rows
 
 
@@ -84,6 +112,7 @@ def main():
     parser.add_argument('--length', type=float, default=10.0)
     parser.add_argument('--only', default=None, help='comma-separated variant names to run')
     parser.add_argument('--variant', action='append', default=[], metavar="NAME='{...}'")
+    parser.add_argument('--paste', action='store_true', help='also measure what paste-back keeps of the motion')
     args = parser.parse_args()
     variants = dict(VARIANTS)
     for v in args.variant:
@@ -98,11 +127,13 @@ def main():
     print(f'{"variant":<18} {"content px":>10} {"worst":>6} {"share":>6} {"landmark px":>11} {"tracker px":>10} '
           f'{"steps":>6} {"s/drag":>7}')
     for name, options in variants.items():
-        rows = run(G, todo, options, detector)
+        rows = run(G, todo, options, detector, args.paste)
         col = lambda key: np.array([r[key] for r in rows], float)  # noqa: E731
         print(f'{name:<18} {col("content").mean():>10.2f} {col("content").max():>6.1f} {col("share").mean():>6.2f} '
               f'{np.nanmean(col("landmark")):>11.2f} {col("tracker").mean():>10.2f} {col("steps").mean():>6.0f} '
-              f'{col("seconds").mean():>7.1f}', flush=True)
+              f'{col("seconds").mean():>7.1f}' + (f'  photo/crop {col("photo_share").mean() / col("crop_share").mean():.2f} '
+                                                  f'({col("photo_share").mean():.2f} / {col("crop_share").mean():.2f})'
+                                                  if args.paste else ''), flush=True)
 
 
 if __name__ == '__main__':

@@ -154,8 +154,8 @@ def match_patch(image_grey: torch.Tensor, patch: torch.Tensor, lo: torch.Tensor,
             return at.clone(), float(score[ay, ax])
     if float(score[by, bx]) >= EXACT:      # the patch itself, unchanged: no sub-pixel guess
         return torch.tensor([x0 + bx, y0 + by], device=patch.device, dtype=torch.float32), float(score[by, bx])
-    fx = _parabola(score[by, max(bx - 1, 0)], score[by, bx], score[by, min(bx + 1, w - 1)]) if 0 < bx < w - 1 else 0.0
-    fy = _parabola(score[max(by - 1, 0), bx], score[by, bx], score[min(by + 1, h - 1), bx]) if 0 < by < h - 1 else 0.0
+    fx = peak_offset(score[by, max(bx - 1, 0)], score[by, bx], score[by, min(bx + 1, w - 1)]) if 0 < bx < w - 1 else 0.0
+    fy = peak_offset(score[max(by - 1, 0), bx], score[by, bx], score[min(by + 1, h - 1), bx]) if 0 < by < h - 1 else 0.0
     at = torch.tensor([x0 + bx + fx, y0 + by + fy], device=patch.device, dtype=torch.float32)
     return at, float(score[by, bx])
 
@@ -164,8 +164,9 @@ EXACT = 0.999      # a correlation this high is the unchanged patch
 IMAGE_MARGIN = 0.05  # how much better the image's own best match must correlate to overrule a tracker
 
 
-def _parabola(left, centre, right) -> float:
-    """Sub-pixel offset of a peak from three samples (within half a pixel)."""
+def peak_offset(left, centre, right) -> float:
+    """Sub-pixel offset of a peak from three samples, by the parabola through them (within half
+    a pixel); also what `evaluation.metrics.content_position` refines its matches with."""
     den = float(left - 2 * centre + right)
     if abs(den) < 1e-9:
         return 0.0

@@ -55,6 +55,7 @@ def content_position(before: np.ndarray, after: np.ndarray, handle, target, half
     an unchanged flat region reads as unmoved (as does a patch with no texture at all, score 0).
 A handle nearer the border than `half` is taken at the nearest position a whole patch fits."""
     import cv2
+    from photodrag.drag.tracking import peak_offset
     g0 = cv2.cvtColor(np.ascontiguousarray(before), cv2.COLOR_RGB2GRAY).astype(np.float32)
     g1 = cv2.cvtColor(np.ascontiguousarray(after), cv2.COLOR_RGB2GRAY).astype(np.float32)
     h, w = g0.shape
@@ -82,15 +83,9 @@ A handle nearer the border than `half` is taken at the nearest position a whole 
     by, bx = np.unravel_index(int(np.argmax(ranked)), ranked.shape)
     if score[by, bx] >= 0.999:         # the patch itself, unchanged: no sub-pixel guess
         return (float(cx[by, bx]), float(cy[by, bx])), float(score[by, bx])
-    fx = _peak(score[by, bx - 1], score[by, bx], score[by, bx + 1]) if 0 < bx < score.shape[1] - 1 else 0.0
-    fy = _peak(score[by - 1, bx], score[by, bx], score[by + 1, bx]) if 0 < by < score.shape[0] - 1 else 0.0
+    fx = peak_offset(score[by, bx - 1], score[by, bx], score[by, bx + 1]) if 0 < bx < score.shape[1] - 1 else 0.0
+    fy = peak_offset(score[by - 1, bx], score[by, bx], score[by + 1, bx]) if 0 < by < score.shape[0] - 1 else 0.0
     return (float(cx[by, bx] + fx), float(cy[by, bx] + fy)), float(score[by, bx])
-
-
-def _peak(left, centre, right) -> float:
-    """Sub-pixel offset of a peak from three samples, within half a pixel."""
-    den = float(left - 2 * centre + right)
-    return 0.0 if abs(den) < 1e-9 else max(-0.5, min(0.5, 0.5 * float(left - right) / den))
 
 
 def redetected_landmarks(image: np.ndarray, detector=None, upscale: int = 512) -> Optional[np.ndarray]:
@@ -157,9 +152,14 @@ def direction_of(handle, target) -> str:
 
 
 def content_match(before: np.ndarray, after: np.ndarray, handle, target, half: int = 4) -> Dict[str, float]:
-    """Where the patch under `handle` in `before` went in `after` (`content_shift`): the found
-    position, its distance to `target`, the drag's length, and the share of the way it moved."""
-    found = content_shift(before, after, handle, target, half)
+    """Where the patch under `handle` in `before` went in `after` (`content_position`, the measure
+    edit records use): the found position, its distance to `target`, the drag's length, and the
+    share of the way it moved. A handle nearer the border than `half` is an error here."""
+    hx, hy = int(round(handle[0])), int(round(handle[1]))
+    if not (half <= hx < before.shape[1] - half and half <= hy < before.shape[0] - half):
+        raise InvalidPointsError(f'handle {tuple(handle)} is too close to the image border for a '
+                                 f'{2 * half + 1} px patch')
+    found, _ = content_position(before, after, handle, target, half)
     return {'found': [found[0], found[1]], 'distance': float(np.hypot(*np.subtract(target, found))),
             'length': float(np.hypot(*np.subtract(target, handle))),
             'progress': progress_towards(handle, found, target)}

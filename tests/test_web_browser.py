@@ -131,7 +131,8 @@ def test_edit_the_sample_in_the_browser(server, browser, cache, shots, tmp_path)
 @pytest.mark.parametrize('name, data, message', [
     ('notes.txt', b'just some text, not a photo', 'not an image'),
     ('huge.jpg', b'\xff\xd8' + b'0' * 3_200_000, 'up to 3 MB'),
-])
+], ids=['text', 'huge'])      # short ids: pytest puts the id in PYTEST_CURRENT_TEST, and a 3 MB one
+#                               leaves no room in the environment to start the browser
 def test_bad_files_show_one_line(server, browser, shots, tmp_path, name, data, message):
     page = browser.new_page()
     page.goto(server)
