@@ -10,6 +10,10 @@ content now is, stops if every handle is within the tolerance of its target, and
 takes one Adam step on the leading w vectors along the motion-supervision (+ mask) loss.
 In 'fast' mode the synthesis stops after the feature block and features are read from the
 small map at the few positions needed; 'reference' mode does what DragGAN's code does.
+`DragConfig`'s handle options change how handles are tracked (features, a FreeDrag-style
+template, or checked against the rendered image), what the motion term pulls, and when the
+drag may stop (`content_check`: only when the image shows the content there; `patience`: a
+'stalled' end back at the nearest step); docs/algorithms.md §2.1.
 """
 
 import contextlib
@@ -257,7 +261,11 @@ class DragSession:
             return self._last
         config = self.config
         with torch.enable_grad(), _frozen_weights(self.G):
-            image_needed = config.choice('tracking') == 'image' or config.choice('content_check')
+            # the image: every step to track or check by it; for `patience`, when a handle's start
+            # patch is to be cut and on the steps its progress is measured
+            image_needed = (config.choice('tracking') == 'image' or config.choice('content_check')
+                            or (config.choice('patience') > 0 and (self._step % CHECK_EVERY == 0
+                                                                  or any(a is None for a in self._anchors))))
             features = self._features(preview or image_needed)
             image = self._image_now() if image_needed else None
             self._capture(features, image)
