@@ -42,8 +42,8 @@ VARIANTS = {
     'template': {'tracking': 'template'},
     'original': {'supervision': 'original'},
     'confidence 0.6': {'confidence': 0.6},
-    'no content check': {'content_check': False},
-    'no patience': {'patience': 0},
+    'content check': {'content_check': True},
+    'check + patience 120': {'content_check': True, 'patience': 120},
 }
 
 

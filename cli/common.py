@@ -104,7 +104,7 @@ def drag_options(f):
                           "[default: the mode's]"),
         click.option('--patience', type=click.IntRange(0, 100_000), default=None,
                      help="Steps without the content getting nearer before the drag ends, back at its nearest "
-                          "step; 0 = never.  [default: the mode's: 120 fast, 0 reference]"),
+                          "step; 0 = never.  [default: the mode's: 0 in both]"),
     ]
     for option in reversed(options):
         f = option(f)

@@ -16,10 +16,9 @@ SUPERVISIONS = ('shift', 'original')
 # mode the best of the ablation in docs/measurements.md ("Following the content"): on the demo
 # generator no option beat DragGAN's own tracking and supervision on both landmark rulers, so
 # fast mode keeps them; every report measures the content in the images instead of trusting it.
-FAST_CHOICES = {'tracking': 'features', 'supervision': 'shift', 'confidence': 0.0, 'content_check': False,
-                'patience': 0}
 REFERENCE_CHOICES = {'tracking': 'features', 'supervision': 'shift', 'confidence': 0.0, 'content_check': False,
                      'patience': 0}
+FAST_CHOICES = dict(REFERENCE_CHOICES)
 
 
 @dataclass(frozen=True)

@@ -468,17 +468,15 @@ class DragSession:
         nearest on average, and returns True when `patience` steps went by in which no handle's
         content got nearer than it had been by half the stop distance."""
         patience = self.config.choice('patience')
-        if not patience or self._step % CHECK_EVERY:
+        if not patience or self._step % CHECK_EVERY or image is None:
             return False
-        if image is None:
-            image = self.render()
         d = distances.clone()
         for i, at in enumerate(self._content(image)):
             if at is not None:
                 d[i] = (at - self._targets[i]).norm()
         gain = 0.5 * self.config.stop_px(self.resolution)
         mean = float(d.mean())
-        if self._best is None or self._best.nearest.shape != d.shape:
+        if self._best is None:
             self._best = _Progress(nearest=d, gained=self._step, mean=mean, step=self._step,
                                    handles=self._handles.clone())
         else:

@@ -154,8 +154,8 @@ def match_patch(image_grey: torch.Tensor, patch: torch.Tensor, lo: torch.Tensor,
             return at.clone(), float(score[ay, ax])
     if float(score[by, bx]) >= EXACT:      # the patch itself, unchanged: no sub-pixel guess
         return torch.tensor([x0 + bx, y0 + by], device=patch.device, dtype=torch.float32), float(score[by, bx])
-    fx = peak_offset(score[by, max(bx - 1, 0)], score[by, bx], score[by, min(bx + 1, w - 1)]) if 0 < bx < w - 1 else 0.0
-    fy = peak_offset(score[max(by - 1, 0), bx], score[by, bx], score[min(by + 1, h - 1), bx]) if 0 < by < h - 1 else 0.0
+    fx = peak_offset(score[by, bx - 1], score[by, bx], score[by, bx + 1]) if 0 < bx < w - 1 else 0.0
+    fy = peak_offset(score[by - 1, bx], score[by, bx], score[by + 1, bx]) if 0 < by < h - 1 else 0.0
     at = torch.tensor([x0 + bx + fx, y0 + by + fy], device=patch.device, dtype=torch.float32)
     return at, float(score[by, bx])
 

@@ -88,6 +88,17 @@ A handle nearer the border than `half` is taken at the nearest position a whole 
     return (float(cx[by, bx] + fx), float(cy[by, bx] + fy)), float(score[by, bx])
 
 
+def content_moved(before: np.ndarray, after: np.ndarray, handle, target, half: int = 4
+                  ) -> Tuple[Tuple[float, float], float, float]:
+    """(where the content under `handle` is in `after` (`content_position`), the share of the
+    way to `target` it went (0 = unmoved, 1 = there; 1 for a drag under half a pixel), the
+    match's correlation): the figure every report of a drag gives."""
+    at, score = content_position(before, after, handle, target, half)
+    if float(np.hypot(*np.subtract(target, handle, dtype=float))) < 0.5:
+        return at, 1.0, score
+    return at, progress_towards(handle, at, target), score
+
+
 def redetected_landmarks(image: np.ndarray, detector=None, upscale: int = 512) -> Optional[np.ndarray]:
     """The 68 landmarks of the one face in uint8 RGB `image` (a crop), found again by the face
     detector on the crop resized to `upscale` px and mapped back; None unless exactly one
@@ -159,10 +170,9 @@ def content_match(before: np.ndarray, after: np.ndarray, handle, target, half: i
     if not (half <= hx < before.shape[1] - half and half <= hy < before.shape[0] - half):
         raise InvalidPointsError(f'handle {tuple(handle)} is too close to the image border for a '
                                  f'{2 * half + 1} px patch')
-    found, _ = content_position(before, after, handle, target, half)
+    found, progress, _ = content_moved(before, after, handle, target, half)
     return {'found': [found[0], found[1]], 'distance': float(np.hypot(*np.subtract(target, found))),
-            'length': float(np.hypot(*np.subtract(target, handle))),
-            'progress': progress_towards(handle, found, target)}
+            'length': float(np.hypot(*np.subtract(target, handle))), 'progress': progress}
 
 
 def mean_distance(a, b) -> float:

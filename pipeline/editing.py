@@ -585,14 +585,14 @@ def content_in_photo(before: np.ndarray, after: np.ndarray, transform, face_reco
     content_score: how clearly the images show it (1 = an exact match); reached: every handle's
     content went at least REACHED of the way (what 'reached' means in every report)."""
     from photodrag.drag.tracking import patch_half
-    from photodrag.evaluation.metrics import content_position, progress_towards
+    from photodrag.evaluation.metrics import content_moved
     crop_size = int(transform.crop_size[0])
     half = max(3, int(round(patch_half(crop_size) / transform.scale)))
     found, progress, score = [], [], []
     for h, t in zip(face_record.handles_photo, face_record.targets_photo):
-        at, sure = content_position(before, after, h, t, half)
+        at, share, sure = content_moved(before, after, h, t, half)
         found.append([round(at[0], 2), round(at[1], 2)])
-        progress.append(round(progress_towards(h, at, t), 3) if np.hypot(*np.subtract(t, h)) > 0 else 1.0)
+        progress.append(round(share, 3))
         score.append(round(sure, 3))
     return {'content_photo': found, 'content_progress': progress, 'content_score': score,
             'reached': bool(min(progress) >= REACHED) if progress else True}

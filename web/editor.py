@@ -648,19 +648,15 @@ def _content_progress(fs: FaceState, image: np.ndarray) -> List[Optional[float]]
     1 = at the target), measured in the pixels (reconstruction before the drag against `image`),
     not by the tracker; None for a handle the drag has not picked up yet."""
     from photodrag.drag.tracking import patch_half
-    from photodrag.evaluation.metrics import content_position, progress_towards
+    from photodrag.evaluation.metrics import content_moved
     session = fs.drag.session
     half = patch_half(image.shape[0])
     out: List[Optional[float]] = []
     for origin, target in zip(session.origins, session.targets):
         if origin is None or fs.drag_reconstruction is None:
             out.append(None)
-            continue
-        if float(np.hypot(*np.subtract(target, origin))) < 0.5:
-            out.append(1.0)
-            continue
-        at, _ = content_position(fs.drag_reconstruction, image, origin, target, half)
-        out.append(round(progress_towards(origin, at, target), 3))
+        else:
+            out.append(round(content_moved(fs.drag_reconstruction, image, origin, target, half)[1], 3))
     return out
 
 
