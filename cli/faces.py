@@ -16,7 +16,7 @@ _NAMED_POINTS = (('left eye centre', range(36, 42)), ('right eye centre', range(
 @click.option('--landmarks', is_flag=True,
               help='Also print points to drag: eye centres, mouth corners, nose tip and chin (photo pixels).')
 @click.option('--upsample', type=click.IntRange(0, 4), default=None,
-              help='Detector upsampling, for small faces (0-4).')
+              help='Search the photo enlarged 2^N times, for tiny faces (0-4).')
 def faces_command(photo, preview, landmarks, upsample):
     """List the faces found in PHOTO, numbered from 0 left to right, as --face takes them.
 

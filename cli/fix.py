@@ -21,7 +21,7 @@ from .common import check_outputs, default_output, edit_options, presets_files_o
               help="The presets' strength.")
 @presets_files_option
 @click.option('--steps', type=click.IntRange(0, 100_000), default=None, help='Drag step cap.  [default: 300]')
-@click.option('--upsample', type=click.IntRange(0, 4), default=None, help='Detector upsampling, for small faces.')
+@click.option('--upsample', type=click.IntRange(0, 4), default=None, help='Search the photo enlarged 2^N times, for tiny faces.')
 @click.option('--out', type=click.Path(dir_okay=False),
               help='The fixed photo (with --preview: the drawing).  [default: PHOTO_fixed.EXT, PHOTO_fix_preview.png]')
 @click.option('--before-after', type=click.Path(dir_okay=False), help='Also write input | output side by side.')

@@ -14,7 +14,7 @@ from .common import check_outputs, default_output, presets_files_option, print_t
 @click.option('--strength', type=click.FloatRange(0, 3, min_open=True), default=1.0, show_default=True,
               help='The strength to draw the presets at.')
 @click.option('--out', type=click.Path(dir_okay=False), help='The drawing.  [default: PHOTO_presets.png]')
-@click.option('--upsample', type=click.IntRange(0, 4), default=None, help='Detector upsampling, for small faces.')
+@click.option('--upsample', type=click.IntRange(0, 4), default=None, help='Search the photo enlarged 2^N times, for tiny faces.')
 def presets_command(preset_files, photo, face, strength, out, upsample):
     """List the expression presets (built in, and those of --presets files).
 

