@@ -13,6 +13,7 @@ from photodrag.errors import PhotodragError, one_line
 from photodrag.inversion.config import PRESETS
 
 QUALITIES = [p for p in PRESETS if p != 'reference']      # 'reference' is for comparing with DragGAN, not offered
+AUTO_HELP = 'Inversion preset; auto: fast on a CPU (about 30 s a face on 2 cores), balanced on a GPU.'
 
 
 class Group(click.Group):
@@ -54,8 +55,12 @@ presets_files_option = click.option(
 
 
 def quality_option(default: str, help: str = 'Inversion preset.'):
-    """--quality: an inversion preset, with the command's own default shown in its help."""
-    return click.option('--quality', type=click.Choice(QUALITIES), default=default, show_default=True, help=help)
+    """--quality: an inversion preset, with the command's own default shown in its help; a
+    default of 'auto' (fast on a CPU, balanced on a GPU) is offered as a choice too."""
+    choices = QUALITIES + ['auto'] if default == 'auto' else QUALITIES
+    if default == 'auto':
+        help = AUTO_HELP
+    return click.option('--quality', type=click.Choice(choices), default=default, show_default=True, help=help)
 
 
 def edit_options(quality: str):
@@ -200,6 +205,15 @@ def progress_bar(**kwargs):
     return tqdm(file=sys.stderr, leave=False, mininterval=interval, **kwargs)
 
 
+def duration(seconds: float) -> str:
+    """'40 s', '3 min', '1 h 5 min': a time to wait, rounded as a person reads it."""
+    seconds = max(0.0, float(seconds))
+    if seconds < 90:
+        return f'{max(1, round(seconds))} s'
+    minutes = round(seconds / 60)
+    return f'{minutes} min' if minutes < 90 else f'{minutes // 60} h {minutes % 60} min'
+
+
 class ByteProgress:
     """A tqdm bar fed by byte-count callbacks, opened on the first byte (on stderr)."""
 
@@ -251,12 +265,19 @@ class EditProgress(StageBars):
         super().__init__(stages=('projection', 'tuning', 'drag'),
                          label=lambda stage, info: f'edit {info.get("face", 0)}: {stage}')
         self.writer = None
+        self.announced = set()
         if video:
             from photodrag.pipeline import report
             self.writer = report.VideoWriter(video, fps=fps)
 
     def __call__(self, stage, step, total, info):
         super().__call__(stage, step, total, info)
+        face = info.get('face', 0)
+        if 'remaining_s' in info and face not in self.announced:
+            self.announced.add(face)        # at its first step: the whole inversion's time, before it runs
+            from tqdm import tqdm
+            tqdm.write(f'edit {face}: the inversion needs at most about {duration(info["remaining_s"])} on this '
+                       'machine', file=sys.stderr)
         if self.writer is not None:
             self.writer.drag_frames(stage, step, total, info)
 

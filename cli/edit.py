@@ -50,7 +50,7 @@ _RECORDED = (('--drag', 'drags'), ('--preset', 'preset_specs'), ('--presets', 'p
               help='The edit record (JSON) that reproduces the edit.  [default: OUT with .json]')
 @click.option('--from-record', type=click.Path(dir_okay=False),
               help='Re-run the edit a record describes (PHOTO, if given, replaces the recorded file).')
-@edit_options(quality='balanced')
+@edit_options(quality='auto')
 def edit_command(photo, drags, preset_specs, preset_files, face, mask, box, recipe, steps, seed, upsample, out,
                  before_after, record, from_record, checkpoint, quality, projection_steps, tuning_steps, encoder,
                  device, video, fps, cache):

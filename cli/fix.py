@@ -26,7 +26,7 @@ from .common import check_outputs, default_output, edit_options, presets_files_o
               help='The fixed photo (with --preview: the drawing).  [default: PHOTO_fixed.EXT, PHOTO_fix_preview.png]')
 @click.option('--before-after', type=click.Path(dir_okay=False), help='Also write input | output side by side.')
 @click.option('--record', type=click.Path(dir_okay=False), help='The edit record.  [default: OUT with .json]')
-@edit_options(quality='balanced')
+@edit_options(quality='auto')
 def fix_command(photo, closed_eyes, open_mouth, preview, eyes_below, mouth_above, strength, preset_files, steps,
                 upsample, out, before_after, record, checkpoint, quality, projection_steps, tuning_steps, encoder,
                 device, video, fps, cache):

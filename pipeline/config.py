@@ -20,6 +20,12 @@ def _default_paste() -> PasteConfig:
     return PasteConfig(region='changed')    # only what the drag changed is blended in
 
 
+def auto_quality(device: str) -> str:
+    """The inversion preset that fits the machine: 'fast' on a CPU (tens of seconds a face),
+    'balanced' on a GPU (its 270 steps take seconds there)."""
+    return 'fast' if str(device) == 'cpu' else 'balanced'
+
+
 @dataclass(frozen=True)
 class EditConfig:
     """Settings of one edit of a photo: which generator, how to invert, drag and paste.
@@ -104,7 +110,9 @@ class EditConfig:
         """The EditConfig that a command line, a batch recipe or the web editor describes, checked
         before anything loads. The one place that turns options into settings:
 
-        quality names a preset; projection_steps / tuning_steps replace its step counts; a whole
+        quality names a preset, or 'auto': 'fast' on a CPU, 'balanced' on a GPU (a balanced
+        inversion takes about 50 s a face on 2 CPU cores, fast about 30 s; see the README's
+        time to ready); projection_steps / tuning_steps replace its step counts; a whole
         `inversion` (an InversionConfig: tests, scripts) replaces the preset instead. drag is
         a mapping of `DragConfig` fields (max_steps among them). device 'auto' (or None) picks
         cuda -> mps -> cpu; the chosen device is checked against both precisions. encoder is
@@ -116,6 +124,9 @@ class EditConfig:
             if not path.is_file():
                 raise InvalidSettingsError(f'encoder {encoder!s:.200}: no such file (or use auto or none)')
             encoder = str(path.resolve()) if base is not None else str(encoder)
+        device = pick_device(device or 'auto')
+        if quality == 'auto':
+            quality = auto_quality(device)
         steps = {k: v for k, v in (('projection_steps', projection_steps), ('tuning_steps', tuning_steps))
                  if v is not None}
         if steps:           # an unknown quality is InversionConfig.preset's error
@@ -126,7 +137,6 @@ class EditConfig:
         _check_keys(DragConfig, drag, 'drag')
         config = cls(checkpoint=checkpoint or 'demo-faces', quality=None if inversion else quality,
                      inversion=inversion, drag=DragConfig(**drag), encoder=encoder, **fields)
-        device = pick_device(device or 'auto')
         config.inversion_config().check_device(device)
         config.drag_config().check_device(device)
         return config.replace(device=device)

@@ -57,9 +57,9 @@ def test_each_command_shows_and_uses_its_own_quality_default(tmp_path, monkeypat
     from photodrag import errors, pipeline
     from photodrag.evaluation import protocols
     pages = help_pages()
-    expected = {'edit': 'balanced', 'fix': 'balanced', 'demo': 'fast', 'eval landmarks': 'fast',
+    expected = {'edit': 'auto', 'fix': 'auto', 'demo': 'fast', 'eval landmarks': 'fast',
                 'eval content': 'fast', 'eval dragbench': 'fast', 'serve': 'fast', 'invert': 'balanced'}
-    shown = {where: re.search(r'--quality \[[a-z|]+\] .*?\[default: ([^]]*)\]', page).group(1)
+    shown = {where: re.search(r'--quality \[[a-z|]+\]\s.*?\[default: ([^]]*)\]', page, re.S).group(1)
              for where, page in pages.items() if '--quality' in page}
     assert shown == expected
 
@@ -73,9 +73,11 @@ def test_each_command_shows_and_uses_its_own_quality_default(tmp_path, monkeypat
     for args in (['edit', tmp_path / 'p.jpg'], ['eval', 'content', tmp_path / 'p.jpg', '--out', tmp_path / 'r']):
         result = run(*args, '--drag', '1,1:2,2', '--device', 'cpu')
         assert result.exit_code == 2 and 'stopped before any work' in result.output, result.output
-    assert [c.quality for c in used] == ['balanced', 'fast']
+    assert [c.quality for c in used] == ['fast', 'fast']          # edit's auto on a CPU: fast
     assert [c.inversion_config().projection_steps for c in used] == \
-        [pipeline.EditConfig(quality=q).inversion_config().projection_steps for q in ('balanced', 'fast')]
+        [pipeline.EditConfig(quality=q).inversion_config().projection_steps for q in ('fast', 'fast')]
+    from photodrag.pipeline.config import auto_quality
+    assert auto_quality('cpu') == 'fast' and auto_quality('cuda:0') == 'balanced'
 
 
 def test_from_record_refuses_a_setting_given_even_at_its_default(tmp_path):

@@ -367,3 +367,26 @@ def test_cli_invert_writes_its_outputs(G, tmp_path, monkeypatch):
     bad = CliRunner().invoke(main, ['invert', str(tmp_path / 'small.png'), '--checkpoint', str(ckpt),
                                     '--out', str(tmp_path / 'o2')])
     assert bad.exit_code != 0 and bad.output.count('\n') == 1 and '20x20' in bad.output
+
+
+def test_the_inversion_says_how_long_it_still_needs_from_its_second_step(monkeypatch):
+    """`remaining_s` covers the whole inversion (projection and the tuning to come), is timed
+    from the first step on (that step also loads LPIPS), and counts down."""
+    from photodrag.inversion import optimize
+    now = [100.0]
+    monkeypatch.setattr(optimize.time, 'perf_counter', lambda: now[0])
+    seen = []
+    clock = optimize.Remaining(lambda stage, step, total, m: seen.append((stage, step, m.get('remaining_s'))), 10, 20)
+    now[0] += 30                            # a slow first step: w_avg samples, LPIPS loaded
+    clock('projection', 1, 10, {})
+    for step in range(2, 11):
+        now[0] += 1.0
+        clock('projection', step, 10, {})
+    clock.begin('tuning')
+    for step in range(1, 4):
+        now[0] += 1.5
+        clock('tuning', step, 20, {})
+    assert seen[0] == ('projection', 1, None)
+    assert seen[1] == ('projection', 2, 8 + 20 * optimize.Remaining.TUNE_COST)    # 8 projection steps, 20 tuning
+    assert seen[9] == ('projection', 10, 20 * optimize.Remaining.TUNE_COST)
+    assert seen[10] == ('tuning', 1, None) and seen[12] == ('tuning', 3, 17 * 1.5)

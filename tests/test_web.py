@@ -72,8 +72,9 @@ def test_sample_faces_points_drag_apply_download_equals_pipeline_edit(client, ca
     assert info['size'] == 128 and len(info['quad']) == 4 and not info['started']
     again = client.post(f'/api/sessions/{sid}/faces/0/open').json()
     assert again['inversion'] == info['inversion']
-    r = client.post(f'/api/sessions/{sid}/faces/0/points', json={'handle': [50, 80], 'target': [42, 72]})
-    assert r.status_code == 200 and np.allclose(r.json()['handles'], [[50, 80]])
+    # the left mouth corner (at 42, 96 in the crop), up and out: a cheek point may not move in 25 steps
+    r = client.post(f'/api/sessions/{sid}/faces/0/points', json={'handle': [42, 96], 'target': [36, 90]})
+    assert r.status_code == 200 and np.allclose(r.json()['handles'], [[42, 96]])
     with client.websocket_connect(f'/api/sessions/{sid}/events') as ws:
         frames = run_to_end(client, sid, ws)
     assert len(frames) >= 3 and frames[-1]["step"] == 25 and frames[-1]['reason'] == 'max_steps'

@@ -208,7 +208,9 @@ class Editor:
             if step not in (0, total) and now - last < PROGRESS_EVERY_S:
                 return
             started['_sent'] = now
-            eta = (now - first) / step * (total - step) if step else None
+            # the inversion says what it still needs in all (projection and tuning); other
+            # stages go by their own pace
+            eta = info.get('remaining_s', (now - first) / step * (total - step) if step else None)
             self.publish({'type': 'progress', 'face': k, 'stage': stage, 'step': step, 'total': total,
                           'eta_s': None if eta is None else round(eta, 1)})
 

@@ -19,6 +19,7 @@ let maskUsed = false;
 function say(text, isError) {
   const m = $('message');
   m.textContent = text || '';
+  m.title = '';
   m.className = isError ? 'error' : '';
 }
 
@@ -70,12 +71,25 @@ function onEvent(msg) {
 const STAGES = { detect: 'Finding faces', align: 'Aligning', projection: 'Inverting (projection)',
                  tuning: 'Inverting (pivotal tuning)', paste: 'Pasting' };
 
+// a time to wait as a person reads it: '40 s', '3 min'
+function duration(s) {
+  return s < 90 ? `${Math.max(1, Math.round(s))} s` : `${Math.round(s / 60)} min`;
+}
+
+// how closely the generator's copy of a face matches the photo, in words (LPIPS thresholds:
+// the demo generator's fast inversions of the shared portraits land at 0.05-0.10)
+function fitWords(lpips) {
+  if (lpips < 0.08) return 'close to the photo';
+  if (lpips < 0.15) return 'near the photo, with some detail lost';
+  return 'rough: the edit may change more than the points ask';
+}
+
 function showProgress(msg) {
   const box = $('progress');
   box.hidden = false;
   const frac = msg.total ? msg.step / msg.total : 0;
   $('progress-bar').style.width = `${Math.round(frac * 100)}%`;
-  const eta = msg.eta_s != null && msg.step < msg.total ? `, about ${Math.ceil(msg.eta_s)} s left` : '';
+  const eta = msg.eta_s != null && msg.step < msg.total ? `, about ${duration(msg.eta_s)} left` : '';
   $('progress-text').textContent = `${STAGES[msg.stage] || msg.stage}: ${msg.step} / ${msg.total}${eta}`;
   document.body.dataset.stage = msg.stage;
 }
@@ -183,7 +197,8 @@ async function openFace(k) {
     update(info);
     $('progress').hidden = true;
     const inv = info.inversion;
-    say(`Face ${k} ready${inv.from_cache ? ' (from the cache)' : ''}: LPIPS ${inv.lpips.toFixed(3)}, PSNR ${inv.psnr.toFixed(1)} dB. Click a point to move, then where it goes.`);
+    say(`Face ${k} ready${inv.from_cache ? ' (from the cache)' : ''}: the generator's copy of this face is ${fitWords(inv.lpips)}. Click a point to move, then where it goes.`);
+    $('message').title = `LPIPS ${inv.lpips.toFixed(3)}, PSNR ${inv.psnr.toFixed(1)} dB`;
     document.body.dataset.face = String(k);
     drawPhoto();
   });
