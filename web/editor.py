@@ -66,6 +66,9 @@ class FaceState:
     timings: Dict[str, float] = field(default_factory=dict)
     preset_labels: List[str] = field(default_factory=list)
     last_run: Optional[Dict[str, float]] = None     # steps taken and seconds of the last Start..stop
+    photo_view: Optional[np.ndarray] = None # the crop's square cut from the photo at view size (uint8)
+    view_limit: Optional[Tuple[Any, np.ndarray]] = None     # (drags, their local region in the view)
+    view: str = 'photo'                     # what frames show: 'photo' (its pixels moved) or 'generator'
 
 
 class Editor:
@@ -90,6 +93,9 @@ class Editor:
         self.last_active = time.monotonic()
         self.closed = False
         self._worker = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix=f'editor-{sid[:6]}')
+        # frames are painted (paste into the photo view, JPEG) beside the drag, in order, so the
+        # drag does not wait for them
+        self._frames = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix=f'frames-{sid[:6]}')
 
     # ---------------------------------------------------------------- plumbing
 
@@ -112,6 +118,7 @@ class Editor:
         for fs in self.face_states.values():
             fs.stop.set()
         self._worker.shutdown(wait=True, cancel_futures=True)
+        self._frames.shutdown(wait=True, cancel_futures=True)
         self.face_states.clear()
         self.applied.clear()
         self.result = self.photo = None
@@ -225,10 +232,12 @@ class Editor:
         with torch.no_grad():
             recon = stylegan.to_uint8(G_tuned.synthesis(inv.ws.to(cfg.device), noise_mode=cfg.drag_config().noise_mode))[0]
         fs = FaceState(k=k, target=target, aligned=aligned, inv=inv, G_tuned=G_tuned, reconstruction=recon,
-                       timings={'align': align_s, 'invert': time.perf_counter() - t})
+                       timings={'align': align_s, 'invert': time.perf_counter() - t},
+                       photo_view=_photo_view(self.photo, aligned.crop))
         self.face_states[k] = fs
         _save_png(self.tmp / f'face{k}_crop.png', aligned.crop.image)
         _save_png(self.tmp / f'face{k}_reconstruction.png', recon)
+        _save_png(self.tmp / f'face{k}_photo.png', fs.photo_view)
         return self.face_info(k)
 
     def face_info(self, k: int) -> Dict[str, Any]:
@@ -238,6 +247,7 @@ class Editor:
         metrics = fs.inv.metrics.get('tuning') or fs.inv.metrics.get('projection')
         corners = crop.transform.to_photo(np.array([[0, 0], [R, 0], [R, R], [0, R]], np.float64))
         return {'face': k, 'size': R, 'quad': corners.tolist(), 'content': [float(v) for v in crop.content],
+                'view': fs.view, 'view_size': int(fs.photo_view.shape[0]),
                 'inversion': {'lpips': round(float(metrics.lpips), 4), 'psnr': round(float(metrics.psnr), 2),
                               'from_cache': bool(fs.inv.from_cache)},
                 'applied': k in self.applied, **self.points_info(fs)}
@@ -324,6 +334,22 @@ class Editor:
         else:
             path.write_bytes(png)
         return self.points_info(fs)
+
+    def set_view(self, k: int, view) -> bool:
+        """What face k's frames show: 'photo' (the photo's pixels moved by the edit) or
+        'generator' (its rendering). Called off the worker, so a running drag's next frame
+        already shows it; True when a stopped drag should be drawn again (`redraw`)."""
+        fs = self.face(k)
+        if view not in VIEWS:
+            raise InvalidSettingsError(f'the view must be one of {", ".join(VIEWS)}, got {view!r:.40}')
+        fs.view = view
+        return fs.drag is not None and not fs.running
+
+    def redraw(self, k: int) -> None:
+        """Send face k's current drag state as a final frame (on the worker)."""
+        fs = self.face(k)
+        if fs.drag is not None and not fs.running:
+            self._send_frame(fs, self._render(fs), fs.drag.session.state(), final=True)
 
     def set_settings(self, k: int, lr=None, latent_space=None) -> Dict[str, Any]:
         from photodrag.drag.config import LATENT_SPACES
@@ -441,18 +467,71 @@ class Editor:
             self._send_frame(fs, stylegan.to_uint8(session.render())[0], session.state(), final=True)
 
     def _send_frame(self, fs: FaceState, image: np.ndarray, result, final: bool = False) -> None:
-        if fs.mask_png is not None:             # what the paste will take: the painted region only
-            from photodrag.pipeline.script import decode_mask
-            m = decode_mask(fs.mask_png, image.shape[0])[..., None]
-            image = np.clip(np.rint(image * m + fs.drag_reconstruction * (1 - m)), 0, 255).astype(np.uint8)
+        """Publish a frame of `image` (the render) and the drag's state, painted on the frame
+        thread: the caller goes on at once, frames keep their order."""
         self.frame_ready.clear()
-        self.publish({'type': 'frame', 'face': fs.k, 'image': 'data:image/jpeg;base64,' + _jpeg_b64(image),
-                      'step': result.step, 'handles': [list(h) for h in result.handles],
-                      'targets': [list(t) for t in result.targets],
-                      'distances': [round(d, 2) for d in result.distances],
-                      'content_progress': _content_progress(fs, image), 'done': result.done,
-                      'reason': result.reason, 'final': final, 'running': fs.running and not final,
-                      'trails': [[[round(p[0], 1), round(p[1], 1)] for p in trail[-200:]] for trail in fs.trails]})
+        state = {'step': result.step, 'handles': [list(h) for h in result.handles],
+                 'targets': [list(t) for t in result.targets], 'distances': [round(d, 2) for d in result.distances],
+                 'done': result.done, 'reason': result.reason, 'final': final, 'running': fs.running and not final,
+                 'trails': [[[round(p[0], 1), round(p[1], 1)] for p in trail[-200:]] for trail in list(fs.trails)]}
+        if not self.closed:
+            self._frames.submit(self._paint_frame, fs, fs.drag, fs.drag_reconstruction, image, state)
+
+    def _paint_frame(self, fs: FaceState, drag, before: np.ndarray, image: np.ndarray, state: Dict[str, Any]) -> None:
+        """Paint and publish one frame of `drag` (the drag as it was when the frame was asked
+        for: a Reset since then does not take it away), `before` being its reconstruction."""
+        try:
+            self._publish_frame(fs, drag, before, image, state)
+        except Exception as e:              # noqa: BLE001 - the page gets one line, the log the rest
+            self.frame_ready.set()
+            self.publish({'type': 'error', 'face': fs.k, 'error': one_line(e)})
+            self.server.log_exception(e)
+
+    def _publish_frame(self, fs: FaceState, drag, before: np.ndarray, image: np.ndarray,
+                       state: Dict[str, Any]) -> None:
+        if drag.mask_png is not None:           # what the paste will take: the painted region only
+            from photodrag.pipeline.script import decode_mask
+            m = decode_mask(drag.mask_png, image.shape[0])[..., None]
+            image = np.clip(np.rint(image * m + before * (1 - m)), 0, 255).astype(np.uint8)
+        progress = _content_progress(drag.session, before, image)
+        shown = self._photo_frame(fs, drag, before, image) if fs.view == 'photo' else image
+        self.publish({'type': 'frame', 'face': fs.k, 'image': 'data:image/jpeg;base64,' + _jpeg_b64(shown),
+                      'view': fs.view, 'content_progress': progress, **state})
+
+    def _photo_frame(self, fs: FaceState, drag, before: np.ndarray, image: np.ndarray) -> np.ndarray:
+        """What Apply would make of the face at this step, seen in the photo view: paste-back of
+        `image` (the current render, its painted region already applied) into the view, with the
+        same settings, the same region and the same measured correspondences as `apply`."""
+        from photodrag import alignment
+        from photodrag.pipeline import editing
+        from photodrag.pipeline.script import decode_mask
+        session, crop, s = drag.session, fs.aligned.crop, fs.photo_view.shape[0]
+        whole = [[-0.5, -0.5], [-0.5, s - 0.5], [s - 0.5, s - 0.5], [s - 0.5, -0.5]]
+        in_view = alignment.AlignedCrop(image=crop.image, face=None, recipe=crop.recipe, content_box=crop.content_box,
+                                        transform=alignment.CropTransform.from_quad(whole, crop.transform.crop_size,
+                                                                                    (s, s)))
+        pairs = [(o, t) for o, t in zip(session.origins, session.targets) if o is not None]
+        _, motions = editing.content_in_crop(before, image, [p[0] for p in pairs], [p[1] for p in pairs])
+        mask = None if drag.mask_png is None else decode_mask(drag.mask_png, image.shape[0])
+        edit = alignment.Edit(in_view, image, mask=mask, reference=before,
+                              limit=self._view_limit(fs, drag) if mask is None else None, motions=motions)
+        return alignment.paste_back(fs.photo_view, [edit], self.server.config.paste).pixels
+
+    def _view_limit(self, fs: FaceState, drag) -> Optional[np.ndarray]:
+        """The local editable region `apply` bounds the paste with, seen in the photo view (kept
+        until the drag's pairs change)."""
+        import cv2
+        from photodrag.pipeline import editing
+        from photodrag.pipeline.script import script_drags
+        if self.server.config.region != 'local':
+            return None
+        drags = script_drags([(tuple(h), tuple(t)) for h, t in fs.start_pairs], drag.ops)
+        if fs.view_limit is None or fs.view_limit[0] != drags:
+            s = fs.photo_view.shape[0]
+            region, _ = editing.local_region(drags, fs.target, self.photo.size)
+            to_view = alignment_view(fs.aligned.crop, s, self.photo.size)
+            fs.view_limit = (drags, cv2.warpPerspective(region, to_view.matrix, (s, s), flags=cv2.INTER_LINEAR))
+        return fs.view_limit[1]
 
     def stop(self, k: int, wait: bool = True) -> Dict[str, Any]:
         fs = self.face(k)
@@ -570,7 +649,7 @@ class Editor:
 
     def output(self, what: str) -> Tuple[Path, str]:
         """(file, download name) of the edited photo, its record, or the result's view."""
-        if what in ('view.jpg', 'result.jpg') or re.fullmatch(r'face\d+_(crop|reconstruction|mask)\.png', what):
+        if what in ('view.jpg', 'result.jpg') or re.fullmatch(r'face\d+_(crop|reconstruction|mask|photo)\.png', what):
             path = self.result_files.get(what) or (self.tmp / what)
             if not path.is_file():
                 raise NotFound(f'no {what} in this session')
@@ -614,6 +693,25 @@ class Editor:
         return path, f'{Path(self.photo_name).stem}_face{k}_drag.mp4'
 
 
+VIEWS = ('photo', 'generator')
+VIEW_MIN, VIEW_MAX = 256, 512       # the photo view's side: the crop's size in the photo, within these
+
+
+def alignment_view(crop, size: int, photo_size):
+    """The CropTransform from the photo to the crop's square seen at `size` px."""
+    from photodrag.alignment import CropTransform
+    return CropTransform.from_quad(crop.transform.quad(), (size, size), photo_size)
+
+
+def _photo_view(photo, crop) -> np.ndarray:
+    """The crop's square cut from the photo at about its size there (VIEW_MIN..VIEW_MAX px): the
+    face the page draws, sharp where the generator's rendering is 128 px."""
+    from photodrag.alignment import warp_quad
+    side = int(round(crop.image.shape[0] / crop.transform.scale))
+    size = min(VIEW_MAX, max(VIEW_MIN, side))
+    return warp_quad(photo.pixels, alignment_view(crop, size, photo.size))
+
+
 def _with_drags(aligned, pairs):
     """The aligned face with these photo-pixel (handle, target) pairs, mapped into its crop the
     way `editing.align_face` maps an edit's drags."""
@@ -645,20 +743,19 @@ def _save_png(path: Path, image: np.ndarray) -> None:
     Image.fromarray(image).save(path, format='PNG')
 
 
-def _content_progress(fs: FaceState, image: np.ndarray) -> List[Optional[float]]:
+def _content_progress(session, before: Optional[np.ndarray], image: np.ndarray) -> List[Optional[float]]:
     """Per handle, the share of the way its content went in the frame the page shows (0 = unmoved,
     1 = at the target), measured in the pixels (reconstruction before the drag against `image`),
     not by the tracker; None for a handle the drag has not picked up yet."""
     from photodrag.drag.tracking import patch_half
     from photodrag.evaluation.metrics import content_moved
-    session = fs.drag.session
     half = patch_half(image.shape[0])
     out: List[Optional[float]] = []
     for origin, target in zip(session.origins, session.targets):
-        if origin is None or fs.drag_reconstruction is None:
+        if origin is None or before is None:
             out.append(None)
         else:
-            out.append(round(content_moved(fs.drag_reconstruction, image, origin, target, half)[1], 3))
+            out.append(round(content_moved(before, image, origin, target, half)[1], 3))
     return out
 
 

@@ -63,6 +63,14 @@ async def set_settings(sid: str, k: int, request: Request, server: ServerDep):
     return await stopped_then(editor, k, editor.set_settings, data.get('lr'), data.get('latent_space'))
 
 
+@router.put('/view')
+async def set_view(sid: str, k: int, request: Request, server: ServerDep):
+    editor, data = server.get(sid), await read_json(request)
+    if editor.set_view(k, data.get('view')):
+        await on_worker(editor, editor.redraw, k)
+    return {'face': k, 'view': data.get('view')}
+
+
 @router.post('/preset')
 async def add_preset(sid: str, k: int, request: Request, server: ServerDep):
     editor, data = server.get(sid), await read_json(request)

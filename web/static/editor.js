@@ -8,7 +8,7 @@ const state = {
   pending: null,        // a handle placed, waiting for its target (crop px)
   dragging: null,       // {index, which: 'handle'|'target', at: [x, y]} while a marker is moved
   frame: null,          // the Image drawn under the points
-  trails: [], showBefore: false, running: false, painting: false,
+  trails: [], showBefore: false, running: false, painting: false, view: 'photo',
   photoImg: null, resultImg: null, view: null, quad: null,
 };
 const mask = document.createElement('canvas');     // the painted area, crop-sized, white = may change
@@ -70,6 +70,19 @@ function onEvent(msg) {
 
 const STAGES = { detect: 'Finding faces', align: 'Aligning', projection: 'Inverting (projection)',
                  tuning: 'Inverting (pivotal tuning)', paste: 'Pasting' };
+
+// the face before any drag, as the current view shows it: the photo's own pixels, or the
+// generator's reconstruction
+function loadBefore(k) {
+  const name = state.view === 'photo' ? 'photo' : 'reconstruction';
+  return loadImage(`/api/sessions/${state.sid}/files/face${k}_${name}.png?t=${Date.now()}`);
+}
+
+function showViewButton() {
+  const b = $('view');
+  b.setAttribute('aria-pressed', String(state.view === 'generator'));
+  b.textContent = state.view === 'generator' ? 'Show the photo' : "Show the generator's rendering";
+}
 
 // a time to wait as a person reads it: '40 s', '3 min'
 function duration(s) {
@@ -192,8 +205,10 @@ async function openFace(k) {
   await guarded(async () => {
     const info = await api('POST', `/faces/${k}/open`);
     state.quad = info.quad;
-    state.frame = await loadImage(`/api/sessions/${state.sid}/files/face${k}_reconstruction.png?t=${Date.now()}`);
-    state.before = state.frame;
+    state.view = info.view;
+    state.before = await loadBefore(k);
+    state.frame = state.before;
+    showViewButton();
     update(info);
     $('progress').hidden = true;
     const inv = info.inversion;
@@ -493,6 +508,21 @@ window.addEventListener('DOMContentLoaded', () => {
   $('stop').addEventListener('click', stopDrag);
   $('undo').addEventListener('click', () => guarded(async () => update(await api('POST', `/faces/${state.face}/undo`, { steps: 1 }))));
   $('reset').addEventListener('click', () => guarded(async () => update(await api('POST', `/faces/${state.face}/reset`))));
+  $('view').addEventListener('click', () => {
+    if (state.face == null) return;
+    const k = state.face, view = state.view === 'photo' ? 'generator' : 'photo';
+    guarded(async () => {
+      await api('PUT', `/faces/${k}/view`, { view });
+      state.view = view;
+      showViewButton();
+      // the files come from the session's worker, busy while a drag runs: fetched on the side
+      loadBefore(k).then((img) => {
+        state.before = img;
+        if (!state.info || !state.info.step) state.frame = img;       // no drag yet: the new view's face
+        drawCrop();
+      });
+    });
+  });
   $('before').addEventListener('click', () => {
     state.showBefore = !state.showBefore;
     $('before').setAttribute('aria-pressed', String(state.showBefore));
