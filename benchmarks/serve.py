@@ -10,6 +10,7 @@ connected over the WebSocket that acknowledges every frame as the page does. Pri
 - drag steps/s headless and watched, from the server's own timing of its drag loop, and the
   ratio (goal >= 0.90); `--runs` alternating pairs, the median of each;
 - frames/s received while watching (goal >= 10) and Start -> first frame (goal < 1 s).
+`--view generator` makes the frames the generator's renderings (the default: the photo view).
 Needs the `web` extra and the `websockets` package.
 """
 
@@ -46,6 +47,8 @@ def main():
     ap.add_argument('--photo', default=None)
     ap.add_argument('--runs', type=int, default=2)
     ap.add_argument('--json', action='store_true')
+    ap.add_argument('--view', default='photo', choices=['photo', 'generator'],
+                    help="what frames show: the photo's pixels moved by the edit (the default) or the rendering")
     args = ap.parse_args()
     from websockets.sync.client import connect
 
@@ -82,6 +85,7 @@ def main():
         call('POST', f'/api/sessions/{sid}/photo', data=photo.read_bytes(), headers={'X-Filename': photo.name})
         upload_s = time.perf_counter() - t
         call('POST', f'/api/sessions/{sid}/faces/0/open')
+        call('PUT', f'/api/sessions/{sid}/faces/0/view', {'view': args.view})
         base = f'/api/sessions/{sid}/faces/0'
         call('POST', f'{base}/points', {'handle': [R * 0.4, R * 0.62], 'target': [R * 0.1, R * 0.9]})
 

@@ -1,0 +1,88 @@
+"""Time to ready: from a face's click (web API) or the start of `edit` (pipeline) to a face that
+can be dragged, for each inversion preset, against `balanced` measured in the same run.
+
+    python benchmarks/time_to_ready.py [--photo PATH] [--face 0] [--presets fast balanced] [--checkpoint demo-faces]
+
+- web: the editor app in this process (FastAPI's test client, as a page calls it): the photo
+  uploaded, then POST /faces/K/open timed until its answer (align, invert, first render),
+  one server per preset, no inversion cache;
+- pipeline: `pipeline.edit`'s stages up to the drag (load, detect, align, invert) for the
+  same face, from its record's timings.
+Printed per preset: seconds for each, LPIPS(vgg) of the inversion at the generator's
+resolution, and the ratio to balanced (the issue's goal: <= 0.15 at an LPIPS within +0.01).
+Then where a preset's inversion spends its time (projection and tuning steps, seconds a step).
+"""
+
+import argparse
+import time
+from pathlib import Path
+
+import _measure  # noqa: F401  (sets sys.path first)
+
+
+def web_open(photo: Path, face: int, checkpoint: str, quality: str):
+    from fastapi.testclient import TestClient
+    from photodrag.web import ServerSettings, create_app
+    app = create_app(ServerSettings(checkpoint=checkpoint, quality=quality, cache=False))
+    with TestClient(app) as client:
+        sid = client.post('/api/sessions').json()['session']
+        r = client.post(f'/api/sessions/{sid}/photo', content=photo.read_bytes(), headers={'X-Filename': photo.name})
+        r.raise_for_status()
+        t = time.perf_counter()
+        info = client.post(f'/api/sessions/{sid}/faces/{face}/open').json()
+        seconds = time.perf_counter() - t
+        client.delete(f'/api/sessions/{sid}')
+    return seconds, info['inversion']['lpips']
+
+
+def pipeline_ready(photo: Path, face: int, checkpoint: str, quality: str):
+    """The stages before the drag, from the record of an edit whose drag takes no step."""
+    from photodrag import pipeline
+    from photodrag.alignment import detect_faces, read_photo
+    p = read_photo(photo)
+    f = detect_faces(p)[face]
+    x, y = f.centre
+    result = pipeline.edit(p, [((x, y), (x, y))], checkpoint=checkpoint, quality=quality, face=face, cache=False,
+                           device='cpu', max_steps=1)
+    rec = result.record
+    timings = rec.timings
+    ready = sum(timings.get(k, 0.0) for k in ('load', 'detect', 'align', 'invert'))
+    inversion = rec.faces[0].inversion
+    return ready, inversion['lpips'], inversion
+
+
+def main():
+    from photodrag.pipeline.demo import DEMO_PHOTO
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument('--photo', default=str(DEMO_PHOTO))
+    ap.add_argument('--face', type=int, default=0)
+    ap.add_argument('--checkpoint', default='demo-faces')
+    ap.add_argument('--presets', nargs='*', default=['fast', 'balanced'])
+    args = ap.parse_args()
+    photo = Path(args.photo)
+    presets = list(dict.fromkeys(args.presets + ['balanced']))
+    rows = {}
+    for q in presets:
+        web_s, web_lpips = web_open(photo, args.face, args.checkpoint, q)
+        cli_s, cli_lpips, inv = pipeline_ready(photo, args.face, args.checkpoint, q)
+        rows[q] = (web_s, web_lpips, cli_s, cli_lpips, inv)
+        print(f'{q:9s} web open {web_s:6.1f} s  LPIPS {web_lpips:.3f}   pipeline to drag {cli_s:6.1f} s  '
+              f'LPIPS {cli_lpips:.3f}', flush=True)
+    b = rows['balanced']
+    print(f'\n{photo.name}, face {args.face}, {args.checkpoint}; ratio to balanced (goal <= 0.15 at LPIPS <= +0.01):')
+    for q, (web_s, web_lpips, cli_s, cli_lpips, inv) in rows.items():
+        print(f'  {q:9s} web {web_s / b[0]:.2f} (LPIPS {web_lpips - b[1]:+.3f})   pipeline {cli_s / b[2]:.2f} '
+              f'(LPIPS {cli_lpips - b[3]:+.3f})')
+    print('\nwhere the inversion spends its time (pipeline run):')
+    for q, row in rows.items():
+        stages = row[4].get('stages') or {}
+        parts = []
+        for name in ('projection', 'tuning'):
+            s = stages.get(name) or {}
+            if s.get('steps'):
+                parts.append(f'{name} {s["steps"]} steps {s["seconds"]:.1f} s ({s["seconds"] / s["steps"]:.2f} s/step)')
+        print(f'  {q:9s} ' + ('; '.join(parts) or str(sorted(row[4]))))
+
+
+if __name__ == '__main__':
+    main()
