@@ -529,7 +529,7 @@ class Editor:
         if fs.view_limit is None or fs.view_limit[0] != drags:
             s = fs.photo_view.shape[0]
             region, _ = editing.local_region(drags, fs.target, self.photo.size)
-            to_view = alignment_view(fs.aligned.crop, s, self.photo.size)
+            to_view = view_transform(fs.aligned.crop, s, self.photo.size)
             fs.view_limit = (drags, cv2.warpPerspective(region, to_view.matrix, (s, s), flags=cv2.INTER_LINEAR))
         return fs.view_limit[1]
 
@@ -697,7 +697,7 @@ VIEWS = ('photo', 'generator')
 VIEW_MIN, VIEW_MAX = 256, 512       # the photo view's side: the crop's size in the photo, within these
 
 
-def alignment_view(crop, size: int, photo_size):
+def view_transform(crop, size: int, photo_size):
     """The CropTransform from the photo to the crop's square seen at `size` px."""
     from photodrag.alignment import CropTransform
     return CropTransform.from_quad(crop.transform.quad(), (size, size), photo_size)
@@ -709,7 +709,7 @@ def _photo_view(photo, crop) -> np.ndarray:
     from photodrag.alignment import warp_quad
     side = int(round(crop.image.shape[0] / crop.transform.scale))
     size = min(VIEW_MAX, max(VIEW_MIN, side))
-    return warp_quad(photo.pixels, alignment_view(crop, size, photo.size))
+    return warp_quad(photo.pixels, view_transform(crop, size, photo.size))
 
 
 def _with_drags(aligned, pairs):
