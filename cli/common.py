@@ -324,6 +324,13 @@ def _reason(drag) -> str:
             'stalled': 'stopped: the content came no nearer'}.get(drag['reason'], str(drag['reason']))
 
 
+def _ended(drag) -> str:
+    """How a drag ended, as the end of a sentence that starts 'and the drag ...'."""
+    return {'converged': 'ended with the tracker at the targets and the content short of them',
+            'max_steps': 'stopped at the step limit',
+            'stalled': 'stopped when the content came no nearer'}.get(drag['reason'], f"ended: {drag['reason']}")
+
+
 def print_summary(result, written) -> None:
     """The table printed after an edit: per face, then stage times, then where the files are
     (`written`: the [(what, path)] of pipeline.outputs.write_outputs)."""
@@ -346,8 +353,8 @@ def print_summary(result, written) -> None:
         if shares and min(shares) < SHORT:
             name = str(f.index) if f.index is not None else 'the box'
             click.echo(f'face {name}: the content went {", ".join(f"{p:.0%}" for p in shares)} of the way '
-                       f'(measured in the photo); the drag {_reason(f.drag)}: this generator did not draw more of '
-                       'that motion')
+                       f'(measured in the photo), and the drag {_ended(f.drag)}; this generator did not draw more '
+                       'of that motion')
     t = rec.timings
     stages = ('load', 'detect', 'align', 'invert', 'drag', 'paste')
     click.echo('time: ' + ', '.join(f'{s} {t[s]:.1f}s' for s in stages if s in t) + f'; total {t["total"]:.1f}s'

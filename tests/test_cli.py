@@ -230,3 +230,25 @@ def test_ctrl_c_exits_130_and_leaves_no_output(tmp_path):
     assert proc.returncode == 130, err
     assert 'interrupted' in err and 'Traceback' not in err
     assert not out.exists() or not [p for p in out.iterdir()]
+
+
+def test_the_summary_says_content_at_the_targets_only_when_the_photo_shows_it(capsys):
+    """A drag whose tracker arrived while the content went a quarter of the way is reported
+    as that, in a sentence; one whose content reached the targets says so, and nothing more."""
+    from types import SimpleNamespace
+    from photodrag.cli.common import print_summary
+    inversion = {'lpips': 0.1, 'lpips_net': 'vgg', 'psnr': 25.0, 'from_cache': False}
+
+    def summary(drag):
+        face = SimpleNamespace(index=0, presets=[], box=[1, 2, 30, 40], landmarks=None, inversion=inversion, drag=drag)
+        record = SimpleNamespace(faces=[face], timings={'invert': 30.0, 'drag': 10.0, 'total': 41.0}, device='cpu')
+        print_summary(SimpleNamespace(record=record), [('edited photo', 'out.png')])
+        return capsys.readouterr().out
+
+    short = summary({'steps': 297, 'reason': 'converged', 'content_progress': [0.26, 0.63], 'reached': False})
+    assert 'the tracker stopped at the targets, the content short of them' in short and '0.26 0.63' in short
+    assert ('face 0: the content went 26%, 63% of the way (measured in the photo), and the drag ended with the '
+            'tracker at the targets and the content short of them; this generator did not draw more of that motion'
+            in short)
+    there = summary({'steps': 120, 'reason': 'converged', 'content_progress': [0.95, 0.92], 'reached': True})
+    assert 'content at the targets' in there and 'did not draw' not in there and 'short' not in there
