@@ -9,7 +9,8 @@
     alignment.write_photo(result.pixels, 'group_edited.jpg', like=photo)
 """
 
-from .faces import (MIN_EYE_CONTRAST, WEAK_SCORE, DlibDetector, Face, FaceDetector, default_detector, detect_faces,
+from .faces import (DEFAULT_DETECTOR, MIN_EYE_CONTRAST, WEAK_SCORE, DlibDetector, Face, FaceDetector, default_detector,
+                    detect_faces, named_detector,
                     eye_contrast, is_weak, no_face_error, select_face,
                     sort_faces)
 from .retinaface import RetinaFaceDetector
@@ -21,7 +22,8 @@ from .transform import CropTransform, homography
 
 __all__ = [
     'Photo', 'read_photo', 'write_photo', 'as_rgb', 'estimate_jpeg_quality', 'DEFAULT_MAX_PIXELS',
-    'Face', 'FaceDetector', 'DlibDetector', 'RetinaFaceDetector', 'default_detector', 'detect_faces', 'select_face', 'sort_faces',
+    'Face', 'FaceDetector', 'DlibDetector', 'RetinaFaceDetector', 'default_detector', 'named_detector',
+    'DEFAULT_DETECTOR', 'detect_faces', 'select_face', 'sort_faces',
     'no_face_error', 'eye_contrast', 'is_weak', 'WEAK_SCORE', 'MIN_EYE_CONTRAST',
     'CropTransform', 'homography',
     'AlignedCrop', 'CropRecipe', 'RECIPES', 'align', 'ffhq_quad', 'box_quad', 'recipe_for', 'recipe_for_checkpoint',

@@ -52,11 +52,13 @@ class FaceDetector(Protocol):
 
 
 class DlibDetector:
-    """dlib's HOG frontal-face detector plus the 68-point shape predictor.
+    """dlib's HOG frontal-face detector plus the 68-point shape predictor ('hog' in records).
 
     `upsample` None: 1, and 2 again for photos below `retry_below_pixels` when the first pass
     finds nothing (small faces). Photos above `detect_max_pixels` are detected on a
     downscaled copy; landmarks always come from the full-resolution photo."""
+
+    name = 'hog'
 
     def __init__(self, upsample: Optional[int] = None, detect_max_pixels: int = DETECT_MAX_PIXELS,
                  retry_below_pixels: int = RETRY_BELOW_PIXELS, predictor_path: Optional[str] = None):
@@ -125,6 +127,23 @@ def sort_faces(faces: Sequence[Face]) -> List[Face]:
     """Faces ordered left to right (then top to bottom), re-indexed 0..n-1."""
     order = sorted(faces, key=lambda f: (round(float(f.centre[0]), 3), round(float(f.centre[1]), 3)))
     return [Face(box=f.box, landmarks=f.landmarks, score=f.score, index=i) for i, f in enumerate(order)]
+
+
+DEFAULT_DETECTOR = 'retinaface'     # what `default_detector` is, as edit records name it
+DETECTORS = ('retinaface', 'hog')
+
+
+@functools.lru_cache(maxsize=2)
+def named_detector(name: str) -> FaceDetector:
+    """The detector an edit record names ('retinaface', 'hog'), so that a record replays with
+    the faces it was made on: records written before RetinaFace became the default name none and
+    were made with 'hog'."""
+    if name == DEFAULT_DETECTOR:
+        return default_detector()
+    if name == 'hog':
+        return DlibDetector()
+    raise PhotodragError(f'the record\'s faces were found by an unknown detector {name!r:.40}; this photodrag '
+                         f'knows {", ".join(DETECTORS)}')
 
 
 @functools.lru_cache(maxsize=1)

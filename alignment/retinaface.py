@@ -100,6 +100,8 @@ class RetinaFaceDetector:
     Photos above `detect_max_pixels` are searched on a downscaled copy; landmarks always come
     from the full-resolution photo. Scores are face probabilities (>= `min_score`)."""
 
+    name = 'retinaface'
+
     def __init__(self, upsample: Optional[int] = None, detect_max_pixels: int = DETECT_MAX_PIXELS,
                  min_score: float = MIN_SCORE,
                  landmarker: Optional[DlibDetector] = None):

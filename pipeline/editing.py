@@ -127,8 +127,10 @@ def edit(photo, edits=(), config: Optional[EditConfig] = None, *, face: FaceSele
         records.append(record)
         for stage, seconds in record.timings.items():
             timings[stage] = timings.get(stage, 0.0) + seconds
+    from photodrag.alignment import DEFAULT_DETECTOR
     return assemble(run.photo, results, records, run.config, checkpoint=run.checkpoint, recipe=run.recipe,
-                    faces_found=faces_found, timings=timings, started=started, emit=run.emit)
+                    faces_found=faces_found, timings=timings, started=started, emit=run.emit,
+                    detector=getattr(detector, 'name', None) if detector is not None else DEFAULT_DETECTOR)
 
 
 def _silent(*args) -> None:
@@ -402,6 +404,9 @@ def edit_from_record(record, *, photo=None, checkpoint=None, masks: Optional[Dic
         else:
             jobs.append(FaceEdit(face=None, drags=drags, mask=m, box=tuple(f.box), presets=uses, script=script))
     config = config.replace(checkpoint=os.fspath(ckpt), device=device or config.device)
+    if detector is None and any(job.face is not None for job in jobs):
+        # the faces the record was made on: records from before RetinaFace name no detector (HOG)
+        detector = alignment.named_detector((record.detection or {}).get('detector') or 'hog')
     result = edit(photo, jobs, config, callback=callback, cache=cache, detector=detector)
     for k, f in enumerate(record.faces):
         if f.mask is not None and result.record.faces[k].mask['sha256'] != f.mask['sha256']:
@@ -537,11 +542,12 @@ def painted_mask_info(mask_crop: np.ndarray) -> Dict[str, Any]:
 
 def assemble(photo, face_results, face_records, config: EditConfig, *, checkpoint: Dict[str, Any], recipe,
              faces_found: int, timings: Dict[str, float], started: Optional[float] = None,
-             emit: Callback = _silent) -> EditResult:
+             emit: Callback = _silent, detector: Optional[str] = None) -> EditResult:
     """Step 5 of `edit`: paste every face's edit into the photo, and the whole edit's record.
     checkpoint: the record's generator entry (`record.checkpoint_info`); recipe: the crop
     recipe; timings: seconds by stage so far (paste and total are added); started: when the
-    edit began (`time.perf_counter()`; None: now)."""
+    edit began (`time.perf_counter()`; None: now); detector: the name of the face detector
+    (None: the default's)."""
     from photodrag import alignment
     from photodrag.io import sha256_file
     width, height = photo.size
@@ -564,7 +570,8 @@ def assemble(photo, face_results, face_records, config: EditConfig, *, checkpoin
                'format': photo.format},
         checkpoint=checkpoint, recipe=recipe.name, device=str(config.device),
         config=config.replace(recipe=recipe.name).resolved().to_dict(),
-        detection={'upsample': config.upsample, 'faces_found': faces_found},
+        detection={'upsample': config.upsample, 'faces_found': faces_found,
+                   'detector': detector or alignment.DEFAULT_DETECTOR},
         faces=list(face_records),
         output={'pixels_sha256': pixels_sha256(pasted.pixels), 'width': width, 'height': height},
         timings={k: round(v, 3) for k, v in timings.items()},

@@ -229,3 +229,28 @@ def test_tampered_record_settings_are_refused_before_anything_runs(where, key, v
         config = EditConfig.from_dict(data)
         config.inversion_config()
         config.drag_config()
+
+
+@pytest.mark.parametrize('named, used', [(None, 'hog'), ('hog', 'hog'), ('retinaface', 'retinaface')])
+def test_a_record_replays_with_the_face_detector_it_was_made_with(monkeypatch, named, used):
+    """Records name the detector that found their faces; those written before RetinaFace became
+    the default name none and were made with dlib's HOG, so they replay with it (other boxes
+    would give other crops and other pixels)."""
+    from photodrag import pipeline
+    from photodrag.pipeline.record import pixels_sha256
+    pixels = np.full((48, 64, 3), 90, np.uint8)
+    data = {'format': 'photodrag-edit', 'version': 1, 'library_version': '0.1.0',
+            'input': {'path': None, 'pixels_sha256': pixels_sha256(pixels)}, 'checkpoint': {'name': 'demo-faces'},
+            'recipe': 'digiface', 'device': 'cpu', 'seed': 3, 'quality': 'fast',
+            'inversion_config': InversionConfig.preset('fast').__dict__, 'drag_config': DragConfig().__dict__,
+            'paste_config': alignment.PasteConfig().__dict__, 'faces': [ONE_FACE], 'output': {}, 'timings': {},
+            'detection': {'upsample': None, 'faces_found': 1, **({'detector': named} if named else {})}}
+    asked = []
+
+    def named_detector(name):
+        asked.append(name)
+        raise InvalidSettingsError('stop before any work')
+    monkeypatch.setattr(alignment, 'named_detector', named_detector)
+    with pytest.raises(InvalidSettingsError, match='stop before any work'):
+        pipeline.edit_from_record(EditRecord.from_dict(data), photo=alignment.Photo(pixels=pixels))
+    assert asked == [used]
