@@ -98,11 +98,7 @@ class DlibDetector:
             if area > UPSAMPLED_MAX_PIXELS:
                 if upsample is None:
                     break               # the automatic second pass is skipped where it would not fit
-                fits = max((u for u in range(up) if small.shape[0] * small.shape[1] * 4 ** u <= UPSAMPLED_MAX_PIXELS),
-                           default=0)
-                raise PhotodragError(f'upsample {up} would search a {area / 1e6:,.0f} MP image for this '
-                                     f'{w * h / 1e6:.1f} MP photo (at most {UPSAMPLED_MAX_PIXELS // 1_000_000} MP fit); '
-                                     f'use upsample {fits} or less, or crop the photo around the faces')
+                raise upsample_error(small.shape[0] * small.shape[1], up, w * h)
             found, scores, _ = self._detector.run(small, up, 0.0)
             rects = list(zip(found, scores))
             if rects:
@@ -254,6 +250,15 @@ def _import_dlib():
     except ImportError:
         raise PhotodragError('face detection needs dlib: pip install photodrag[faces]') from None
     return dlib
+
+
+def upsample_error(searched: float, up: int, photo_pixels: int) -> PhotodragError:
+    """The error for an `upsample` whose search image would not fit: `searched` pixels at
+    upsample 0, 4x more for each step up."""
+    fits = max((u for u in range(up) if searched * 4 ** u <= UPSAMPLED_MAX_PIXELS), default=0)
+    return PhotodragError(f'upsample {up} would search a {searched * 4 ** up / 1e6:,.0f} MP image for this '
+                          f'{photo_pixels / 1e6:.1f} MP photo (at most {UPSAMPLED_MAX_PIXELS // 1_000_000} MP fit); '
+                          f'use upsample {fits} or less, or crop the photo around the faces')
 
 
 def check_pixels(pixels) -> np.ndarray:

@@ -214,7 +214,7 @@ def _paste_one(out: np.ndarray, edit: Edit, cfg: PasteConfig) -> BlendMask:
         return BlendMask(box=box, mask=mask)
     original = out[py0:py1, px0:px1]
     if cfg.transfer == 'flow' and edit.reference is not None:
-        recon = flow_transfer(out, t, edited, reference, box, edit.motions, cfg.residual)
+        recon = _flow_transfer(out, t, edited, reference, box, edit.motions, cfg.residual)
     else:
         recon = t.warp_to_photo(edited, (px1 - px0, py1 - py0), offset=(px0, py0),
                                 interpolation=cv2.INTER_LANCZOS4, border=cv2.BORDER_REFLECT).astype(np.float32)
@@ -283,7 +283,7 @@ def _uncovered(edited: np.ndarray, reference: np.ndarray, flow: np.ndarray) -> n
     return np.clip(cv2.GaussianBlur(hole, (0, 0), 1.0) * 2, 0, 1)
 
 
-def flow_transfer(photo: np.ndarray, t, edited: np.ndarray, reference: np.ndarray, box, motions=(),
+def _flow_transfer(photo: np.ndarray, t, edited: np.ndarray, reference: np.ndarray, box, motions=(),
                    residual_mode: str = 'disoccluded') -> np.ndarray:
     """The photo window `box`, with the motion from `reference` to `edited` (crop space)
     applied to the photo's own pixels at full resolution, plus the part of the edit the

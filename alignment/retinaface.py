@@ -17,8 +17,8 @@ import numpy as np
 
 from photodrag.errors import PhotodragError
 
-from .faces import (DETECT_MAX_PIXELS, UPSAMPLED_MAX_PIXELS, Box, DlibDetector, Face,
-                    check_pixels, resize, sort_faces)
+from .faces import (DETECT_MAX_PIXELS, UPSAMPLED_MAX_PIXELS, Box, DlibDetector, Face, check_pixels, resize,
+                    sort_faces, upsample_error)
 
 MODEL = Path(__file__).resolve().parent / 'assets' / 'retinaface-mobilenet0.25.onnx'
 MODEL_SHA256 = 'b7a7acab55e104dce6f32cdfff929bd83946da5cd869b9e2e9bdffafd1b7e4a5'
@@ -121,10 +121,7 @@ class RetinaFaceDetector:
             raise PhotodragError(f'upsample must be >= 0, got {up}')
         s = scale * 2 ** up
         if w * h * s * s > UPSAMPLED_MAX_PIXELS:
-            fits = max((u for u in range(up) if w * h * (scale * 2 ** u) ** 2 <= UPSAMPLED_MAX_PIXELS), default=0)
-            raise PhotodragError(f'upsample {up} would search a {w * h * s * s / 1e6:,.0f} MP image for this '
-                                 f'{w * h / 1e6:.1f} MP photo (at most {UPSAMPLED_MAX_PIXELS // 1_000_000} MP fit); '
-                                 f'use upsample {fits} or less, or crop the photo around the faces')
+            raise upsample_error(w * h * scale * scale, up, w * h)
         search = pixels if s == 1.0 else resize(pixels, s)
         sx, sy = search.shape[1] / w, search.shape[0] / h
         found = [((b[0] / sx, b[1] / sy, b[2] / sx, b[3] / sy), p) for b, p in find_boxes(search, self.min_score)]

@@ -489,22 +489,23 @@ class Editor:
 
     def _publish_frame(self, fs: FaceState, drag, before: np.ndarray, image: np.ndarray,
                        state: Dict[str, Any]) -> None:
+        mask = None
         if drag.mask_png is not None:           # what the paste will take: the painted region only
             from photodrag.pipeline.script import decode_mask
-            m = decode_mask(drag.mask_png, image.shape[0])[..., None]
-            image = np.clip(np.rint(image * m + before * (1 - m)), 0, 255).astype(np.uint8)
+            mask = decode_mask(drag.mask_png, image.shape[0])
+            image = np.clip(np.rint(image * mask[..., None] + before * (1 - mask[..., None])), 0, 255).astype(np.uint8)
         progress = _content_progress(drag.session, before, image)
-        shown = self._photo_frame(fs, drag, before, image) if fs.view == 'photo' else image
+        shown = self._photo_frame(fs, drag, before, image, mask) if fs.view == 'photo' else image
         self.publish({'type': 'frame', 'face': fs.k, 'image': 'data:image/jpeg;base64,' + _jpeg_b64(shown),
                       'view': fs.view, 'content_progress': progress, **state})
 
-    def _photo_frame(self, fs: FaceState, drag, before: np.ndarray, image: np.ndarray) -> np.ndarray:
+    def _photo_frame(self, fs: FaceState, drag, before: np.ndarray, image: np.ndarray,
+                     mask: Optional[np.ndarray]) -> np.ndarray:
         """What Apply would make of the face at this step, seen in the photo view: paste-back of
-        `image` (the current render, its painted region already applied) into the view, with the
-        same settings, the same region and the same measured correspondences as `apply`."""
+        `image` (the current render, its painted region `mask` already applied) into the view,
+        with the same settings, the same region and the same measured correspondences as `apply`."""
         from photodrag import alignment
         from photodrag.pipeline import editing
-        from photodrag.pipeline.script import decode_mask
         session, crop, s = drag.session, fs.aligned.crop, fs.photo_view.shape[0]
         whole = [[-0.5, -0.5], [-0.5, s - 0.5], [s - 0.5, s - 0.5], [s - 0.5, -0.5]]
         in_view = alignment.AlignedCrop(image=crop.image, face=None, recipe=crop.recipe, content_box=crop.content_box,
@@ -512,7 +513,6 @@ class Editor:
                                                                                     (s, s)))
         pairs = [(o, t) for o, t in zip(session.origins, session.targets) if o is not None]
         _, motions = editing.content_in_crop(before, image, [p[0] for p in pairs], [p[1] for p in pairs])
-        mask = None if drag.mask_png is None else decode_mask(drag.mask_png, image.shape[0])
         edit = alignment.Edit(in_view, image, mask=mask, reference=before,
                               limit=self._view_limit(fs, drag) if mask is None else None, motions=motions)
         return alignment.paste_back(fs.photo_view, [edit], self.server.config.paste).pixels
