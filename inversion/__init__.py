@@ -6,9 +6,9 @@
 """
 
 from .config import PRESETS, InversionConfig
-from .optimize import invert, prepare_target, psnr
+from .optimize import cached, invert, prepare_target, preview, psnr
 from .lpips import load_lpips
 from .saved import Inversion, StageMetrics, generator_hash
 
-__all__ = ['invert', 'Inversion', 'InversionConfig', 'PRESETS', 'StageMetrics', 'load_lpips', 'generator_hash',
+__all__ = ['cached', 'invert', 'preview', 'Inversion', 'InversionConfig', 'PRESETS', 'StageMetrics', 'load_lpips', 'generator_hash',
            'prepare_target', 'psnr']

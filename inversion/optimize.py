@@ -91,38 +91,14 @@ def invert(G, image, config: Optional[InversionConfig] = None, callback: Optiona
     (a path: under that folder), keyed by image, generator content and settings, so the same
     crop is never inverted twice. G is not modified.
     """
-    config = config or InversionConfig()
-    device = torch.device(device) if device is not None else next(G.parameters()).device
-    config.check_device(device.type)
-    if config.init == 'auto':
-        config = config.replace(init='encoder' if encoder is not None else 'mean')
-    target = prepare_target(image, G.img_resolution, device)
-    img_hash, base_hash = image_hash(target), generator_hash(G)
-    start_key = ''
-    if config.init == 'encoder':
-        from .encoder import check_fits, content_hash
-        if encoder is None:
-            raise InvalidSettingsError("init='encoder' needs an encoder for this generator (encoder=..., or "
-                                       '`photodrag encoder train`)')
-        check_fits(encoder, G, actual=base_hash)
-        if config.encoder_projection_steps is not None:
-            config = config.replace(projection_steps=config.encoder_projection_steps)
-        start_key = content_hash(encoder)
+    config, device, target, img_hash, base_hash, start_key = _resolve(G, image, config, device, encoder)
     path = None
     if cache:
         path = cached_path(None if cache is True else Path(cache),
                            cache_key(img_hash, base_hash + start_key, config))
-        _clean_stale_temps(path.parent)
-        if path.is_file():
-            try:
-                inv = Inversion.load(path)
-                if inv.image_hash == img_hash and inv.base_hash == base_hash:
-                    inv.from_cache = True
-                    inv.encoder = _encoder_info(encoder, start_key)
-                    return inv
-            except BadCheckpointError:
-                pass
-            path.unlink(missing_ok=True)        # truncated, damaged or not this crop's: made again below
+        inv = _from_cache(path, img_hash, base_hash, encoder, start_key)
+        if inv is not None:
+            return inv
 
     G_work = copy.deepcopy(G).to(device).eval().requires_grad_(False)
     gen = torch.Generator().manual_seed(config.seed)    # CPU draws: the same on every device
@@ -163,6 +139,80 @@ def invert(G, image, config: Optional[InversionConfig] = None, callback: Optiona
 
 
 # ---------------------------------------------------------------- helpers
+
+def _resolve(G, image, config: Optional[InversionConfig], device, encoder):
+    """(config with its start chosen, device, target tensor, image hash, generator hash, the
+    encoder's hash or '') for an inversion of `image` into G."""
+    config = config or InversionConfig()
+    device = torch.device(device) if device is not None else next(G.parameters()).device
+    config.check_device(device.type)
+    if config.init == 'auto':
+        config = config.replace(init='encoder' if encoder is not None else 'mean')
+    target = prepare_target(image, G.img_resolution, device)
+    img_hash, base_hash = image_hash(target), generator_hash(G)
+    start_key = ''
+    if config.init == 'encoder':
+        from .encoder import check_fits, content_hash
+        if encoder is None:
+            raise InvalidSettingsError("init='encoder' needs an encoder for this generator (encoder=..., or "
+                                       '`photodrag encoder train`)')
+        check_fits(encoder, G, actual=base_hash)
+        if config.encoder_projection_steps is not None:
+            config = config.replace(projection_steps=config.encoder_projection_steps)
+        start_key = content_hash(encoder)
+    return config, device, target, img_hash, base_hash, start_key
+
+
+def _from_cache(path: Path, img_hash: str, base_hash: str, encoder, start_key: str) -> Optional[Inversion]:
+    """The cached inversion at `path`, or None (a damaged or foreign file there is removed)."""
+    _clean_stale_temps(path.parent)
+    if path.is_file():
+        try:
+            inv = Inversion.load(path)
+            if inv.image_hash == img_hash and inv.base_hash == base_hash:
+                inv.from_cache = True
+                inv.encoder = _encoder_info(encoder, start_key)
+                return inv
+        except BadCheckpointError:
+            pass
+        path.unlink(missing_ok=True)        # truncated, damaged or not this crop's: made again
+    return None
+
+
+def cached(G, image, config: Optional[InversionConfig] = None, device=None, cache: Union[bool, str, Path] = True,
+           encoder=None) -> Optional[Inversion]:
+    """What `invert` with these arguments would answer from its cache at once, or None when it
+    would have to optimise."""
+    if not cache:
+        return None
+    config, device, target, img_hash, base_hash, start_key = _resolve(G, image, config, device, encoder)
+    return _from_cache(cached_path(None if cache is True else Path(cache),
+                                   cache_key(img_hash, base_hash + start_key, config)),
+                       img_hash, base_hash, encoder, start_key)
+
+
+def preview(G, image, config: Optional[InversionConfig] = None, device=None, encoder=None) -> torch.Tensor:
+    """The latents `invert` starts from, at once (no optimisation): the encoder's ws for `image`
+    when the settings start from it, else the generator's mean w; [1, num_ws, w_dim], in the
+    config's latent space (W: one w repeated). What to show while the inversion runs."""
+    config, device, target, *_ = _resolve(G, image, config, device, encoder)
+    with torch.no_grad():
+        if config.init == 'encoder':
+            from .encoder import encode
+            ws = encode(encoder, target).to(device).float()
+        else:
+            w_avg = getattr(G.mapping, 'w_avg', None)
+            if w_avg is None or not bool(w_avg.any()):
+                gen = torch.Generator().manual_seed(config.seed)
+                c = torch.zeros([config.w_avg_samples, G.c_dim], device=device) if G.c_dim else None
+                z = torch.randn([config.w_avg_samples, G.z_dim], generator=gen).to(device)
+                w_avg = G.mapping(z, c)[:, 0, :].float().mean(dim=0)
+            ws = w_avg.to(device).float().reshape(1, 1, -1).repeat(1, G.num_ws, 1)
+        if config.latent_space != 'w+':
+            ws = ws.mean(dim=1, keepdim=True).repeat(1, G.num_ws, 1)
+    return ws
+
+
 
 class Remaining:
     """A progress callback that adds `remaining_s` to every step's metrics: the time the whole

@@ -413,3 +413,129 @@ def test_two_faces_of_a_group_photo_go_into_one_result(client, cache):
         x0, y0, x1, y1 = f['box']
         assert ((changed[:, 1] >= x0) & (changed[:, 1] <= x1) & (changed[:, 0] >= y0) & (changed[:, 0] <= y1)).any()
     client.delete(f'/api/sessions/{sid}')
+
+
+# ---------------------------------------------------------------- the inversion in the background
+
+@pytest.fixture
+def gated(tmp_path, monkeypatch):
+    """A server whose background inversions wait for `gate` before they start (so the test
+    decides when tuning ends), with an empty inversion cache of its own."""
+    import threading
+    from photodrag.pipeline import editing
+    gate, real = threading.Event(), editing.invert_face
+
+    def invert_face(*args, **kwargs):
+        assert gate.wait(120), 'the test never let the inversion go'
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(editing, 'invert_face', invert_face)
+    cache = tmp_path / 'inversions'
+    app = create_app(ServerSettings(inversion=INVERSION, max_steps=25, cache=cache, max_sessions=3))
+    with TestClient(app) as c:
+        yield c, gate, cache
+
+
+def _until(ws, kind):
+    """Messages up to and including the first of type `kind`."""
+    seen = []
+    while True:
+        m = json.loads(ws.receive_text())
+        seen.append(m)
+        if m['type'] == 'frame':
+            ws.send_text(json.dumps({'type': 'ack'}))
+        if m['type'] == kind:
+            return seen
+
+
+def test_a_face_takes_points_while_it_is_inverted_and_starts_on_the_tuned_generator(gated, tmp_path):
+    """Open answers before the inversion (the page shows the encoder's start); points go in
+    meanwhile; Start waits and the drag begins on the tuned generator; the record replays."""
+    client, gate, cache = gated
+    sid = new(client)
+    client.post(f'/api/sessions/{sid}/sample', json={'name': 'astronaut'})
+    base = f'/api/sessions/{sid}/faces/0'
+    info = client.post(f'{base}/open').json()
+    assert info['inversion']['tuning'] and info['inversion']['lpips'] is None and not info['tuned']
+    assert client.get(f'/api/sessions/{sid}/files/face0_reconstruction.png').status_code == 200
+    assert client.post(f'{base}/points', json={'handle': [42, 96], 'target': [36, 90]}).status_code == 200
+    with client.websocket_connect(f'/api/sessions/{sid}/events') as ws:
+        waiting = client.post(f'{base}/start').json()
+        assert waiting['waiting'] and not waiting['running'] and not waiting['started']
+        # a second pair placed while Start waits is part of the drag
+        assert client.post(f'{base}/points', json={'handle': [86, 96], 'target': [92, 90]}).status_code == 200
+        assert not list(cache.rglob('*.safetensors'))
+        gate.set()
+        seen = _until(ws, 'tuned')
+        tuned = seen[-1]
+        assert any(m['type'] == 'progress' and m['stage'] == 'tuning' for m in seen)
+        assert tuned['tuned'] and tuned['started'] and tuned['running'] and not tuned['waiting']
+        assert tuned['inversion']['lpips'] > 0 and len(tuned['handles']) == 2
+        frames = [m for m in _until(ws, 'frame') if m['type'] == 'frame']
+        while not frames[-1]['final']:
+            frames += [m for m in _until(ws, 'frame') if m['type'] == 'frame']
+    assert frames[-1]['step'] == 25
+    assert len(list(cache.rglob('*.safetensors'))) == 1        # the finished inversion, cached
+    client.post(f'{base}/apply')
+    record = client.get(f'/api/sessions/{sid}/files/record').json()
+    photo = client.get(f'/api/sessions/{sid}/files/photo').content
+    assert len(record['faces'][0]['handles_photo']) == 2 and record['timings']['invert'] > 0
+    again = pipeline.edit_from_record(pipeline.EditRecord.from_dict(record), photo=DEMO_PHOTO, cache=cache)
+    from PIL import Image
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(photo)).convert('RGB')), again.pixels)
+    client.delete(f'/api/sessions/{sid}')
+
+
+def test_stop_while_waiting_for_the_inversion_starts_nothing(gated):
+    client, gate, cache = gated
+    sid = opened(client)
+    base = f'/api/sessions/{sid}/faces/0'
+    client.post(f'{base}/points', json={'handle': [42, 96], 'target': [36, 90]})
+    with client.websocket_connect(f'/api/sessions/{sid}/events') as ws:
+        assert client.post(f'{base}/start').json()['waiting']
+        stopped = client.post(f'{base}/stop').json()
+        assert not stopped['waiting'] and not stopped['running']
+        gate.set()
+        seen = _until(ws, 'tuned')
+    assert not seen[-1]['started'] and not seen[-1]['running'] and seen[-1]['tuned']
+    assert not any(m['type'] == 'frame' for m in seen)
+    assert client.get(base).json()['inversion']['lpips'] > 0
+    client.delete(f'/api/sessions/{sid}')
+
+
+@pytest.mark.parametrize('how', ['close', 'new photo'])
+def test_leaving_a_face_mid_inversion_leaves_nothing_behind(gated, how):
+    """Closing the session or opening another photo while a face is inverted ends the inversion
+    within a step: no cached file, no session files, no thread left running."""
+    import threading
+    import time
+    client, gate, cache = gated
+    sid = opened(client)
+    editor = client.app.state.server.sessions[sid]
+    tmp = editor.tmp
+    fs = editor.face(0)
+    steps = []
+    real_publish = editor.publish
+    editor.publish = lambda m: (steps.append(m) if m.get('type') == 'progress' else None, real_publish(m))[1]
+    gate.set()
+    for _ in range(600):                                # wait until the inversion is under way
+        if any(m.get('stage') in ('projection', 'tuning') for m in steps):
+            break
+        time.sleep(0.05)
+    assert fs.tuning is not None and not fs.tuning.done()
+    if how == 'close':
+        assert client.delete(f'/api/sessions/{sid}').status_code == 200
+    else:
+        assert client.post(f'/api/sessions/{sid}/sample', json={'name': 'astronaut'}).status_code == 200
+    for _ in range(200):
+        if fs.tuning is None or fs.tuning.done():
+            break
+        time.sleep(0.05)
+    assert fs.inv is None and (fs.tuning is None or fs.tuning.done())
+    assert not list(cache.rglob('*.safetensors')) and not [p for p in cache.rglob('*') if p.is_file()]
+    if how == 'close':
+        assert not tmp.exists()
+        assert not [t for t in threading.enumerate() if t.name.startswith(f'tuning-{sid[:6]}')]
+    else:
+        assert client.get(f'/api/sessions/{sid}/faces/0').status_code == 404      # the new photo's face is not open
+        client.delete(f'/api/sessions/{sid}')

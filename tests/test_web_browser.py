@@ -83,14 +83,18 @@ def test_edit_the_sample_in_the_browser(server, browser, cache, shots, tmp_path)
     page.screenshot(path=str(shots / '1-empty.png'), full_page=True)
     page.click('#sample')
     page.wait_for_selector('body[data-face="0"]', timeout=60_000)      # one face: opened at once
-    assert "the generator's copy of this face is" in page.inner_text('#message')
-    assert 'LPIPS' in page.get_attribute('#message', 'title')          # the figure, for those who want it
+    # ready for points before the inversion ends: it goes on in the background
+    assert 'ready for points' in page.inner_text('#message') and page.get_attribute('body', 'data-tuning') == '1'
     page.screenshot(path=str(shots / '2-face-ready.png'), full_page=True)
 
     crop_click(page, 50, 80)
     crop_click(page, 42, 72)
     page.wait_for_function('document.querySelectorAll("#points li").length === 1')
     page.screenshot(path=str(shots / '3-points.png'), full_page=True)
+    page.wait_for_selector('body[data-tuning="0"]', timeout=60_000)
+    assert "the generator's copy of this face is" in page.inner_text('#message')
+    assert 'LPIPS' in page.get_attribute('#message', 'title')          # the figure, for those who want it
+    assert page.evaluate('state.info.handles.length') == 1           # the points placed meanwhile stay
 
     page.click('#start')
     page.wait_for_function('Number(document.body.dataset.frames || 0) >= 4', timeout=30_000)

@@ -43,15 +43,19 @@ class Conflict(PhotodragError):
     """Not possible in the session's present state (answered 409)."""
 
 
+class _Cancelled(Exception):
+    """Ends a background inversion whose face or session went away."""
+
+
 @dataclass
 class FaceState:
     """A face opened in the editor: crop, inversion, points (photo px), painted region, drag."""
     k: int
     target: Any                             # alignment.Face
     aligned: Any                            # editing.AlignedFace, no drags
-    inv: Any
-    G_tuned: Any
-    reconstruction: np.ndarray              # uint8 crop at the inversion
+    inv: Any                                # the inversion; None while it runs in the background
+    G_tuned: Any                            # its tuned generator (None while tuning)
+    reconstruction: np.ndarray              # uint8 crop at the inversion (while tuning: at its start)
     pairs: List[List[Tuple[float, float]]] = field(default_factory=list)   # [handle, target] photo px
     start_pairs: List[List[Tuple[float, float]]] = field(default_factory=list)
     mask_png: Optional[bytes] = None        # the painted editable region (crop-sized PNG)
@@ -69,6 +73,10 @@ class FaceState:
     photo_view: Optional[np.ndarray] = None # the crop's square cut from the photo at view size (uint8)
     view_limit: Optional[Tuple[Any, np.ndarray]] = None     # (drags, their local region in the view)
     view: str = 'photo'                     # what frames show: 'photo' (its pixels moved) or 'generator'
+    tuning: Optional[concurrent.futures.Future] = None  # the background inversion, while it runs
+    tuning_error: Optional[str] = None      # why it failed (one line), if it did
+    start_pending: bool = False             # Start was pressed while tuning: the drag starts when it ends
+    cancel: threading.Event = field(default_factory=threading.Event)   # ends the background inversion
 
 
 class Editor:
@@ -96,6 +104,8 @@ class Editor:
         # frames are painted (paste into the photo view, JPEG) beside the drag, in order, so the
         # drag does not wait for them
         self._frames = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix=f'frames-{sid[:6]}')
+        # inversions run here, one face after another, while the user places points
+        self._tuning = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix=f'tuning-{sid[:6]}')
 
     # ---------------------------------------------------------------- plumbing
 
@@ -117,6 +127,8 @@ class Editor:
         self.closed = True
         for fs in self.face_states.values():
             fs.stop.set()
+            self._cancel_tuning(fs)
+        self._tuning.shutdown(wait=True, cancel_futures=True)
         self._worker.shutdown(wait=True, cancel_futures=True)
         self._frames.shutdown(wait=True, cancel_futures=True)
         self.face_states.clear()
@@ -171,6 +183,7 @@ class Editor:
             raise alignment.no_face_error(0, name, cfg.upsample)
         for fs in self.face_states.values():
             fs.stop.set()
+            self._cancel_tuning(fs)
         self.photo, self.photo_name, self.faces = photo, name, list(found)
         self.face_states, self.applied, self.result = {}, {}, None
         self.result_files = {}
@@ -194,9 +207,11 @@ class Editor:
     # ---------------------------------------------------------------- a face
 
     def open_face(self, k: int) -> Dict[str, Any]:
-        """Align and invert face k (the cache answers at once for a crop seen before)."""
+        """Align face k and make it ready for points at once: from the cache's inversion when it
+        holds this crop, else from the inversion's start (the encoder's latents), while the
+        inversion itself runs in the background (`_tune`); Start waits for it."""
+        from photodrag import inversion
         from photodrag.pipeline import editing
-        from photodrag import stylegan
         if self.photo is None:
             raise Conflict('open a photo first')
         if k in self.face_states:
@@ -206,7 +221,33 @@ class Editor:
                            f'no face {k}')
         server, cfg = self.server, self.server.config
         target = self.faces[k]
-        started = {}
+        t = time.perf_counter()
+        aligned = editing.align_face(k, [], target, self.photo, server.G, server.recipe, self._emitter(k))
+        align_s = time.perf_counter() - t
+        t = time.perf_counter()
+        inv = inversion.cached(server.G, aligned.crop.image, cfg.inversion_config(), device=cfg.device,
+                               cache=server.cache, encoder=server.encoder)
+        if inv is not None:
+            G_tuned = inv.generator(server.G)
+            ws = inv.ws
+        else:
+            G_tuned, ws = None, inversion.preview(server.G, aligned.crop.image, cfg.inversion_config(),
+                                                  device=cfg.device, encoder=server.encoder)
+        fs = FaceState(k=k, target=target, aligned=aligned, inv=inv, G_tuned=G_tuned,
+                       reconstruction=self._reconstruct(G_tuned or server.G, ws),
+                       timings={'align': align_s, 'invert': time.perf_counter() - t},
+                       photo_view=_photo_view(self.photo, aligned.crop))
+        self.face_states[k] = fs
+        _save_png(self.tmp / f'face{k}_crop.png', aligned.crop.image)
+        _save_png(self.tmp / f'face{k}_reconstruction.png', fs.reconstruction)
+        _save_png(self.tmp / f'face{k}_photo.png', fs.photo_view)
+        if inv is None:
+            fs.tuning = self._tuning.submit(self._tune, fs)
+        return self.face_info(k)
+
+    def _emitter(self, k: int):
+        """A stage callback that sends face k's progress to the page (at most every PROGRESS_EVERY_S)."""
+        started: Dict[str, float] = {}
 
         def emit(stage, step, total, info):
             now = time.perf_counter()
@@ -220,36 +261,91 @@ class Editor:
             eta = info.get('remaining_s', (now - first) / step * (total - step) if step else None)
             self.publish({'type': 'progress', 'face': k, 'stage': stage, 'step': step, 'total': total,
                           'eta_s': None if eta is None else round(eta, 1)})
+        return emit
+
+    def _reconstruct(self, G, ws) -> np.ndarray:
+        import torch
+        from photodrag import stylegan
+        with torch.no_grad():
+            noise_mode = self.server.config.drag_config().noise_mode
+            return stylegan.to_uint8(G.synthesis(ws.to(self.server.config.device), noise_mode=noise_mode))[0]
+
+    def _tune(self, fs: FaceState) -> None:
+        """The face's inversion (projection and pivotal tuning), on the tuning thread; its result
+        is taken over on the worker (`_tuned`). A cancel ends it within a step, leaving nothing
+        behind (the cache is written only by a finished inversion)."""
+        from photodrag.pipeline import editing
+        server, cfg = self.server, self.server.config
+        emit = self._emitter(fs.k)
+
+        def step(stage, i, total, info):
+            if fs.cancel.is_set() or self.closed:
+                raise _Cancelled()
+            emit(stage, i, total, info)
 
         t = time.perf_counter()
-        aligned = editing.align_face(k, [], target, self.photo, server.G, server.recipe, emit)
-        align_s = time.perf_counter() - t
-        t = time.perf_counter()
-        inv = editing.invert_face(k, server.G, aligned.crop, cfg.inversion_config(), device=cfg.device,
-                                  cache=server.cache, emit=emit, encoder=server.encoder)
-        G_tuned = inv.generator(server.G)
-        import torch
-        with torch.no_grad():
-            recon = stylegan.to_uint8(G_tuned.synthesis(inv.ws.to(cfg.device), noise_mode=cfg.drag_config().noise_mode))[0]
-        fs = FaceState(k=k, target=target, aligned=aligned, inv=inv, G_tuned=G_tuned, reconstruction=recon,
-                       timings={'align': align_s, 'invert': time.perf_counter() - t},
-                       photo_view=_photo_view(self.photo, aligned.crop))
-        self.face_states[k] = fs
-        _save_png(self.tmp / f'face{k}_crop.png', aligned.crop.image)
-        _save_png(self.tmp / f'face{k}_reconstruction.png', recon)
-        _save_png(self.tmp / f'face{k}_photo.png', fs.photo_view)
-        return self.face_info(k)
+        try:
+            inv = editing.invert_face(fs.k, server.G, fs.aligned.crop, cfg.inversion_config(), device=cfg.device,
+                                      cache=server.cache, emit=step, encoder=server.encoder)
+            G_tuned = inv.generator(server.G)
+        except _Cancelled:
+            return
+        except Exception as e:              # noqa: BLE001 - the page gets one line, the log the rest
+            fs.tuning_error = one_line(e)
+            self.publish({'type': 'error', 'face': fs.k, 'error': f'face {fs.k}: {fs.tuning_error}'})
+            self.server.log_exception(e)
+            G_tuned = inv = None
+        seconds = time.perf_counter() - t
+        if not (self.closed or fs.cancel.is_set()):
+            try:
+                self.submit(self._tuned, fs, inv, G_tuned, seconds)
+            except (NotFound, RuntimeError):        # the session ended meanwhile
+                pass
+
+    def _tuned(self, fs: FaceState, inv, G_tuned, seconds: float) -> None:
+        """On the worker: the face's inversion is done (or failed: inv None); the page hears it,
+        and a Start pressed meanwhile begins the drag now, on the tuned generator."""
+        fs.tuning = None
+        if self.face_states.get(fs.k) is not fs or fs.cancel.is_set():
+            return
+        if inv is None:
+            fs.start_pending = False
+            self.publish({'type': 'tuned', 'face': fs.k, **self._tuning_info(fs), **self.points_info(fs)})
+            return
+        fs.inv, fs.G_tuned = inv, G_tuned
+        fs.timings['invert'] = fs.timings.get('invert', 0.0) + seconds
+        fs.reconstruction = self._reconstruct(G_tuned, inv.ws)
+        _save_png(self.tmp / f'face{fs.k}_reconstruction.png', fs.reconstruction)
+        pending, fs.start_pending = fs.start_pending, False
+        if pending:
+            try:
+                self.start(fs.k)
+            except PhotodragError as e:     # the points changed meanwhile: say why, keep them
+                self.publish({'type': 'error', 'face': fs.k, 'error': one_line(e)})
+        self.publish({'type': 'tuned', 'face': fs.k, **self._tuning_info(fs), **self.points_info(fs)})
+
+    def _cancel_tuning(self, fs: FaceState) -> None:
+        fs.cancel.set()
+        fs.start_pending = False
+        if fs.tuning is not None:
+            fs.tuning.cancel()
+
+    def _tuning_info(self, fs: FaceState) -> Dict[str, Any]:
+        """The face's inversion as the page shows it: its fit once done, else that it runs (or failed)."""
+        if fs.inv is None:
+            return {'inversion': {'tuning': fs.tuning_error is None, 'error': fs.tuning_error, 'lpips': None,
+                                  'psnr': None, 'from_cache': False}}
+        metrics = fs.inv.metrics.get('tuning') or fs.inv.metrics.get('projection')
+        return {'inversion': {'tuning': False, 'error': None, 'lpips': round(float(metrics.lpips), 4),
+                              'psnr': round(float(metrics.psnr), 2), 'from_cache': bool(fs.inv.from_cache)}}
 
     def face_info(self, k: int) -> Dict[str, Any]:
         fs = self.face(k)
         crop = fs.aligned.crop
         R = crop.image.shape[0]
-        metrics = fs.inv.metrics.get('tuning') or fs.inv.metrics.get('projection')
         corners = crop.transform.to_photo(np.array([[0, 0], [R, 0], [R, R], [0, R]], np.float64))
         return {'face': k, 'size': R, 'quad': corners.tolist(), 'content': [float(v) for v in crop.content],
-                'view': fs.view, 'view_size': int(fs.photo_view.shape[0]),
-                'inversion': {'lpips': round(float(metrics.lpips), 4), 'psnr': round(float(metrics.psnr), 2),
-                              'from_cache': bool(fs.inv.from_cache)},
+                'view': fs.view, 'view_size': int(fs.photo_view.shape[0]), **self._tuning_info(fs),
                 'applied': k in self.applied, **self.points_info(fs)}
 
     def points_info(self, fs: FaceState) -> Dict[str, Any]:
@@ -268,7 +364,8 @@ class Editor:
                 'lr': fs.lr or self.server.config.drag_config().lr,
                 'latent_space': fs.latent_space or self.server.config.drag_config().latent_space,
                 'has_mask': fs.mask_png is not None, 'presets': list(fs.preset_labels),
-                'started': fs.drag is not None, 'last_run': fs.last_run}
+                'started': fs.drag is not None, 'last_run': fs.last_run,
+                'tuned': fs.inv is not None, 'waiting': fs.start_pending}
 
     def _canonical(self, fs: FaceState, point, what: str) -> Tuple[float, float]:
         """A crop point from the page -> the photo point the record keeps (checked to lie in the crop)."""
@@ -412,6 +509,11 @@ class Editor:
             m = decode_mask(fs.mask_png, fs.aligned.crop.image.shape[0])
             info = self.points_info(fs)
             checks.check_points_in_mask(m, list(zip(info['handles'], info['targets'])))
+        if fs.inv is None:
+            if fs.tuning_error is not None:
+                raise PhotodragError(f'this face could not be inverted ({fs.tuning_error}); open it again')
+            fs.start_pending = True         # `_tuned` starts it, with the points as they are then
+            return self.points_info(fs)
         if fs.drag is None:
             fs.start_pairs = [list(p) for p in fs.pairs]
             face = _with_drags(fs.aligned, fs.pairs)
@@ -536,6 +638,7 @@ class Editor:
     def stop(self, k: int, wait: bool = True) -> Dict[str, Any]:
         fs = self.face(k)
         fs.stop.set()
+        fs.start_pending = False
         if wait and fs.future is not None:
             fs.future.result()
         return self.points_info(fs)

@@ -60,8 +60,9 @@ async function connect() {
 }
 
 function onEvent(msg) {
-  if (msg.type === 'progress') showProgress(msg);
+  if (msg.type === 'progress' && (msg.face === undefined || msg.face === state.face)) showProgress(msg);
   else if (msg.type === 'frame' && msg.face === state.face) showFrame(msg);
+  else if (msg.type === 'tuned' && msg.face === state.face) showTuned(msg);
   else if (msg.type === 'error') say(msg.error, true);
   else if (msg.type === 'closed') { state.sid = null; say('this session ended; reload the page', true); }
 }
@@ -210,18 +211,43 @@ async function openFace(k) {
     state.frame = state.before;
     showViewButton();
     update(info);
-    $('progress').hidden = true;
     const inv = info.inversion;
-    say(`Face ${k} ready${inv.from_cache ? ' (from the cache)' : ''}: the generator's copy of this face is ${fitWords(inv.lpips)}. Click a point to move, then where it goes.`);
-    $('message').title = `LPIPS ${inv.lpips.toFixed(3)}, PSNR ${inv.psnr.toFixed(1)} dB`;
+    $('progress').hidden = !inv.tuning;
+    if (inv.tuning) {
+      $('progress-bar').style.width = '0%';
+      $('progress-text').textContent = 'Inverting in the background: starting';
+      say(`Face ${k} ready for points: click a point to move, then where it goes. The generator is still learning this face in the background; Start begins the drag when it has.`);
+      document.body.dataset.tuning = '1';
+    } else {
+      sayFit(k, inv);
+      document.body.dataset.tuning = '0';
+    }
     document.body.dataset.face = String(k);
     drawPhoto();
   });
 }
 
+function sayFit(k, inv) {
+  say(`Face ${k} ready${inv.from_cache ? ' (from the cache)' : ''}: the generator's copy of this face is ${fitWords(inv.lpips)}. Click a point to move, then where it goes.`);
+  $('message').title = `LPIPS ${inv.lpips.toFixed(3)}, PSNR ${inv.psnr.toFixed(1)} dB`;
+}
+
+// the face's inversion, run in the background since the face opened, is done (or failed)
+async function showTuned(msg) {
+  document.body.dataset.tuning = '0';
+  $('progress').hidden = true;
+  const inv = msg.inversion;
+  if (inv.error) { say(`Face ${msg.face} could not be inverted: ${inv.error}`, true); update(msg); return; }
+  if (!msg.started) { state.before = await loadBefore(msg.face); state.frame = state.before; }
+  update(msg);
+  if (!msg.running) { sayFit(msg.face, inv); return; }
+  say(`Face ${msg.face}: the generator has learnt it (${fitWords(inv.lpips)}); dragging.`);
+  $('message').title = `LPIPS ${inv.lpips.toFixed(3)}, PSNR ${inv.psnr.toFixed(1)} dB`;
+}
+
 function update(info) {
   state.info = info;
-  state.running = !!info.running;
+  state.running = !!info.running || !!info.waiting;
   if (info.lr !== undefined) $('lr').value = info.lr;
   if (info.latent_space) $('latent').value = info.latent_space;
   $('latent').disabled = !!info.started;
@@ -430,13 +456,17 @@ async function startDrag() {
   await guarded(async () => {
     document.body.dataset.running = '1';
     state.running = true; buttons();
-    update(await api('POST', `/faces/${state.face}/start`));
+    const info = await api('POST', `/faces/${state.face}/start`);
+    update(info);
+    if (info.waiting) say('The drag starts as soon as the generator has learnt this face (see the progress bar); Stop cancels.');
   });
   if (!state.running) document.body.dataset.running = '0';
 }
 
 async function stopDrag() {
+  const waiting = !!(state.info && state.info.waiting);
   await guarded(async () => update(await api('POST', `/faces/${state.face}/stop`)));
+  if (waiting) { document.body.dataset.running = '0'; say('Not started: place or move points, then Start again.'); }
 }
 
 async function applyEdit() {
