@@ -85,6 +85,8 @@ def main():
         call('POST', f'/api/sessions/{sid}/photo', data=photo.read_bytes(), headers={'X-Filename': photo.name})
         upload_s = time.perf_counter() - t
         call('POST', f'/api/sessions/{sid}/faces/0/open')
+        while not call('GET', f'/api/sessions/{sid}/faces/0')['tuned']:     # inverted in the background
+            time.sleep(0.25)
         call('PUT', f'/api/sessions/{sid}/faces/0/view', {'view': args.view})
         base = f'/api/sessions/{sid}/faces/0'
         call('POST', f'{base}/points', {'handle': [R * 0.4, R * 0.62], 'target': [R * 0.1, R * 0.9]})
