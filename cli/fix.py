@@ -8,7 +8,14 @@ from .common import check_outputs, default_output, edit_options, presets_files_o
 
 
 @click.command('fix')
-@click.argument('photo', type=click.Path(dir_okay=False))
+@click.argument('photo', type=click.Path(dir_okay=False), required=False)
+@click.option('--reference', 'references', multiple=True, type=click.Path(dir_okay=False), metavar='SHOT',
+              help='Another shot of the same people (repeatable): a face that needs a fix takes its eyes (mouth) '
+                   'from the same person there; faces no shot helps get the preset fix.')
+@click.option('--face', 'only_faces', multiple=True, type=click.IntRange(0), metavar='N',
+              help='Fix only this face (repeatable).')
+@click.option('--from-record', 'from_record', type=click.Path(dir_okay=False),
+              help='Make a --reference fix again from its record (the same files give the same pixels).')
 @click.option('--closed-eyes', is_flag=True, help='Open the eyes of faces whose eyes read as closed (preset open-eyes).')
 @click.option('--open-mouth', is_flag=True,
               help='Close the mouths of faces caught mid-word (preset close-mouth).')
@@ -27,19 +34,34 @@ from .common import check_outputs, default_output, edit_options, presets_files_o
 @click.option('--before-after', type=click.Path(dir_okay=False), help='Also write input | output side by side.')
 @click.option('--record', type=click.Path(dir_okay=False), help='The edit record.  [default: OUT with .json]')
 @edit_options(quality='auto')
-def fix_command(photo, closed_eyes, open_mouth, preview, eyes_below, mouth_above, strength, preset_files, steps,
-                upsample, out, before_after, record, checkpoint, quality, projection_steps, tuning_steps, encoder,
-                device, video, fps, cache):
+def fix_command(photo, references, only_faces, from_record, closed_eyes, open_mouth, preview, eyes_below, mouth_above,
+                strength, preset_files, steps, upsample, out, before_after, record, checkpoint, quality, projection_steps,
+                tuning_steps, encoder, device, video, fps, cache):
     """Fix the faces of a group PHOTO that need it: closed eyes opened, open mouths closed.
 
     Reads each face's expression from its landmarks (as `photodrag faces` prints it), picks the
     faces whose state needs a fix, and applies the matching preset to those faces only, in one
     edit: one output photo, one record. Faces that need nothing keep every pixel.
 
+    With --reference, a face that needs a fix takes the eyes (or mouth) of the same person in
+    another shot of the burst (found by face recognition, checked to be open there), aligned,
+    colour-matched and blended in; the rest of the photo keeps every pixel.
+
     \b
     photodrag fix group.jpg --closed-eyes --preview
     photodrag fix group.jpg --closed-eyes --open-mouth --out group_fixed.jpg
+    photodrag fix group.jpg --closed-eyes --reference group_2.jpg --reference group_3.jpg
+    photodrag fix --from-record group_fixed.json
     """
+    if from_record or references:
+        return _fix_from_shots(photo, references, only_faces, from_record, closed_eyes, open_mouth, preview,
+                               eyes_below, mouth_above, strength, preset_files, steps, upsample, out, before_after,
+                               record, checkpoint, quality, projection_steps, tuning_steps, encoder, device, video,
+                               cache)
+    if photo is None:
+        raise click.UsageError('give the PHOTO to fix (or --from-record)')
+    if only_faces:
+        raise click.UsageError('--face goes with --reference (without it, every face that needs a fix is fixed)')
     from photodrag import alignment, pipeline
     from photodrag.expressions import presets as presets_mod, readout as expression
     from photodrag.pipeline.outputs import write_outputs
@@ -86,3 +108,58 @@ def fix_command(photo, closed_eyes, open_mouth, preview, eyes_below, mouth_above
     edits = [pipeline.FaceEdit(face=index, presets=uses) for index, uses in plan.items()]
     result, writer = run_edit(lambda cb: pipeline.edit(image, edits, config, callback=cb, cache=cache), video, fps)
     print_summary(result, write_outputs(result, out, record=record, before_after=before_after, video=writer))
+
+
+def _fix_from_shots(photo, references, only_faces, from_record, closed_eyes, open_mouth, preview, eyes_below,
+                    mouth_above, strength, preset_files, steps, upsample, out, before_after, record, checkpoint,
+                    quality, projection_steps, tuning_steps, encoder, device, video, cache):
+    """`fix --reference` and `fix --from-record`: parts taken from other shots of the same people."""
+    from photodrag import pipeline
+    from photodrag.expressions import readout as expression
+    from photodrag.pipeline import fixes as fixes_mod
+    from photodrag.pipeline.report import save_image
+    from photodrag.io import atomic_files
+    if preview or video or preset_files:
+        raise click.UsageError('--preview, --video and --presets do not go with --reference or --from-record')
+    if from_record:
+        if references or closed_eyes or open_mouth or only_faces:
+            raise click.UsageError('--from-record takes everything from the record; drop the other choices')
+        rec = fixes_mod.load_fix_record(from_record)
+        source = photo or rec['input'].get('path')
+        if not source:
+            raise click.UsageError('the record does not say where its photo is; give PHOTO')
+    else:
+        if photo is None:
+            raise click.UsageError('give the PHOTO to fix')
+        source = photo
+    fixes = [name for name, on in (('closed-eyes', closed_eyes), ('open-mouth', open_mouth)) if on]
+    if not from_record and not fixes:
+        raise click.UsageError('say what to fix: --closed-eyes and/or --open-mouth')
+    out = out or default_output(source, 'fixed')
+    record = record or Path(out).with_suffix('.json')
+    config = pipeline.EditConfig.from_options(
+        checkpoint=checkpoint, quality=quality, projection_steps=projection_steps, tuning_steps=tuning_steps,
+        device=device, encoder=encoder, upsample=upsample, max_steps=steps)
+    check_outputs([out, record, before_after], [source, *references, config.checkpoint] +
+                  ([from_record] if from_record else []))
+    if from_record:
+        result = fixes_mod.fix_from_record(rec, photo=photo, cache=cache)
+    else:
+        result = fixes_mod.fix_with_references(
+            source, references, fixes, faces=list(only_faces) or None, config=config, strength=strength,
+            thresholds=expression.check_thresholds(eyes_closed_below=eyes_below, mouth_open_above=mouth_above),
+            upsample=upsample, cache=cache)
+    for line in result.lines:
+        click.echo(line)
+    if not result.record['transfers'] and result.edit is None:
+        click.echo('no face needs a fix; nothing written')
+        return
+    named = [out, record] + ([before_after] if before_after else [])
+    with atomic_files([Path(p) for p in named]) as temps:
+        result.save(temps[0])
+        result.save_record(temps[1])
+        if before_after:
+            import numpy as np
+            save_image(temps[2], np.concatenate([result.photo.pixels, result.pixels], axis=1))
+    for what, path in zip(('fixed photo', 'record', 'before/after'), named):
+        click.echo(f'{what}: {path}')
