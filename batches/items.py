@@ -68,7 +68,7 @@ def select_faces(recipe: Recipe, found, drags) -> Tuple[Dict[int, List], str]:
             raise PhotodragError(f'the drag at ({d[0][0]:g}, {d[0][1]:g}) is on face {i}, which the recipe\'s faces '
                                  f'({recipe.faces}) leave out')
         out[i].append(d)
-    if not recipe.presets:                  # drags alone edit only the faces they are on
+    if not recipe.presets and recipe.references is None:    # drags alone edit only the faces they are on
         out = {i: ds for i, ds in out.items() if ds}
         if not drags:
             return out, 'nothing to do for this photo: no preset, and no drags in the recipe or the points file'
@@ -99,7 +99,8 @@ def plan_item(recipe: Recipe, photo: Path, points, detector) -> Item:
         if not chosen:
             return Item(rel, 'skipped', error=why)
         return Item(rel, 'planned', faces=[{'face': i, 'box': [round(v) for v in found[i].box],
-                                            'presets': list(recipe.presets), 'drags': [list(map(list, d)) for d in ds]}
+                                            'presets': list(recipe.presets) + _from_shots(recipe, photo),
+                                            'drags': [list(map(list, d)) for d in ds]}
                                            for i, ds in sorted(chosen.items())])
     except NoFaceFoundError as e:
         return Item(rel, 'skipped' if recipe.no_face == 'skip' else 'failed', error=one_line(e))
@@ -151,6 +152,8 @@ def _edit(item: Item, recipe: Recipe, config, photo: Path, out: Path, points, ca
         if p is not None and p.exists() and not _ours(record_path, item.input_sha256):
             raise PhotodragError(f'{p.name} already exists in {p.parent} and this batch did not write it; '
                                  'refusing to overwrite it (move it, or choose another output folder)')
+    if recipe.references is not None:
+        return _fix(item, recipe, config, image, out, record_path, extras, cache, sorted(chosen), photo)
     jobs = [FaceEdit(face=i, drags=ds, presets=recipe.presets) for i, ds in sorted(chosen.items())]
     writer = None
     if recipe.output.videos:
@@ -174,6 +177,41 @@ def _edit(item: Item, recipe: Recipe, config, photo: Path, out: Path, points, ca
     item.output_sha256 = result.record.output['pixels_sha256']
     item.faces = [_face_summary(f) for f in result.record.faces]
     item.timings = dict(result.record.timings)
+
+
+def _fix(item: Item, recipe: Recipe, config, image, out: Path, record_path, extras, cache, chosen, photo: Path) -> None:
+    """The photo's faces picked by the recipe's rule fixed from its reference shots
+    (`pipeline.fixes`), the generator's preset for faces no shot helps."""
+    from photodrag.pipeline import fixes
+    refs = recipe.references_for(photo)
+    if not refs:
+        raise PhotodragError(f'the recipe names no reference shot for {item.photo}')
+    result = fixes.fix_with_references(image, refs, [recipe.faces], faces=chosen, config=config, cache=cache,
+                                       strength=_strength(recipe))
+    if not result.record['transfers'] and result.edit is None:
+        item.status, item.error = 'skipped', 'no face needs the fix'
+        return
+    fixes.write_fix_outputs(result, out, record=record_path, before_after=extras.get('before_after'),
+                            quality=recipe.output.quality)
+    item.status, item.output = 'done', out.name
+    item.record = record_path.name if record_path else None
+    item.extras = {k: v.name for k, v in extras.items()}
+    item.output_sha256 = result.record['output']['pixels_sha256']
+    item.faces = [{'face': k, 'fixed': ok} for k, ok in sorted(result.achieved.items())]
+    item.error = '; '.join(result.lines) if not all(result.achieved.values()) else None
+
+
+def _from_shots(recipe: Recipe, photo: Path) -> List[str]:
+    """How a dry run says a face would be fixed from other shots (nothing when it would not)."""
+    if recipe.references is None:
+        return []
+    part = 'eyes' if recipe.faces == 'closed-eyes' else 'mouth'
+    return [f'{part} from {len(recipe.references_for(photo))} other shot(s)']
+
+
+def _strength(recipe: Recipe) -> float:
+    """The strength of the recipe's preset for faces no shot helps (1 when it gives none)."""
+    return float(recipe.presets[0].split(':')[1]) if recipe.presets and ':' in recipe.presets[0] else 1.0
 
 
 def _callback(writer, progress: Optional[Progress], about: Dict[str, Any]):
@@ -218,7 +256,8 @@ def _ours(record: Optional[Path], input_sha: str) -> bool:
         return False
     try:
         data = json.loads(record.read_text(encoding='utf-8'))
-        return data.get('format') == 'photodrag-edit' and data.get('input', {}).get('sha256') == input_sha
+        return data.get('format') in ('photodrag-edit', 'photodrag-fix') and \
+            data.get('input', {}).get('sha256') == input_sha
     except (OSError, ValueError):
         return False
 

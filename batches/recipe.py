@@ -23,7 +23,9 @@ PHOTO_SUFFIXES = ('.jpg', '.jpeg', '.jpe', '.png', '.webp', '.tif', '.tiff', '.b
 FORMATS = {'same': None, 'jpg': '.jpg', 'jpeg': '.jpg', 'png': '.png', 'webp': '.webp', 'tif': '.tif', 'tiff': '.tif'}
 FACE_RULES = {'closed-eyes': 'eyes closed (one or both)', 'open-mouth': 'mouth open', 'not-smiling': 'not smiling'}
 RECIPE_KEYS = ('inputs', 'faces', 'points', 'edits', 'checkpoint', 'quality', 'inversion', 'encoder', 'device', 'drag',
-               'seed', 'output', 'no_face')
+               'seed', 'output', 'no_face', 'references')
+# what `references:` fixes: the faces rule names the fix (`photodrag fix --reference`)
+REFERENCE_FIXES = ('closed-eyes', 'open-mouth')
 OUTPUT_KEYS = ('folder', 'name', 'format', 'quality', 'records', 'before_after', 'videos')
 INVERSION_KEYS = ('projection_steps', 'tuning_steps')
 
@@ -63,6 +65,9 @@ class Recipe:
     source: Optional[Path] = None
     inversion: Dict[str, int] = field(default_factory=dict)     # projection_steps / tuning_steps over the preset
     encoder: str = 'auto'                   # 'auto' (the checkpoint's, if any) | 'none' | an encoder file
+    # other shots of the same people, for `faces: closed-eyes` / `open-mouth`: 'same-folder' (each
+    # photo's folder is one burst) or {input (relative to the recipe): [its reference files]}
+    references: Any = None
 
     def photos(self) -> List[Path]:
         """The input photos, in the order of the patterns (each pattern's matches sorted), once each."""
@@ -79,6 +84,17 @@ class Recipe:
                     seen.add(key)
                     out.append(p)
         return out
+
+    def references_for(self, photo: Path) -> List[Path]:
+        """The reference shots of one input photo (none when the recipe names none)."""
+        if self.references is None:
+            return []
+        if self.references == 'same-folder':
+            same = os.path.realpath(photo)
+            out_folder = os.path.realpath(self.output.folder)
+            return sorted(p for p in photo.parent.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES and p.is_file()
+                          and os.path.realpath(p) != same and not os.path.realpath(p).startswith(out_folder + os.sep))
+        return [Path(p) if os.path.isabs(p) else self.base / p for p in self.references.get(self.relative(photo), ())]
 
     def relative(self, photo: Path) -> str:
         """How the manifest and the points file name a photo: relative to the recipe's folder
@@ -144,18 +160,40 @@ def _parse(data, src: _Source, base: Path, source: Optional[Path]) -> Recipe:
     faces = _faces(data.get('faces', 'all'), src)
     presets, drags = _edits(data.get('edits', []), src)
     points = _points(data.get('points'), src, base)
-    if not presets and not drags and points is None:
+    references = _references(data.get('references'), faces, src)
+    if not presets and not drags and points is None and references is None:
         src.fail(('edits',), 'nothing to do: give at least one preset or drag (or a points file)')
-    if faces in FACE_RULES and not presets:
+    if faces in FACE_RULES and not presets and references is None:
         src.fail(('faces',), f'{faces} picks faces by their expression; give a preset to fix them (e.g. open-eyes)')
     checkpoint = _checkpoint(data.get('checkpoint', 'demo-faces'), src, base)
     settings = _settings(data, src, base)
     no_face = data.get('no_face', 'skip')
     if no_face not in ('skip', 'fail'):
         src.fail(('no_face',), 'expected skip (the photo is reported and left out) or fail')
-    return Recipe(inputs=inputs, base=base, output=_output(data.get('output'), src, base), faces=faces,
+    output = _output(data.get('output'), src, base)
+    if references is not None and output.videos:
+        src.fail(('output', 'videos'), 'a fix from reference shots has no drag to film; drop videos')
+    return Recipe(inputs=inputs, base=base, output=output, faces=faces,
                   presets=presets, drags=drags, points=points, checkpoint=checkpoint, no_face=no_face, source=source,
-                  **settings)
+                  references=references, **settings)
+
+
+def _references(refs, faces, src: _Source):
+    """'same-folder', or {input: [reference files]} (paths relative to the recipe), or None."""
+    if refs is None:
+        return None
+    if faces not in REFERENCE_FIXES:
+        src.fail(('references',), f'reference shots fix faces picked by faces: {" or ".join(REFERENCE_FIXES)}')
+    if refs == 'same-folder':
+        return refs
+    if not isinstance(refs, dict) or not refs or not all(
+            isinstance(k, str) and k and isinstance(v, list) and v and all(isinstance(p, str) and p for p in v)
+            for k, v in refs.items()):
+        src.fail(('references',), 'expected same-folder (each folder is one burst) or a mapping from an input '
+                                  'photo to a list of its other shots')
+    if sum(len(v) for v in refs.values()) > 10_000:
+        src.fail(('references',), 'at most 10000 reference files')
+    return {os.path.normpath(k): tuple(v) for k, v in refs.items()}
 
 
 def _inputs(inputs, src: _Source) -> Tuple[str, ...]:

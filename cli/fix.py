@@ -117,8 +117,6 @@ def _fix_from_shots(photo, references, only_faces, from_record, closed_eyes, ope
     from photodrag import pipeline
     from photodrag.expressions import readout as expression
     from photodrag.pipeline import fixes as fixes_mod
-    from photodrag.pipeline.report import save_image
-    from photodrag.io import atomic_files
     if preview or video or preset_files:
         raise click.UsageError('--preview, --video and --presets do not go with --reference or --from-record')
     if from_record:
@@ -154,12 +152,5 @@ def _fix_from_shots(photo, references, only_faces, from_record, closed_eyes, ope
     if not result.record['transfers'] and result.edit is None:
         click.echo('no face needs a fix; nothing written')
         return
-    named = [out, record] + ([before_after] if before_after else [])
-    with atomic_files([Path(p) for p in named]) as temps:
-        result.save(temps[0])
-        result.save_record(temps[1])
-        if before_after:
-            import numpy as np
-            save_image(temps[2], np.concatenate([result.photo.pixels, result.pixels], axis=1))
-    for what, path in zip(('fixed photo', 'record', 'before/after'), named):
+    for what, path in fixes_mod.write_fix_outputs(result, out, record=record, before_after=before_after):
         click.echo(f'{what}: {path}')

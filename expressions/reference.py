@@ -194,7 +194,7 @@ def match(face, descriptor: np.ndarray, shots: Sequence[Shot], part: str,
                 where = shot.to_shot[:, :2] @ face.centre + shot.to_shot[:, 2]
                 if np.hypot(*(where - cand.centre)) > SAME_PLACE_WITHIN * _width(face):
                     continue            # a look-alike elsewhere in the scene
-            ok, why = shows(cand.landmarks, part, thresholds)
+            ok, why = shows(cand.landmarks, part, thresholds, than=face.landmarks)
             if not ok:
                 reasons.append(f'in shot {s + 1} {why}')
                 break
@@ -204,21 +204,35 @@ def match(face, descriptor: np.ndarray, shots: Sequence[Shot], part: str,
     return best, '; '.join(reasons) or 'no reference shot given'
 
 
-def shows(landmarks, part: str, thresholds: Dict[str, float]) -> Tuple[bool, str]:
+def shows(landmarks, part: str, thresholds: Dict[str, float], like=None, than=None) -> Tuple[bool, str]:
     """Whether a face's landmarks show the part as a fix wants it (eyes open, mouth closed),
-    with a margin; and, when not, what they show."""
+    and what they show. The bar is the threshold plus a margin (EYES_MARGIN, MOUTH_MARGIN), not
+    the bare threshold; `like` (the landmarks of the same person in the shot the part came from)
+    lowers it to 0.8 of what that shot shows, never below the threshold, for people whose open
+    eyes read narrow; `than` (the photo's landmarks) asks a reference shot to show the part
+    clearly more fixed than the photo does."""
     r = readout.read(landmarks)
     if part == 'eyes':
         if r.eye_width < MIN_EYE_PX:
-            return False, f'the eyes are too small ({r.eye_width:.0f} px)'
-        low = thresholds['eyes_closed_below'] + EYES_MARGIN
-        if min(r.left_eye, r.right_eye) < low:
-            return False, f'the eyes are closed too ({r.left_eye:.2f}/{r.right_eye:.2f})'
-        return True, f'eyes open ({r.left_eye:.2f}/{r.right_eye:.2f})'
-    high = thresholds['mouth_open_above'] - MOUTH_MARGIN
-    if r.mouth > high:
-        return False, f'the mouth is open too ({r.mouth:.2f})'
-    return True, f'mouth closed ({r.mouth:.2f})'
+            return False, f'the eyes are too small to read ({r.eye_width:.0f} px)'
+        bar = [thresholds['eyes_closed_below'] + EYES_MARGIN] * 2
+        if like is not None:
+            ref = readout.read(like)
+            bar = [max(thresholds['eyes_closed_below'], min(b, 0.8 * e)) for b, e in zip(bar, (ref.left_eye,
+                                                                                             ref.right_eye))]
+        if than is not None:
+            photo = readout.read(than)
+            bar = [max(thresholds['eyes_closed_below'], e + EYES_MARGIN) for e in (photo.left_eye, photo.right_eye)]
+        shown = f'{r.left_eye:.2f}/{r.right_eye:.2f}'
+        if r.left_eye < bar[0] or r.right_eye < bar[1]:
+            return False, f'the eyes do not read open ({shown}; open from {bar[0]:.2f}/{bar[1]:.2f})'
+        return True, f'eyes open: {shown}'
+    bar_mouth = thresholds['mouth_open_above'] - MOUTH_MARGIN
+    if than is not None:
+        bar_mouth = min(thresholds['mouth_open_above'], readout.read(than).mouth - MOUTH_MARGIN)
+    if r.mouth > bar_mouth:
+        return False, f'the mouth does not read closed ({r.mouth:.2f}; closed below {bar_mouth:.2f})'
+    return True, f'mouth closed: {r.mouth:.2f}'
 
 
 # ---------------------------------------------------------------- bringing a region over

@@ -84,6 +84,7 @@ def fix_with_references(photo, references: Sequence, fixes: Sequence[str] = ('cl
     lines: List[str] = []
     transfers: List[reference.Transfer] = []
     fallbacks: Dict[int, List[str]] = {}
+    shots: List[reference.Shot] = []
     if todo:
         shots = [reference.load_shot(r.pixels, photo.pixels, detector=detector, upsample=upsample) for r in refs]
         wanted = sorted({f.index for f, _ in todo})
@@ -102,7 +103,8 @@ def fix_with_references(photo, references: Sequence, fixes: Sequence[str] = ('cl
     achieved: Dict[int, bool] = {}
     for t in transfers:
         f = found[t.face]
-        ok, what = reference.shows(detector.landmarks(pixels, f.box), t.part, thresholds)
+        ok, what = reference.shows(detector.landmarks(pixels, f.box), t.part, thresholds,
+                                   like=shots[t.reference].faces[t.reference_face].landmarks)
         achieved[t.face] = achieved.get(t.face, True) and ok
         verb = 'opened' if t.part == 'eyes' else 'closed'
         lines.append(f'face {t.face}: {t.part} {verb} from shot {t.reference + 1} ({what})' if ok else
@@ -133,6 +135,24 @@ def fix_with_references(photo, references: Sequence, fixes: Sequence[str] = ('cl
               'transfers': [t.to_dict() for t in transfers], 'faces_found': len(found),
               'outcome': lines, 'edit': edit_record, 'output': {'pixels_sha256': pixels_sha256(pixels)}}
     return FixResult(photo=photo, pixels=pixels, lines=lines, record=record, edit=edit_result, achieved=achieved)
+
+
+def write_fix_outputs(result: FixResult, photo, record=None, before_after=None, quality=None) -> List[tuple]:
+    """Write the fixed photo (like its input), the record and input | output side by side, all
+    or none (atomically). Returns [(what, path)]."""
+    from photodrag.io import atomic_files
+    from .report import save_image
+    named = [('fixed photo', Path(photo))] + ([('record', Path(record))] if record else []) + \
+        ([('before/after', Path(before_after))] if before_after else [])
+    with atomic_files([path for _, path in named]) as temps:
+        tmp = dict(zip([what for what, _ in named], temps))
+        details: dict = {}
+        result.save(tmp['fixed photo'], quality=quality, details=details)
+        if record:
+            result.save_record(tmp['record'])
+        if before_after:
+            save_image(tmp['before/after'], np.concatenate([result.photo.pixels, result.pixels], axis=1))
+    return named
 
 
 def load_fix_record(source) -> Dict[str, Any]:

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+import bursts
 from conftest import shared_photo
 from photodrag import alignment
 from photodrag.cli import main
@@ -15,7 +16,6 @@ from photodrag.expressions import readout
 cv2 = pytest.importorskip('cv2')
 pytest.importorskip('dlib')
 
-SHIFT, ANGLE, SCALE, GAIN = (9, -6), 3.0, 1.05, 0.9
 
 
 def _read(name, scale):
@@ -30,37 +30,6 @@ def _side_by_side(left, right, height):
     return canvas
 
 
-def _close_eyes(pixels, landmarks, lashes_at, thickness, shift, tall=0.5):
-    """Skin from under each eye drawn over it, and a dark lash line near the lower lid (where
-    closed lids meet)."""
-    out = pixels.copy()
-    for idx in (range(36, 42), range(42, 48)):
-        e = landmarks[list(idx)]
-        w = float(np.hypot(*(e[0] - e[3])))
-        c = e.mean(0)
-        m = np.zeros(out.shape[:2], np.float32)
-        cv2.ellipse(m, (int(c[0]), int(c[1] - (tall - 0.5) * w)), (int(0.8 * w), int(tall * w)), 0, 0, 360, 1.0, -1)
-        m = cv2.GaussianBlur(m, (0, 0), w / 10)[..., None]
-        below = np.roll(out, -int(shift * w), axis=0)
-        out = np.clip(out * (1 - m) + below * m, 0, 255).astype(np.uint8)
-        upper, lower = np.array([e[0], e[1], e[2], e[3]]), np.array([e[0], e[5], e[4], e[3]])
-        lashes = (1 - lashes_at) * upper + lashes_at * lower
-        cv2.polylines(out, [np.round(lashes).astype(np.int32)], False, (50, 35, 35), max(1, round(w / thickness)),
-                      cv2.LINE_AA)
-    return out
-
-
-def _closed(pixels, face):
-    """`pixels` with the face's eyes closed so that they read closed (dlib's landmarks decide
-    where a drawn closed eye ends up: the first of a few lash lines that reads closed)."""
-    for params in ((0.65, 7, 1.2, 0.7), (0.8, 7, 1.2, 0.7), (0.8, 6, 1.1, 0.6)):
-        out = _close_eyes(pixels, face.landmarks, *params)
-        now = min(alignment.detect_faces(out), key=lambda f: np.hypot(*(f.centre - face.centre)))
-        if max(readout.read(now.landmarks).left_eye, readout.read(now.landmarks).right_eye) < 0.16:
-            return out
-    raise AssertionError('the test could not draw eyes that read closed')
-
-
 @pytest.fixture(scope='module')
 def burst(tmp_path_factory):
     """reference: person A (open eyes) beside person C; photo: the reference moved (shift, 3°,
@@ -71,21 +40,14 @@ def burst(tmp_path_factory):
     reference = _side_by_side(a, c, a.shape[0])
     other = _side_by_side(a, b, a.shape[0])
     a_face = alignment.detect_faces(reference)[0]
-    H, W = reference.shape[:2]
-    A = cv2.getRotationMatrix2D(tuple(float(v) for v in a_face.centre), ANGLE, SCALE)
-    A[:, 2] += SHIFT
-    moved = lambda im: cv2.warpAffine(im, A, (W, H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)  # noqa
-    photo = np.clip(moved(other) * GAIN, 0, 255).astype(np.uint8)
-    for f in alignment.detect_faces(photo):
-        photo = _closed(photo, f)
-    aligned = np.clip(moved(reference) * GAIN, 0, 255).astype(np.uint8)     # where the reference's pixels belong
+    photo, aligned, A = bursts.blink_burst(reference, a_face.centre, frame=other)
     folder = tmp_path_factory.mktemp('burst')
     paths = {'photo': folder / 'group.png', 'reference': folder / 'group_2.png'}
     alignment.write_photo(photo, paths['photo'])
     alignment.write_photo(reference, paths['reference'])
     eyes = [(a_face.landmarks[list(idx)] @ A[:, :2].T + A[:, 2]) for idx in (range(36, 42), range(42, 48))]
     return {'paths': paths, 'photo': photo, 'reference': reference, 'aligned': aligned, 'eyes': eyes,
-            'ref_readout': readout.read(a_face.landmarks), 'face_width': float(a_face.box[2] - a_face.box[0]) * SCALE}
+            'ref_readout': readout.read(a_face.landmarks), 'face_width': float(a_face.box[2] - a_face.box[0]) * bursts.SCALE}
 
 
 def _check_face_a(burst, out):
@@ -95,12 +57,7 @@ def _check_face_a(burst, out):
     ref = burst['ref_readout']
     assert got.left_eye >= 0.8 * ref.left_eye and got.right_eye >= 0.8 * ref.right_eye, (got, ref)
     for e in eyes:                                  # the eye regions are the reference's eyes, in place
-        w, c = float(np.hypot(*(e[0] - e[3]))), e.mean(0)
-        x0, x1, y0, y1 = int(c[0] - 0.7 * w), int(c[0] + 0.7 * w), int(c[1] - 0.4 * w), int(c[1] + 0.4 * w)
-        p = out[y0:y1, x0:x1].astype(np.float64).ravel()
-        q = burst['aligned'][y0:y1, x0:x1].astype(np.float64).ravel()
-        p, q = p - p.mean(), q - q.mean()
-        assert p @ q / np.sqrt((p @ p) * (q @ q)) >= 0.8
+        assert bursts.eye_ncc(out, burst['aligned'], e) >= 0.8
     yy, xx = np.mgrid[:photo.shape[0], :photo.shape[1]]
     near = np.zeros(photo.shape[:2], bool)
     for e in eyes:
@@ -147,3 +104,42 @@ def test_the_cli_fixes_one_face_and_its_record_replays_bit_for_bit(burst, tmp_pa
     bad.write_text(json.dumps(record))
     r = CliRunner().invoke(main, ['fix', '--from-record', str(bad), '--out', str(tmp_path / 'x.png')])
     assert r.exit_code != 0 and 'is not reference 1 of the record' in r.output and 'Traceback' not in r.output
+
+
+def test_a_batch_fixes_a_burst_from_the_other_shots_in_its_folder(tmp_path):
+    """`references: same-folder`: each photo's folder is one burst; the blink in a real group
+    photo is fixed from the other frame, the record replays, a resume does nothing twice."""
+    from photodrag import batch
+    from photodrag.pipeline import fixes
+    reference = alignment.read_photo(shared_photo('group2_codeformer_06.png')).pixels
+    target = alignment.detect_faces(reference)[1]
+    frame, aligned, A = bursts.blink_burst(reference, target.centre, close=[1])
+    (tmp_path / 'burst').mkdir()
+    alignment.write_photo(frame, tmp_path / 'burst' / 'frame.png')
+    alignment.write_photo(reference, tmp_path / 'burst' / 'shot.png')
+    recipe = tmp_path / 'recipe.json'
+    recipe.write_text(json.dumps({'inputs': ['burst/frame.png'], 'faces': 'closed-eyes', 'references': 'same-folder',
+                                  'output': {'folder': 'out'}}))
+    result = batch(recipe)
+    assert result.counts == {'done': 1}, [(i.status, i.error) for i in result.items]
+    item = result.items[0]
+    assert item.faces == [{'face': 1, 'fixed': True}] and item.error is None
+    out = alignment.read_photo(tmp_path / 'out' / item.output).pixels
+    eyes = [target.landmarks[list(idx)] @ A[:, :2].T + A[:, 2] for idx in (range(36, 42), range(42, 48))]
+    assert min(bursts.eye_ncc(out, aligned, e) for e in eyes) >= 0.8
+    assert np.array_equal(fixes.fix_from_record(tmp_path / 'out' / item.record).pixels, out)
+    again = batch(recipe, resume=True)
+    assert again.items[0].earlier and again.counts == {'done': 1}
+
+
+def test_recipes_with_references_are_checked(tmp_path):
+    from photodrag.batches.recipe import RecipeError, load_recipe
+    with pytest.raises(RecipeError, match='references: reference shots fix faces picked by faces: closed-eyes'):
+        load_recipe({'inputs': ['a.jpg'], 'references': 'same-folder', 'edits': [{'preset': 'smile'}],
+                     'output': {'folder': 'out'}}, base=tmp_path)
+    with pytest.raises(RecipeError, match='expected same-folder'):
+        load_recipe({'inputs': ['a.jpg'], 'faces': 'closed-eyes', 'references': ['b.jpg'],
+                     'output': {'folder': 'out'}}, base=tmp_path)
+    r = load_recipe({'inputs': ['a.jpg'], 'faces': 'closed-eyes', 'references': {'a.jpg': ['b.jpg', 'c.jpg']},
+                     'output': {'folder': 'out'}}, base=tmp_path)
+    assert r.references_for(tmp_path / 'a.jpg') == [tmp_path / 'b.jpg', tmp_path / 'c.jpg']
