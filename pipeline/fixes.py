@@ -44,7 +44,7 @@ def _photo(p):
     return p if isinstance(p, alignment.Photo) else alignment.read_photo(p)
 
 
-def _file_info(photo) -> Dict[str, Any]:
+def file_info(photo) -> Dict[str, Any]:
     from photodrag.io import sha256_file
     from .record import pixels_sha256
     path = None if photo.path is None else str(photo.path)
@@ -131,7 +131,7 @@ def fix_with_references(photo, references: Sequence, fixes: Sequence[str] = ('cl
                              f'face {k}: {part} still not fixed ({what}); the generator could not do it: give '
                              'another shot of this person with --reference')
     record = {'format': FIX_RECORD_FORMAT, 'version': FIX_RECORD_VERSION, 'fixes': list(fixes),
-              'input': _file_info(photo), 'references': [_file_info(r) for r in refs],
+              'input': file_info(photo), 'references': [file_info(r) for r in refs],
               'transfers': [t.to_dict() for t in transfers], 'faces_found': len(found),
               'outcome': lines, 'edit': edit_record, 'output': {'pixels_sha256': pixels_sha256(pixels)}}
     return FixResult(photo=photo, pixels=pixels, lines=lines, record=record, edit=edit_result, achieved=achieved)

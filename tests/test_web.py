@@ -539,3 +539,40 @@ def test_leaving_a_face_mid_inversion_leaves_nothing_behind(gated, how):
     else:
         assert client.get(f'/api/sessions/{sid}/faces/0').status_code == 404      # the new photo's face is not open
         client.delete(f'/api/sessions/{sid}')
+
+
+def test_eyes_taken_from_another_shot_of_the_burst(client, tmp_path):
+    """A blink fixed in the editor from another frame: the page's photo and record are those of
+    `photodrag fix --reference`, and a stranger's shot is refused in one line."""
+    import bursts
+    from conftest import shared_photo
+    from photodrag import alignment
+    from photodrag.pipeline import fixes
+    reference = alignment.read_photo(shared_photo('group2_codeformer_06.png')).pixels
+    frame, _, _ = bursts.blink_burst(reference, alignment.detect_faces(reference)[1].centre, close=[1])
+    paths = {'frame': tmp_path / 'frame.png', 'shot': tmp_path / 'shot.png'}
+    alignment.write_photo(frame, paths['frame'])
+    alignment.write_photo(reference, paths['shot'])
+    sid = new(client)
+    up = lambda what, name: client.post(f'/api/sessions/{sid}/{what}', content=paths[name].read_bytes(),  # noqa
+                                        headers={'X-Filename': paths[name].name})
+    assert up('photo', 'frame').status_code == 200
+    r = client.post(f'/api/sessions/{sid}/faces/1/from-shot', json={'part': 'eyes'})
+    assert r.status_code == 409 and 'add another shot' in r.json()['error']
+    assert up('shots', 'shot').json() == {'shots': ['shot.png']}
+    r = client.post(f'/api/sessions/{sid}/faces/1/from-shot', json={'part': 'eyes'})
+    assert r.status_code == 200, r.text
+    assert r.json()['fixed'] and r.json()['message'].startswith('face 1: eyes opened from shot.png')
+    photo = client.get(f'/api/sessions/{sid}/files/photo')
+    from PIL import Image
+    got = np.asarray(Image.open(io.BytesIO(photo.content)).convert('RGB'))
+    direct = fixes.fix_with_references(paths['frame'], [paths['shot']], ['closed-eyes'], faces=[1], fallback=False)
+    assert np.array_equal(got, direct.pixels)
+    record = client.get(f'/api/sessions/{sid}/files/record').json()
+    assert record['format'] == 'photodrag-fix' and record['references'][0]['path'] == 'shot.png'
+    again = fixes.fix_from_record(record, photo=paths['frame'], references=[paths['shot']])
+    assert np.array_equal(again.pixels, got)
+    # face 0 is another person, whose eyes are open in the shot too: refused, one line
+    r = client.post(f'/api/sessions/{sid}/faces/0/from-shot', json={'part': 'eyes'})
+    assert r.status_code == 400 and r.json()['error'].startswith('face 0: ') and '\n' not in r.json()['error']
+    client.delete(f'/api/sessions/{sid}')

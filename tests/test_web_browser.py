@@ -196,3 +196,36 @@ def test_the_compare_slider_shows_each_image_under_its_label(server, browser):
     assert labels.nth(0).inner_text() == 'Before' and labels.nth(1).inner_text() == 'After'
     assert before['x'] < after['x']
     page.close()
+
+
+def test_a_blink_is_fixed_from_another_shot_in_the_page(server, browser, shots, tmp_path):
+    """Open a group photo, add the next frame of the burst, pick the face that blinked, take
+    its eyes from the other shot: the photo and its download change, the page says so."""
+    import bursts
+    from conftest import shared_photo
+    from photodrag import alignment
+    reference = alignment.read_photo(shared_photo('group2_codeformer_06.png')).pixels
+    faces = alignment.detect_faces(reference)
+    frame, _, _ = bursts.blink_burst(reference, faces[1].centre, close=[1])
+    alignment.write_photo(frame, tmp_path / 'frame.png')
+    alignment.write_photo(reference, tmp_path / 'shot.png')
+    page = browser.new_page(viewport={'width': 1400, 'height': 900}, accept_downloads=True)
+    errors = []
+    page.on('pageerror', lambda e: errors.append(str(e)))
+    page.goto(server)
+    page.wait_for_selector('body[data-ready="1"]')
+    page.set_input_files('#file', str(tmp_path / 'frame.png'))
+    page.wait_for_selector('body[data-faces="2"]')
+    page.set_input_files('#shot-file', str(tmp_path / 'shot.png'))
+    page.wait_for_selector('body[data-shots="1"]')
+    page.evaluate('openFace(1)')
+    page.wait_for_selector('body[data-face="1"]', timeout=60_000)
+    page.click('#from-shot')
+    page.wait_for_selector('body[data-from-shot="fixed"]', timeout=60_000)
+    assert page.inner_text('#message').startswith('face 1: eyes opened from shot.png')
+    page.screenshot(path=str(shots / 'from-shot.png'), full_page=True)
+    with page.expect_download() as d:
+        page.click('#dl-photo')
+    fixed = alignment.read_photo(d.value.path()).pixels
+    assert fixed.shape == frame.shape and not np.array_equal(fixed, frame)
+    assert errors == []

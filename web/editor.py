@@ -33,6 +33,7 @@ FRAME_FPS = 10.5            # frames streamed per second while a client watches 
 FRAME_TIMEOUT_S = 1.0       # send the next frame even without the page's acknowledgement after this long
 PROGRESS_EVERY_S = 0.1
 VIEW_MAX_PX = 1600          # the photo as the page shows it
+MAX_SHOTS = 8               # other shots of a burst a session holds
 
 
 class NotFound(PhotodragError):
@@ -95,6 +96,10 @@ class Editor:
         self.result = None
         self.result_files: Dict[str, Path] = {}
         self.encoding: Dict[str, Any] = {}          # how the downloaded photo was coded (its record says)
+        self.shots: List[Tuple[str, Any]] = []      # other shots of the same people: (name, Photo)
+        self.original = None                        # the photo as opened, before parts taken from shots
+        self.transfers: List[Any] = []              # expressions.reference.Transfer, in order
+        self._shot_cache: Dict[str, Any] = {}
         self.watchers = 0
         self.frame_ready = threading.Event()
         self.frame_ready.set()
@@ -154,9 +159,32 @@ class Editor:
     def open_photo(self, data: Optional[bytes], name: str, sample: Optional[Path] = None) -> Dict[str, Any]:
         """A photo from uploaded bytes (recognised by content) or a bundled sample; finds its faces."""
         from photodrag import alignment
+        name = _safe_name(name)
+        photo = self._read_upload(data, name, 'upload', sample)
+        self.publish({'type': 'progress', 'stage': 'detect', 'step': 0, 'total': 1})
+        cfg = self.server.config
+        found = alignment.detect_faces(photo, upsample=cfg.upsample) if self.server.recipe.face else []
+        if self.server.recipe.face and not found:
+            raise alignment.no_face_error(0, name, cfg.upsample)
+        for fs in self.face_states.values():
+            fs.stop.set()
+            self._cancel_tuning(fs)
+        self.photo, self.photo_name, self.faces = photo, name, list(found)
+        self.face_states, self.applied, self.result = {}, {}, None
+        self.original, self.transfers = photo, []           # shots stay: another photo of the same burst
+        self._shot_cache.clear()
+        self.result_files = {}
+        view = self._write_view(photo.pixels, 'view.jpg')
+        self.publish({'type': 'progress', 'stage': 'detect', 'step': 1, 'total': 1})
+        return {'photo': {'name': name, 'width': photo.size[0], 'height': photo.size[1],
+                          'view_scale': view}, 'faces': [_face_info(f) for f in found]}
+
+    def _read_upload(self, data: Optional[bytes], name: str, stem: str, sample: Optional[Path] = None):
+        """An uploaded photo (recognised by content, kept in the session's folder as STEM.ext) or
+        a bundled sample, decoded."""
+        from photodrag import alignment
         from PIL import Image, UnidentifiedImageError
         from photodrag.errors import UnreadableImageError
-        name = _safe_name(name)
         if sample is not None:
             path = sample
         else:
@@ -170,27 +198,85 @@ class Editor:
                       'GIF': '.gif'}.get(fmt)
             if suffix is None:
                 raise UnreadableImageError(f'{name} is a {fmt} image; the editor reads JPEG, PNG, WebP, TIFF, BMP')
-            path = self.tmp / f'upload{suffix}'
+            path = self.tmp / f'{stem}{suffix}'
             path.write_bytes(data)
         try:
-            photo = alignment.read_photo(path)
+            return alignment.read_photo(path)
         except PhotodragError as e:
             raise type(e)(str(e).replace(str(path), name)) from None
-        self.publish({'type': 'progress', 'stage': 'detect', 'step': 0, 'total': 1})
-        cfg = self.server.config
-        found = alignment.detect_faces(photo, upsample=cfg.upsample) if self.server.recipe.face else []
-        if self.server.recipe.face and not found:
-            raise alignment.no_face_error(0, name, cfg.upsample)
-        for fs in self.face_states.values():
-            fs.stop.set()
-            self._cancel_tuning(fs)
-        self.photo, self.photo_name, self.faces = photo, name, list(found)
-        self.face_states, self.applied, self.result = {}, {}, None
-        self.result_files = {}
-        view = self._write_view(photo.pixels, 'view.jpg')
-        self.publish({'type': 'progress', 'stage': 'detect', 'step': 1, 'total': 1})
-        return {'photo': {'name': name, 'width': photo.size[0], 'height': photo.size[1],
-                          'view_scale': view}, 'faces': [_face_info(f) for f in found]}
+
+    # ---------------------------------------------------------------- other shots of the burst
+
+    def add_shot(self, data: bytes, name: str) -> Dict[str, Any]:
+        """Another shot of the same people, to take a face's eyes (mouth) from."""
+        if len(self.shots) >= MAX_SHOTS:
+            raise Conflict(f'the session holds {MAX_SHOTS} other shots already')
+        name = _safe_name(name)
+        shot = self._read_upload(data, name, f'shot{len(self.shots)}')
+        self.shots.append((name, shot))
+        self._shot_cache.clear()
+        return {'shots': [n for n, _ in self.shots]}
+
+    def from_shot(self, k: int, part: str = 'eyes') -> Dict[str, Any]:
+        """Face k's eyes (or mouth) taken from the same person in another shot
+        (`expressions.reference`): the session's photo changes there, every edit applied
+        afterwards goes on top, and the record keeps the transfer (a fix record)."""
+        import dataclasses as dc
+        from photodrag import alignment
+        from photodrag.expressions import readout, reference
+        if self.photo is None:
+            raise Conflict('open a photo first')
+        if not self.shots:
+            raise Conflict('add another shot of the same people first')
+        if part not in reference.PARTS:
+            raise InvalidSettingsError(f'the part must be one of {", ".join(reference.PARTS)}, got {part!r:.40}')
+        if self.applied:
+            raise Conflict('take eyes or mouths from other shots before applying drags; Reset the applied faces first')
+        if not 0 <= k < len(self.faces):
+            raise NotFound(f'the photo has {len(self.faces)} face(s); there is no face {k}')
+        face = self.faces[k]
+        if face.landmarks is None:
+            raise PhotodragError('this face has no landmarks to align its eyes by')
+        thresholds = readout.check_thresholds()
+        if k not in self._shot_cache.get('descriptors', {}):
+            self._shot_cache.setdefault('descriptors', {})[k] = reference.descriptors(self.photo.pixels, [face])[0]
+        if 'shots' not in self._shot_cache:
+            self._shot_cache['shots'] = [reference.load_shot(s.pixels, self.photo.pixels) for _, s in self.shots]
+        shots = self._shot_cache['shots']
+        best, why = reference.match(face, self._shot_cache['descriptors'][k], shots, part, thresholds)
+        if best is None:
+            raise PhotodragError(f'face {k}: no other shot shows this person with the {part} as wanted ({why})')
+        s, j, d = best
+        t = reference.transfer(face, self.photo.pixels, shots[s], j, part, s, d)
+        pixels = reference.apply(self.photo.pixels, [p.pixels for _, p in self.shots], [t])
+        detector = alignment.default_detector()
+        ok, what = reference.shows(detector.landmarks(pixels, face.box), part, thresholds,
+                                   like=shots[s].faces[j].landmarks)
+        self.transfers.append(t)
+        self.photo = dc.replace(self.photo, pixels=pixels)
+        self.faces[k] = dc.replace(face, landmarks=detector.landmarks(pixels, face.box))
+        stale = self.face_states.pop(k, None)       # its crop and inversion were of the old pixels
+        if stale is not None:
+            stale.stop.set()
+            self._cancel_tuning(stale)
+        self.result, self.result_files = None, {}
+        self._write_view(pixels, 'view.jpg')
+        verb = 'opened' if part == 'eyes' else 'closed'
+        message = (f'face {k}: {part} {verb} from {self.shots[s][0]} ({what})' if ok else
+                   f'face {k}: {part} taken from {self.shots[s][0]}, yet they do not read as fixed ({what}); '
+                   'check them')
+        return {'face': k, 'fixed': ok, 'message': message, 'faces': [_face_info(f) for f in self.faces]}
+
+    def _fix_record(self, edit_record: Optional[Dict[str, Any]], pixels: np.ndarray) -> Dict[str, Any]:
+        """The session's fix record: the transfers from other shots, then the drags' edit record."""
+        from photodrag.pipeline import fixes
+        from photodrag.pipeline.record import pixels_sha256
+        info = {**fixes.file_info(self.original), 'path': self.photo_name}
+        shots = [{**fixes.file_info(p), 'path': n} for n, p in self.shots]
+        return {'format': fixes.FIX_RECORD_FORMAT, 'version': fixes.FIX_RECORD_VERSION, 'fixes': [],
+                'input': info, 'references': shots, 'transfers': [t.to_dict() for t in self.transfers],
+                'faces_found': len(self.faces), 'outcome': [], 'edit': edit_record,
+                'output': {'pixels_sha256': pixels_sha256(pixels)}}
 
     def _write_view(self, pixels: np.ndarray, filename: str) -> float:
         """A JPEG the page can show (at most VIEW_MAX_PX a side); returns its scale."""
@@ -757,21 +843,33 @@ class Editor:
             if not path.is_file():
                 raise NotFound(f'no {what} in this session')
             return path, what
-        if self.result is None:
+        if self.result is None and not self.transfers:
             raise NotFound('nothing applied yet: apply an edit to the photo first')
         stem = Path(self.photo_name).stem
         if what == 'photo':
             if 'photo' not in self.result_files:
+                from photodrag import alignment
                 suffix = {'JPEG': '.jpg', 'PNG': '.png', 'WEBP': '.webp', 'TIFF': '.tif'}.get(self.photo.format, '.png')
-                self.result_files['photo'] = self.result.save(self.tmp / f'edited{suffix}', details=self.encoding)
+                path = self.tmp / f'edited{suffix}'
+                if self.result is not None:
+                    self.result_files['photo'] = self.result.save(path, details=self.encoding)
+                else:                               # parts taken from other shots, no drag applied
+                    self.result_files['photo'] = alignment.write_photo(self.photo.pixels, path, like=self.original,
+                                                                       details=self.encoding)
             path = self.result_files['photo']
             return path, f'{stem}_edited{path.suffix}'
         if what == 'record':
             if 'record' not in self.result_files:
                 if 'photo' not in self.result_files:
                     self.output('photo')            # the record says how that file was coded
-                self.result_files['record'] = self.result.record.with_encoding(self.encoding.get('encoding')).save(
-                    self.tmp / 'edited.json')
+                edit = None if self.result is None else self.result.record.with_encoding(self.encoding.get('encoding'))
+                if self.transfers:
+                    from photodrag.io import write_json
+                    pixels = self.photo.pixels if self.result is None else self.result.pixels
+                    self.result_files['record'] = write_json(self.tmp / 'edited.json', self._fix_record(
+                        None if edit is None else edit.to_dict(), pixels))
+                else:
+                    self.result_files['record'] = edit.save(self.tmp / 'edited.json')
             return self.result_files['record'], f'{stem}_edited.json'
         raise NotFound(f'no output {what!r}')
 

@@ -80,6 +80,13 @@ async def add_preset(sid: str, k: int, request: Request, server: ServerDep):
     return await stopped_then(editor, k, editor.add_preset, str(data.get('name')), float(strength))
 
 
+@router.post('/from-shot')
+async def from_shot(sid: str, k: int, request: Request, server: ServerDep):
+    """{"part": "eyes"} (or "mouth"): the same person's eyes taken from another shot of the session."""
+    editor, data = server.get(sid), await read_json(request)
+    return await stopped_then(editor, k, editor.from_shot, data.get('part', 'eyes'))
+
+
 @router.post('/start')
 async def start(sid: str, k: int, server: ServerDep):
     editor = server.get(sid)

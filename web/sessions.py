@@ -49,26 +49,39 @@ async def session_state(sid: str, server: ServerDep):
             'applied': sorted(editor.applied), 'running': editor.running}
 
 
-@router.post('/sessions/{sid}/photo')
-async def upload(sid: str, request: Request, server: ServerDep):
-    """The photo's bytes are the body (its name in X-Filename); read in chunks up to the limit."""
-    editor = server.get(sid)
-    limit = server.settings.max_upload_bytes
+async def read_upload(request: Request, limit: int, what: str = 'photo') -> bytes:
+    """An upload's body, read in chunks up to `limit` bytes (413 beyond, 400 when empty)."""
     declared = request.headers.get('content-length')
     if declared and declared.isdigit() and int(declared) > limit + UPLOAD_SLACK_BYTES:
         raise TooLarge(f'the upload is {int(declared) / 1e6:.1f} MB; the editor takes photos up to '
                        f'{limit / 1e6:.0f} MB')
-    name = request.headers.get('x-filename') or 'photo'
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise TooLarge(f'the photo is over {limit / 1e6:.0f} MB; the editor takes photos up to that size')
+            raise TooLarge(f'the {what} is over {limit / 1e6:.0f} MB; the editor takes photos up to that size')
         chunks.append(chunk)
     if not size:
         raise PhotodragError('the upload is empty')
+    return b''.join(chunks)
+
+
+@router.post('/sessions/{sid}/photo')
+async def upload(sid: str, request: Request, server: ServerDep):
+    """The photo's bytes are the body (its name in X-Filename); read in chunks up to the limit."""
+    editor = server.get(sid)
+    data = await read_upload(request, server.settings.max_upload_bytes)
     editor.stop_all()
-    return await on_worker(editor, editor.open_photo, b''.join(chunks), unquote(name))
+    return await on_worker(editor, editor.open_photo, data, unquote(request.headers.get('x-filename') or 'photo'))
+
+
+@router.post('/sessions/{sid}/shots')
+async def add_shot(sid: str, request: Request, server: ServerDep):
+    """Another shot of the same people (bytes as the body, X-Filename its name): where a face's
+    eyes (or mouth) can be taken from (`POST .../faces/{k}/from-shot`)."""
+    editor = server.get(sid)
+    data = await read_upload(request, server.settings.max_upload_bytes, 'shot')
+    return await on_worker(editor, editor.add_shot, data, unquote(request.headers.get('x-filename') or 'shot'))
 
 
 @router.post('/sessions/{sid}/sample')

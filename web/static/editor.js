@@ -140,6 +140,7 @@ async function showPhoto(data) {
   state.resultImg = null;
   state.photoImg = await loadImage(`/api/sessions/${state.sid}/files/view.jpg?t=${Date.now()}`);
   $('drop-hint').hidden = true;
+  $('shots-row').hidden = false;
   $('face-panel').hidden = true;
   $('downloads').hidden = true;
   $('compare-row').hidden = true;
@@ -270,6 +271,7 @@ function update(info) {
 function buttons() {
   const info = state.info || { handles: [] };
   $('place-preset').disabled = state.running || !state.info;
+  $('from-shot').disabled = $('mouth-from-shot').disabled = state.running || !state.info || !document.body.dataset.shots;
   $('clear-mask').disabled = !state.info;
   $('start').disabled = state.running || !info.handles.length || !!info.done;
   $('stop').disabled = !state.running;
@@ -480,11 +482,46 @@ async function applyEdit() {
     $('dl-photo').href = `${base}/files/photo?t=${Date.now()}`;
     $('dl-record').href = `${base}/files/record?t=${Date.now()}`;
     $('dl-video').href = `${base}/faces/${state.face}/video?t=${Date.now()}`;
+    $('dl-video').hidden = false;
     $('downloads').hidden = false;
     drawPhoto();
     const faces = r.applied.length === 1 ? `face ${r.applied[0]}` : `faces ${r.applied.join(', ')}`;
     say(`Applied ${faces} to the photo. Slide to compare; pick another face to edit it too.`);
     document.body.dataset.applied = r.applied.join(',');
+  });
+}
+
+// ------------------------------------------------------------------ other shots of the burst
+
+async function addShot(file) {
+  if (!file) return;
+  say(`Reading ${file.name}…`);
+  await guarded(async () => {
+    const r = await api('POST', '/shots', { 'X-Filename': encodeURIComponent(file.name) }, file);
+    $('shots').textContent = `Other shots: ${r.shots.join(', ')}`;
+    say(`${file.name} added: open a face whose eyes are closed and take them from it.`);
+    document.body.dataset.shots = String(r.shots.length);
+  });
+}
+
+// the face's eyes (or mouth) from the same person in another shot: the photo changes there,
+// the face is opened again on the new pixels
+async function fromShot(part) {
+  const k = state.face;
+  say(`Looking for face ${k} in the other shots…`);
+  await guarded(async () => {
+    const r = await api('POST', `/faces/${k}/from-shot`, { part });
+    state.faces = r.faces;
+    state.photoImg = await loadImage(`/api/sessions/${state.sid}/files/view.jpg?t=${Date.now()}`);
+    state.resultImg = null;
+    $('dl-photo').href = `/api/sessions/${state.sid}/files/photo?t=${Date.now()}`;
+    $('dl-record').href = `/api/sessions/${state.sid}/files/record?t=${Date.now()}`;
+    $('dl-video').hidden = true;                 // no drag to film
+    $('downloads').hidden = false;
+    drawPhoto();
+    await openFace(k);
+    say(r.message, !r.fixed);
+    document.body.dataset.fromShot = r.fixed ? 'fixed' : 'unsure';
   });
 }
 
@@ -494,6 +531,9 @@ window.addEventListener('DOMContentLoaded', () => {
   connect();
   $('file').addEventListener('change', (ev) => openUpload(ev.target.files[0]));
   $('sample').addEventListener('click', () => openSample('astronaut'));
+  $('shot-file').addEventListener('change', (ev) => addShot(ev.target.files[0]));
+  $('from-shot').addEventListener('click', () => fromShot('eyes'));
+  $('mouth-from-shot').addEventListener('click', () => fromShot('mouth'));
   const drop = $('drop');
   drop.addEventListener('dragover', (ev) => { ev.preventDefault(); drop.classList.add('over'); });
   drop.addEventListener('dragleave', () => drop.classList.remove('over'));
