@@ -15,8 +15,9 @@ drags as replayable calls). The rooms above it (`photodrag.batches`, `photodrag.
 from .checks import FaceEdit
 from .config import EditConfig
 from .editing import EditResult, FaceResult, edit, edit_from_record
+from .fixes import FixResult, fix_from_record, fix_with_references
 from .record import EditRecord, FaceRecord, pixels_sha256
 from .report import before_after
 
-__all__ = ['edit', 'edit_from_record', 'EditConfig', 'EditResult', 'EditRecord', 'FaceEdit', 'FaceRecord',
+__all__ = ['edit', 'edit_from_record', 'fix_with_references', 'fix_from_record', 'FixResult', 'EditConfig', 'EditResult', 'EditRecord', 'FaceEdit', 'FaceRecord',
            'FaceResult', 'before_after', 'pixels_sha256']
