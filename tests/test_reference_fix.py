@@ -143,3 +143,23 @@ def test_recipes_with_references_are_checked(tmp_path):
     r = load_recipe({'inputs': ['a.jpg'], 'faces': 'closed-eyes', 'references': {'a.jpg': ['b.jpg', 'c.jpg']},
                      'output': {'folder': 'out'}}, base=tmp_path)
     assert r.references_for(tmp_path / 'a.jpg') == [tmp_path / 'b.jpg', tmp_path / 'c.jpg']
+
+
+def test_a_face_no_shot_helps_falls_back_to_the_generator_and_says_it_stayed_shut(burst, tmp_path):
+    """Person B is nobody in the reference: the generator's preset runs on that face (a short
+    one here), the line says the eyes are still closed and asks for another shot, and the
+    whole fix (transfer, then the generator's edit) replays from its record bit for bit."""
+    from photodrag.pipeline import EditConfig, fixes
+    config = EditConfig.from_options(quality='fast', projection_steps=2, tuning_steps=1, max_steps=2, device='cpu',
+                                     encoder='none')
+    result = fixes.fix_with_references(burst['paths']['photo'], [burst['paths']['reference']], ['closed-eyes'],
+                                       config=config, cache=tmp_path / 'cache')
+    assert result.achieved == {0: True, 1: False}
+    face1 = [line for line in result.lines if line.startswith('face 1:')]
+    assert face1[0].endswith('trying the generator')
+    assert 'still not fixed' in face1[1] and 'give another shot of this person with --reference' in face1[1]
+    assert result.record['edit']['faces'][0]['presets'][0]['name'] == 'open-eyes'
+    path = result.save_record(tmp_path / 'fix.json')
+    again = fixes.fix_from_record(path, photo=burst['paths']['photo'], references=[burst['paths']['reference']],
+                                  cache=tmp_path / 'cache')
+    assert np.array_equal(again.pixels, result.pixels)
