@@ -32,7 +32,7 @@ import os
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -74,11 +74,20 @@ class DragBenchSample:
 
 # ---------------------------------------------------------------- reading
 
-def read_dragbench(root, limit: Optional[int] = None) -> List[DragBenchSample]:
+@dataclass
+class BadSample:
+    """A sample folder that could not be read: its name and why, in one line."""
+    name: str
+    folder: Path
+    error: str
+
+
+def read_dragbench(root, limit: Optional[int] = None, skip_bad: bool = False) -> List[Any]:
     """All DragBench samples under `root`, sorted by relative path (the first `limit` of them).
 
     Raises a `PhotodragError` subclass naming the sample folder for the first sample that is
-    malformed, and a `PhotodragError` when `root` holds no sample at all."""
+    malformed (with `skip_bad`, that sample is a `BadSample` in the list instead and the
+    others are read), and a `PhotodragError` when `root` holds no sample at all."""
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, numbers.Integral) or limit < 1):
         raise InvalidSettingsError(f'limit must be a positive number of samples or None, got {_quote(limit)}')
     root = Path(root)
@@ -93,7 +102,16 @@ def read_dragbench(root, limit: Optional[int] = None) -> List[DragBenchSample]:
         raise PhotodragError(f'no DragBench samples were found under {root} (it {what}); {LAYOUT}')
     if limit is not None:
         folders = folders[:int(limit)]
-    return [read_sample(folder, _relative_name(folder, root)) for folder in folders]
+    if not skip_bad:
+        return [read_sample(folder, _relative_name(folder, root)) for folder in folders]
+    out: List[Any] = []
+    for folder in folders:
+        name = _relative_name(folder, root)
+        try:
+            out.append(read_sample(folder, name))
+        except PhotodragError as e:
+            out.append(BadSample(name=name, folder=folder, error=_cap(' '.join(str(e).split()), 300)))
+    return out
 
 
 def find_sample_folders(root) -> List[Path]:
@@ -362,12 +380,9 @@ def _cap(text: str, n: int = _QUOTE) -> str:
 
 def _quote(value) -> str:
     """`value`'s repr, cut to a length a one-line error message can carry."""
-    try:
-        text = repr(value)
-    except Exception:        # noqa: BLE001 -- a value from a file must not break the error that reports it
-        text = f'<{type(value).__name__}>'
-    return _cap(text)
+    from photodrag.restricted import bounded_repr
+    return _cap(bounded_repr(value))
 
 
-__all__ = ['DragBenchSample', 'read_dragbench', 'read_sample', 'find_sample_folders', 'result_path', 'write_result',
+__all__ = ['BadSample', 'DragBenchSample', 'read_dragbench', 'read_sample', 'find_sample_folders', 'result_path', 'write_result',
            'write_sample', 'IMAGE_NAME', 'META_PKL', 'META_JSON', 'RESULT_NAME']

@@ -392,13 +392,15 @@ def eval_dragbench(root, out_dir, config: Optional[EditConfig] = None, *, limit:
     and, per point, the content distance of protocol 2 in image pixels."""
     from . import dragbench
     config = EditConfig.with_settings(config, **settings)
-    items = dragbench.read_dragbench(root, limit=limit)
+    items = dragbench.read_dragbench(root, limit=limit, skip_bad=True)
     run = _start(config, cache, detector)
     samples = []
     for k, item in enumerate(items):
         started = time.perf_counter()
         sample: Dict[str, Any] = {'name': item.name}
         try:
+            if isinstance(item, dragbench.BadSample):       # recorded, and the others go on
+                raise PhotodragError(item.error)
             sample.update(_dragbench_sample(run, item, out_dir))
         except PhotodragError as e:
             sample['error'] = ' '.join(str(e).split())[:300]

@@ -13,10 +13,11 @@ import argparse
 import collections
 import io
 import math
+import os
 import pickle
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Dict, Mapping, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 import numpy as np
 import torch
@@ -118,11 +119,31 @@ def _rebuild_parameter(data, requires_grad=True, backward_hooks=None, state=None
     return torch.nn.Parameter(data, requires_grad=bool(requires_grad))
 
 
+class _TypeName:
+    """A class a pickle names only as an argument (`torch.Tensor` to `_rebuild_from_type_v2`,
+    `numpy.ndarray` to `_reconstruct`): never callable, so `torch.Tensor(20000, 20000)` or
+    `numpy.ndarray((40000, 40000))` in a pickle allocates nothing."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __call__(self, *args, **kwargs):
+        raise UnsafeCheckpointError(f'pickle asks to call {self.name}({short(_bounded(args), 60)}) directly; '
+                                    'checkpoints only rebuild tensors and arrays from their stored bytes')
+
+    def __repr__(self):
+        return self.name
+
+
+_TENSOR, _PARAMETER, _NDARRAY = _TypeName('torch.Tensor'), _TypeName('torch.nn.Parameter'), _TypeName('numpy.ndarray')
+
+
 def _rebuild_from_type_v2(func, new_type, args, state):
-    if func is not _rebuild_tensor or new_type not in (torch.Tensor, torch.nn.Parameter):
-        raise UnsafeCheckpointError(f'pickle asks to rebuild a tensor of type {new_type!r} with {func!r}')
+    if func is not _rebuild_tensor or new_type not in (_TENSOR, _PARAMETER) or not isinstance(args, tuple):
+        raise UnsafeCheckpointError(f'pickle asks to rebuild a tensor of type {short(repr(new_type), 60)} with '
+                                    f'{short(repr(func), 60)}')
     t = func(*args)
-    return torch.nn.Parameter(t) if new_type is torch.nn.Parameter else t
+    return torch.nn.Parameter(t) if new_type is _PARAMETER else t
 
 
 def _encode_latin1(text, encoding='latin1'):
@@ -138,8 +159,8 @@ MAX_TENSOR_ELEMENTS = 1 << 28
 
 
 def _numpy_reconstruct(subtype, shape, dtype_code):
-    if subtype is not np.ndarray:
-        raise UnsafeCheckpointError(f'pickle asks to build a numpy array of type {subtype!r}')
+    if subtype is not _NDARRAY:
+        raise UnsafeCheckpointError(f'pickle asks to build a numpy array of type {short(repr(subtype), 60)}')
     # numpy pickles an empty array here and fills it in __setstate__ (which checks the data's length)
     if not (isinstance(shape, tuple) and len(shape) <= 8 and all(isinstance(n, int) and 0 <= n for n in shape)
             and int(np.prod(shape, dtype=object)) <= 1):
@@ -194,8 +215,8 @@ ALLOWED: Dict[Tuple[str, str], Any] = {
     ('torch._utils', '_rebuild_parameter'): _rebuild_parameter,
     ('torch._utils', '_rebuild_parameter_with_state'): _rebuild_parameter,
     ('torch._tensor', '_rebuild_from_type_v2'): _rebuild_from_type_v2,
-    ('torch', 'Tensor'): torch.Tensor,
-    ('torch.nn.parameter', 'Parameter'): torch.nn.Parameter,
+    ('torch', 'Tensor'): _TENSOR,
+    ('torch.nn.parameter', 'Parameter'): _PARAMETER,
     ('torch.storage', '_load_from_bytes'): _load_storage_bytes,
     ('torch', 'device'): _device,
     ('torch', 'Size'): torch.Size,
@@ -203,7 +224,7 @@ ALLOWED: Dict[Tuple[str, str], Any] = {
     ('dnnlib.util', 'EasyDict'): EasyDict,
     ('dnnlib', 'EasyDict'): EasyDict,
     ('dnnlib.tflib.network', 'Network'): TFNetwork,
-    ('numpy', 'ndarray'): np.ndarray,
+    ('numpy', 'ndarray'): _NDARRAY,
     ('numpy', 'dtype'): np.dtype,
     ('numpy.core.multiarray', '_reconstruct'): _numpy_reconstruct,
     ('numpy._core.multiarray', '_reconstruct'): _numpy_reconstruct,
@@ -234,8 +255,154 @@ class RestrictedUnpickler(pickle.Unpickler):
         raise BadCheckpointError(f'{self.source} is a torch.save archive, not a plain pickle')
 
 
+# What the opcode scan (`scan_pickle`) allows before anything is built. A StyleGAN2 pickle
+# (FFHQ-1024, 364 MB) has about 5 000 memo entries, nests 12 deep and expands to 60 000 nodes.
+MAX_MEMO = 1 << 22                  # memo entries (and any memo index)
+MAX_NESTING = 200                   # containers inside containers
+MAX_EXPANDED_NODES = 50_000_000     # objects, counting every reference to a shared one again
+MAX_EXPANDED_BYTES_OVER = 1 << 28   # bytes counted that way beyond the file's own size
+
+
+class _Cell:
+    """What the scan knows of one object on the pickle's stack: how many objects and bytes it
+    would be, expanded as a tree (a shared object counted at each reference), and how deep."""
+    __slots__ = ('nodes', 'size', 'depth')
+
+    def __init__(self, nodes: int = 1, size: int = 0, depth: int = 0):
+        self.nodes, self.size, self.depth = nodes, size, depth
+
+    def take(self, items) -> '_Cell':
+        for c in items:
+            self.nodes += c.nodes
+            self.size += c.size
+            self.depth = max(self.depth, c.depth + 1)
+        return self
+
+
+_MARK = object()
+_TO_MARK_BUILDS = {'TUPLE', 'LIST', 'DICT', 'FROZENSET', 'INST', 'OBJ'}
+_TO_MARK_ADDS = {'APPENDS', 'SETITEMS', 'ADDITEMS'}
+_N_TUPLE = {'TUPLE1': 1, 'TUPLE2': 2, 'TUPLE3': 3}
+_EMPTY = {'EMPTY_LIST', 'EMPTY_DICT', 'EMPTY_TUPLE', 'EMPTY_SET'}
+
+
+def scan_pickle(f, source: str = 'the pickle', file_size: Optional[int] = None) -> None:
+    """Walk the pickle's opcode stream in `f` without building anything, and refuse (one line,
+    `BadCheckpointError`) a stream that would hang or exhaust memory when built: memo indices
+    beyond what was stored or beyond MAX_MEMO, containers nested over MAX_NESTING, objects that
+    expand (each reference to a shared object counted again: what hashing a tuple key, a repr
+    or numpy's conversion of nested lists costs) to over MAX_EXPANDED_NODES, or to far more
+    bytes than the file holds, and opcodes no checkpoint uses (extension registry, out-of-band
+    buffers). Declared lengths are checked against the bytes present by the reading itself."""
+    import pickletools
+    budget = (file_size or 0) + MAX_EXPANDED_BYTES_OVER
+    stack: list = []
+    memo: Dict[int, _Cell] = {}
+
+    def fail(why: str):
+        raise BadCheckpointError(f'{source} {why} (a crafted or corrupt file?); nothing was built from it')
+
+    def pop_to_mark():
+        items = []
+        while stack:
+            top = stack.pop()
+            if top is _MARK:
+                return items
+            items.append(top)
+        fail('pops to a mark it never set')
+
+    def pop():
+        if not stack or stack[-1] is _MARK:
+            fail('pops an object that is not there')
+        return stack.pop()
+
+    def top():
+        if not stack or stack[-1] is _MARK:
+            fail('adds to an object that is not there')
+        return stack[-1]
+
+    def check(cell: _Cell) -> _Cell:
+        if cell.nodes > MAX_EXPANDED_NODES:
+            fail(f'builds an object of over {MAX_EXPANDED_NODES:,} parts, counting shared parts at each use')
+        if cell.size > budget:
+            fail(f'builds objects of {cell.size:,} bytes from a {file_size or 0:,}-byte file, counting shared '
+                 'parts at each use')
+        if cell.depth > MAX_NESTING:
+            fail(f'nests containers over {MAX_NESTING} deep')
+        return cell
+
+    try:
+        for op, arg, _ in pickletools.genops(f):
+            name = op.name
+            if name in ('PROTO', 'FRAME', 'STOP'):
+                continue
+            if name in ('EXT1', 'EXT2', 'EXT4', 'NEXT_BUFFER', 'READONLY_BUFFER'):
+                fail(f'uses the {name} opcode, which no checkpoint does')
+            if name == 'MARK':
+                stack.append(_MARK)
+            elif name in ('PUT', 'BINPUT', 'LONG_BINPUT', 'MEMOIZE'):
+                index = len(memo) if name == 'MEMOIZE' else int(arg)
+                if index >= MAX_MEMO or index > 2 * len(memo) + 1024:
+                    fail(f'stores memo entry {index:,} after {len(memo):,}')
+                memo[index] = top()
+            elif name in ('GET', 'BINGET', 'LONG_BINGET'):
+                cell = memo.get(int(arg))
+                if cell is None:
+                    fail(f'reads memo entry {int(arg):,}, which it never stored')
+                stack.append(cell)
+            elif name in _TO_MARK_BUILDS:
+                stack.append(check(_Cell().take(pop_to_mark())))
+            elif name in _N_TUPLE:
+                stack.append(check(_Cell().take([pop() for _ in range(_N_TUPLE[name])])))
+            elif name in _EMPTY:
+                stack.append(_Cell())
+            elif name in _TO_MARK_ADDS:
+                items = pop_to_mark()
+                check(top().take(items))
+            elif name in ('APPEND', 'BUILD'):
+                item = pop()
+                check(top().take([item]))
+            elif name == 'SETITEM':
+                value, key = pop(), pop()
+                check(top().take([key, value]))
+            elif name in ('REDUCE', 'NEWOBJ'):
+                args, _callable = pop(), pop()
+                stack.append(check(_Cell().take([args])))
+            elif name == 'NEWOBJ_EX':
+                kwargs, args, _cls = pop(), pop(), pop()
+                stack.append(check(_Cell().take([args, kwargs])))
+            elif name == 'STACK_GLOBAL':
+                pop(), pop()
+                stack.append(_Cell())
+            elif name == 'BINPERSID':
+                pop()
+                stack.append(_Cell())
+            elif name == 'POP':
+                if stack:
+                    stack.pop()
+            elif name == 'POP_MARK':
+                pop_to_mark()
+            elif name == 'DUP':
+                stack.append(top())
+            else:                           # a constant, a global, a persistent id
+                size = len(arg) if isinstance(arg, (bytes, bytearray, str)) else 8
+                stack.append(check(_Cell(1, size)))
+    except BadCheckpointError:
+        raise
+    except (ValueError, EOFError, OverflowError, MemoryError, UnicodeDecodeError) as e:
+        raise BadCheckpointError(f'{source} is truncated or corrupt: {short(e, 160)}') from None
+
+
 def restricted_load(f, source: str = 'checkpoint') -> Any:
-    """Read one pickle from the binary file `f` with `RestrictedUnpickler`."""
+    """Read one pickle from the binary file `f` with `RestrictedUnpickler`, once `scan_pickle`
+    has found nothing in its opcodes that would hang or exhaust memory."""
+    start = f.tell()
+    try:
+        size = os.fstat(f.fileno()).st_size - start
+    except (AttributeError, OSError, io.UnsupportedOperation):
+        size = None
+    scan_pickle(f, source, size)
+    f.seek(start)
     try:
         return RestrictedUnpickler(f, source).load()
     except (UnsafeCheckpointError, BadCheckpointError):
@@ -291,6 +458,22 @@ def module_tensors(obj: PersistentObject, prefix: str = '') -> Dict[str, torch.T
                                          'of NVIDIA\'s persistent network classes')
             todo.append((child, f'{where}{name}.', depth + 1))
     return out
+
+
+def _bounded(value: Any, limit: int = 80) -> str:
+    """`value`'s repr with every container cut short and nesting limited: its cost is bounded
+    whatever a file made it (a shared list nested 60 deep has an exponential plain repr)."""
+    import reprlib
+    r = reprlib.Repr()
+    r.maxlevel, r.maxlist, r.maxtuple, r.maxdict, r.maxset, r.maxfrozenset = 3, 6, 6, 4, 4, 4
+    r.maxstring, r.maxother, r.maxlong = limit, limit, 40
+    try:
+        return r.repr(value)
+    except Exception:        # noqa: BLE001 - a value from a file must not break the error that reports it
+        return f'<{type(value).__name__}>'
+
+
+bounded_repr = _bounded
 
 
 def short(text: Any, limit: int = 80) -> str:

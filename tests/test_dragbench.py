@@ -341,7 +341,7 @@ def test_prompt_must_be_text_and_long_values_are_cut(tmp_path):
     _write_raw(tmp_path / 's', _good_meta(points='x' * 10_000))
     with pytest.raises(InvalidPointsError) as e:
         read_dragbench(tmp_path)
-    assert 'x' * 70 in str(e.value) and 'x' * 100 not in str(e.value)
+    assert 'x' * 30 in str(e.value) and 'x' * 100 not in str(e.value)
 
 
 def test_empty_or_missing_root(tmp_path):
@@ -354,4 +354,55 @@ def test_empty_or_missing_root(tmp_path):
     (tmp_path / 'animals' / 'empty').mkdir(parents=True)
     (tmp_path / 'animals' / 'notes.txt').write_text('nothing here')
     with pytest.raises(PhotodragError, match='holds no sample folder'):
+        read_dragbench(tmp_path)
+
+
+# ---------------------------------------------------------------- hostile meta files
+
+def _meta_with(key: bytes, value_ops: bytes) -> bytes:
+    """A meta_data.pkl dict {'prompt': 'a cat', key: <value built by value_ops>} in raw opcodes."""
+    return (b'\x80\x04}(\x8c\x06prompt\x8c\x05a cat\x8c' + bytes([len(key)]) + key + value_ops + b'u.')
+
+
+def _list_dag(levels=60):
+    """l_{i+1} = [l_i, l_i] memoised: a plain repr of it doubles 60 times."""
+    ops = [b']', b'q\x00']
+    for i in range(levels):
+        ops += [b'(', b'h' + bytes([i]), b'h' + bytes([i]), b'l', b'q' + bytes([i + 1])]
+    return b''.join(ops)
+
+
+def _shared_rows(rows=40_000, width=40_000):
+    """A mask of `rows` references to one row of `width` ints: 280 KB of pickle, 12.8 GB as an array."""
+    row = b']q\x00(' + b'K\x01' * width + b'e'
+    return row + b'(' + b'h\x00' * rows + b'l'
+
+
+@pytest.mark.parametrize('key, ops, message', [
+    (b'points', _list_dag(), 'counting shared parts at each use'),
+    (b'prompt', _list_dag(), 'counting shared parts at each use'),
+    (b'mask', _shared_rows(), 'counting shared parts at each use'),
+])
+def test_crafted_meta_files_are_refused_in_milliseconds(tmp_path, key, ops, message):
+    import time
+    folder = tmp_path / 's'
+    folder.mkdir()
+    write_photo(_image(), folder / 'original_image.png')
+    (folder / 'meta_data.pkl').write_bytes(_meta_with(key, ops))
+    t = time.perf_counter()
+    with pytest.raises(PhotodragError) as e:
+        read_dragbench(tmp_path)
+    assert time.perf_counter() - t < 5
+    assert message in str(e.value) and '\n' not in str(e.value) and len(str(e.value)) < 700
+
+
+def test_one_bad_sample_is_recorded_and_the_others_are_read(tmp_path):
+    from photodrag.evaluation.dragbench import BadSample
+    write_sample(tmp_path / 'a', _image(), [(1, 2)], [(3, 4)], _mask(), 'a cat')
+    _write_raw(tmp_path / 'b', _good_meta(points='nonsense'))
+    write_sample(tmp_path / 'c', _image(1), [(2, 2)], [(4, 3)], _mask(), 'a dog')
+    got = read_dragbench(tmp_path, skip_bad=True)
+    assert [type(s).__name__ for s in got] == ['DragBenchSample', 'BadSample', 'DragBenchSample']
+    assert isinstance(got[1], BadSample) and got[1].name == 'b' and "'points' must be a list" in got[1].error
+    with pytest.raises(InvalidPointsError):            # without skip_bad the first bad one stops it, as before
         read_dragbench(tmp_path)

@@ -158,12 +158,57 @@ def huge_shape_safetensors(path):
     path.write_bytes(struct.pack('<Q', len(header)) + header + b'\0' * 8)
 
 
+def _tuple_dag(levels: int = 64) -> bytes:
+    """Opcodes that leave t_levels on the stack, t_{i+1} = (t_i, t_i) memoised: 2^levels nodes
+    as a tree, a few hundred bytes as a pickle."""
+    ops = [b')', b'q\x00']                         # EMPTY_TUPLE, BINPUT 0
+    for i in range(levels):
+        ops += [b'h' + bytes([i]), b'h' + bytes([i]), b'\x86', b'q' + bytes([i + 1])]
+    return b''.join(ops)
+
+
+def key_dag_pickle(path):
+    """A tuple DAG as a dict key: building the dict hashes 2^64 tuples (hung for good)."""
+    path.write_bytes(b'\x80\x04}' + _tuple_dag() + b'K\x01s.')
+
+
+def frozenset_dag_pickle(path):
+    """The same DAG inside the allowlisted frozenset."""
+    path.write_bytes(b'\x80\x04cbuiltins\nfrozenset\n(' + _tuple_dag() + b'l\x85R.')
+
+
+def memo_index_pickle(path):
+    """Nine bytes asking for memo entry 2^27 (2.5 GB of memo in CPython's unpickler)."""
+    path.write_bytes(b'\x80\x04Nr' + (1 << 27).to_bytes(4, 'little') + b'.')
+
+
+def ndarray_call_pickle(path):
+    """numpy.ndarray((40000, 40000)) called directly: 12.8 GB of zeros."""
+    path.write_bytes(b'\x80\x04cnumpy\nndarray\nJ@\x9c\x00\x00J@\x9c\x00\x00\x86\x85R.')
+
+
+def tensor_call_pickle(path):
+    """torch.Tensor(20000, 20000) called directly: 1.6 GB."""
+    path.write_bytes(b'\x80\x04ctorch\nTensor\nJ\x20\x4e\x00\x00J\x20\x4e\x00\x00\x86R.')
+
+
+def ext_pickle(path):
+    """The copyreg extension registry (EXT1), which no checkpoint uses."""
+    path.write_bytes(b'\x80\x04\x82\x01.')
+
+
 CHECKPOINTS = {
+    'key-dag.pkl': (key_dag_pickle, 'counting shared parts at each use'),
+    'frozenset-dag.pkl': (frozenset_dag_pickle, 'counting shared parts at each use'),
+    'memo-index.pkl': (memo_index_pickle, 'stores memo entry 134,217,728'),
+    'ndarray-call.pkl': (ndarray_call_pickle, 'asks to call numpy.ndarray'),
+    'tensor-call.pkl': (tensor_call_pickle, 'asks to call torch.Tensor'),
+    'ext.pkl': (ext_pickle, 'EXT1 opcode'),
     # 1. resource exhaustion from tiny files
-    'dag.pkl': (dag_pickle, 'not a tree'),
+    'dag.pkl': (dag_pickle, 'counting shared parts at each use'),      # refused by the opcode scan
     'cycle.pkl': (cyclic_pickle, 'not a tree'),
-    'deep.pkl': (deep_pickle, 'is a pickle of list'),
-    'deep-settings.pkl': (deep_settings_pickle, 'resample_filter'),
+    'deep.pkl': (deep_pickle, 'nests containers over 200 deep'),
+    'deep-settings.pkl': (deep_settings_pickle, 'nests containers over 200 deep'),
     'bytearray.pkl': (bytearray_pickle, 'bytearray'),
     'numpy.pkl': (numpy_pickle, 'declares shape'),
     'stride0.pkl': (stride0_pickle, 'claims 10,000,000,000 elements'),
@@ -311,7 +356,8 @@ def test_one_hostile_file_from_a_real_process(tmp_path):
     done = subprocess.run([sys.executable, '-m', 'photodrag', 'checkpoints', 'verify', str(tmp_path / 'dag.pkl')],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and done.stdout == ''
-    assert done.stderr.startswith('error:') and done.stderr.count('\n') == 1 and 'not a tree' in done.stderr
+    assert done.stderr.startswith('error:') and done.stderr.count('\n') == 1 and \
+        'counting shared parts at each use' in done.stderr
     assert not (tmp_path / MARKER).exists()
 
 
