@@ -64,7 +64,7 @@ def main():
     url = f'http://127.0.0.1:{port}'
 
     def call(method, path, body=None, data=None, headers=None):
-        req = urllib.request.Request(url + path, method=method, headers=headers or {},
+        req = urllib.request.Request(url + path, method=method, headers={'X-Photodrag': '1', **(headers or {})},
                                      data=data if data is not None else
                                      (json.dumps(body).encode() if body is not None else None))
         if body is not None:

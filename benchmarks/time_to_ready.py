@@ -27,8 +27,8 @@ def web_open(photo: Path, face: int, checkpoint: str, quality: str):
     import json
     from fastapi.testclient import TestClient
     from photodrag.web import ServerSettings, create_app
-    app = create_app(ServerSettings(checkpoint=checkpoint, quality=quality, cache=False))
-    with TestClient(app) as client:
+    app = create_app(ServerSettings(allowed_hosts=('testserver',), checkpoint=checkpoint, quality=quality, cache=False))
+    with TestClient(app, headers={'X-Photodrag': '1'}) as client:
         sid = client.post('/api/sessions').json()['session']
         r = client.post(f'/api/sessions/{sid}/photo', content=photo.read_bytes(), headers={'X-Filename': photo.name})
         r.raise_for_status()

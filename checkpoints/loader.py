@@ -62,6 +62,8 @@ def load_file(path: PathOrName) -> Generator:
     path = Path(path)
     if not path.exists():
         raise CheckpointNotFoundError(f'no such file: {path}')
+    if not (path.is_file() or path.is_dir()):
+        raise BadCheckpointError(f'{path} is not a regular file (a device, a pipe?); a checkpoint is a file')
     fmt = detect_format(path)
     source = str(path)
     if fmt == 'safetensors':

@@ -23,7 +23,11 @@ from .common import checkpoint_option, device_option, quality_option
               help='Close a session after this long without a request.')
 @click.option('--max-upload-mb', type=click.FloatRange(min=0, min_open=True), default=50.0, show_default=True,
               help='Largest photo accepted.')
-def serve_command(host, port, checkpoint, device, quality, steps, max_sessions, idle_minutes, max_upload_mb):
+@click.option('--allow-host', 'allow_hosts', multiple=True, metavar='NAME',
+              help='Another name the editor may be reached by (repeatable); requests naming any other host are '
+                   'refused (DNS rebinding).')
+def serve_command(host, port, checkpoint, device, quality, steps, max_sessions, idle_minutes, max_upload_mb,
+                  allow_hosts):
     """Open the web editor: drag points on your own photo in a browser and watch it move.
 
     \b
@@ -39,7 +43,8 @@ def serve_command(host, port, checkpoint, device, quality, steps, max_sessions, 
     from photodrag.pipeline.device import pick_device
     settings = ServerSettings(checkpoint=checkpoint or 'demo-faces', device=pick_device(device or 'auto'),
                               quality=quality, max_steps=steps, max_sessions=max_sessions,
-                              idle_timeout_s=idle_minutes * 60, max_upload_bytes=int(max_upload_mb * 1e6))
+                              idle_timeout_s=idle_minutes * 60, max_upload_bytes=int(max_upload_mb * 1e6),
+                              allowed_hosts=host_names(host, allow_hosts))
     if not is_loopback(host):
         click.echo(f'warning: listening on {host}: anyone who can reach this machine can open the editor and '
                    'upload photos; use --host 127.0.0.1 to keep it to this machine', err=True)
@@ -49,6 +54,23 @@ def serve_command(host, port, checkpoint, device, quality, steps, max_sessions, 
     click.echo(f'photodrag editor: http://{"127.0.0.1" if host in ("0.0.0.0", "::") else shown}:{port}  '
                '(Ctrl-C stops it)')
     uvicorn.run(app, host=host, port=port, log_level='warning')
+
+
+def host_names(host: str, extra=()) -> tuple:
+    """The names a request's Host may carry for an editor listening on `host`: this machine's
+    loopback names, the address itself, and for a wildcard (0.0.0.0, ::) this machine's name
+    and addresses; plus `extra`."""
+    import socket
+    from photodrag.web.server import LOOPBACK_HOSTS
+    names = set(LOOPBACK_HOSTS) | {host.strip('[]').lower()} | {h.lower() for h in extra}
+    if host in ('0.0.0.0', '::', ''):
+        try:
+            me = socket.gethostname()
+            names |= {me.lower(), socket.getfqdn().lower()}
+            names |= {info[4][0] for info in socket.getaddrinfo(me, None)}
+        except OSError:
+            pass
+    return tuple(sorted(n for n in names if n))
 
 
 def is_loopback(host: str) -> bool:

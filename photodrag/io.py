@@ -38,9 +38,14 @@ def cache_dir() -> Path:
 
 
 def sha256_file(path, chunk: int = 1 << 20) -> str:
-    """The sha256 of a file's bytes, read in chunks."""
+    """The sha256 of a regular file's bytes, read in chunks (a device, FIFO or folder is refused
+    in one line: /dev/zero would never end)."""
+    import stat
+    from photodrag.errors import PhotodragError
     h = hashlib.sha256()
     with open(path, 'rb') as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise PhotodragError(f'{path} is not a regular file')
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()

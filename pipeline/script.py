@@ -26,10 +26,12 @@ import numpy as np
 
 from photodrag.errors import PhotodragError
 
+from .record import MAX_POINTS
+
 SCRIPT_FORMAT = 'photodrag-drag-script'
 SCRIPT_VERSION = 1
 MAX_OPS = 20_000            # a tampered record cannot make a replay run for ever
-MAX_STEPS = 1_000_000
+MAX_STEPS = 100_000         # what `--steps` allows: hours on a CPU, not weeks
 MAX_MASK_BYTES = 4 << 20
 
 
@@ -155,8 +157,10 @@ def decode_mask(png: bytes, resolution: int) -> np.ndarray:
                 raise PhotodragError(f'the mask is {img.size[0]}x{img.size[1]}; it must be the crop\'s '
                                      f'{resolution}x{resolution}')
             a = np.asarray(img.convert('L'), np.float32) / 255.0
+    except Image.DecompressionBombError:
+        raise PhotodragError('the mask declares more pixels than any crop has (a decompression bomb?)') from None
     except (UnidentifiedImageError, OSError, ValueError) as e:
-        raise PhotodragError(f'the mask is not a readable PNG ({e})') from None
+        raise PhotodragError(f'the mask is not a readable PNG ({str(e)[:120]})') from None
     return a
 
 
@@ -181,7 +185,7 @@ def check_script(data: Any, where: str = 'the record') -> List[Dict[str, Any]]:
     ops = data.get('ops')
     if not isinstance(ops, list) or len(ops) > MAX_OPS:
         raise bad(f'ops must be a list of at most {MAX_OPS}')
-    total = 0
+    total = added = 0
     fields = {'step': {'n'}, 'add': {'handle', 'target'}, 'move': {'index', 'handle', 'target'},
               'remove': {'index'}, 'mask': {'png'}, 'lr': {'lr'}, 'undo': {'to_step'}}
     for i, op in enumerate(ops):
@@ -205,8 +209,11 @@ def check_script(data: Any, where: str = 'the record') -> List[Dict[str, Any]]:
             except ValueError:
                 raise bad(f'op {i} (mask): png is not base64') from None
         total += op.get('n', 0)
+        added += kind == 'add'
         if total > MAX_STEPS:
             raise bad(f'more than {MAX_STEPS} steps')
+        if added > MAX_POINTS:
+            raise bad(f'adds more than {MAX_POINTS} pairs of points (a face takes at most {MAX_POINTS})')
     return ops
 
 

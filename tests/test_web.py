@@ -21,6 +21,7 @@ pytestmark = pytest.mark.slow
 # started at w_avg: with the shipped encoder's start and this short 20 + 10 inversion, one face
 # of the group photo did not move in 25 drag steps (the encoder's start is covered in test_encoder)
 INVERSION = InversionConfig.preset('fast', projection_steps=20, tuning_steps=10).replace(init='mean')
+TEST_HOSTS = ('testserver',)        # the host name Starlette's test client sends
 
 
 @pytest.fixture(scope='module')
@@ -30,9 +31,9 @@ def cache(tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def client(cache):
-    app = create_app(ServerSettings(inversion=INVERSION, max_steps=25, cache=cache, max_sessions=3,
+    app = create_app(ServerSettings(allowed_hosts=TEST_HOSTS, inversion=INVERSION, max_steps=25, cache=cache, max_sessions=3,
                                     max_upload_bytes=2_000_000))
-    with TestClient(app) as c:
+    with TestClient(app, headers={'X-Photodrag': '1'}) as c:
         yield c
 
 
@@ -431,8 +432,8 @@ def gated(tmp_path, monkeypatch):
 
     monkeypatch.setattr(editing, 'invert_face', invert_face)
     cache = tmp_path / 'inversions'
-    app = create_app(ServerSettings(inversion=INVERSION, max_steps=25, cache=cache, max_sessions=3))
-    with TestClient(app) as c:
+    app = create_app(ServerSettings(allowed_hosts=TEST_HOSTS, inversion=INVERSION, max_steps=25, cache=cache, max_sessions=3))
+    with TestClient(app, headers={'X-Photodrag': '1'}) as c:
         yield c, gate, cache
 
 
@@ -576,3 +577,98 @@ def test_eyes_taken_from_another_shot_of_the_burst(client, tmp_path):
     r = client.post(f'/api/sessions/{sid}/faces/0/from-shot', json={'part': 'eyes'})
     assert r.status_code == 400 and r.json()['error'].startswith('face 0: ') and '\n' not in r.json()['error']
     client.delete(f'/api/sessions/{sid}')
+
+
+# ---------------------------------------------------------------- hostile requests
+
+def _bomb_png(w=50_000, h=50_000) -> bytes:
+    """A PNG of a few hundred bytes declaring w x h pixels."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack('>I', len(data)) + kind + data + struct.pack('>I', zlib.crc32(kind + data) & 0xffffffff)
+    return (b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', struct.pack('>IIBBBBB', w, h, 8, 2, 0, 0, 0)) +
+            chunk(b'IDAT', zlib.compress(b'\0' * 64)) + chunk(b'IEND', b''))
+
+
+def test_only_this_editors_host_and_origin_may_change_it(client):
+    sessions = lambda: client.get('/api/status').json()['sessions']  # noqa: E731
+    before = sessions()
+    r = client.post('/api/sessions', headers={'Host': 'evil.example'})              # DNS rebinding
+    assert r.status_code == 403 and 'not to the host' in r.json()['error']
+    r = client.get('/api/status', headers={'Host': 'evil.example:7860'})
+    assert r.status_code == 403
+    r = client.post('/api/sessions', headers={'Origin': 'http://evil.example'})      # a foreign page
+    assert r.status_code == 403 and 'another site' in r.json()['error']
+    r = client.post('/api/sessions', headers={'Origin': 'null'})
+    assert r.status_code == 403
+    # a simple request (no custom header, no JSON) cannot change anything, wherever it comes from
+    from fastapi.testclient import TestClient
+    bare = TestClient(client.app)
+    r = bare.post('/api/sessions', content=b'a=1', headers={'Content-Type': 'application/x-www-form-urlencoded'})
+    assert r.status_code == 400 and 'X-Photodrag' in r.json()['error']
+    assert sessions() == before
+    sid = new(client)
+    from starlette.websockets import WebSocketDisconnect
+    for headers in ({'Origin': 'http://evil.example'}, {'Host': 'evil.example'}):
+        with pytest.raises(WebSocketDisconnect) as e:
+            with client.websocket_connect(f'/api/sessions/{sid}/events', headers=headers) as ws:
+                ws.receive_text()
+        assert e.value.code == 4403
+    with client.websocket_connect(f'/api/sessions/{sid}/events', headers={'Origin': 'http://testserver'}):
+        pass                                                    # the editor's own page is let in
+    client.delete(f'/api/sessions/{sid}')
+
+
+def test_bodies_numbers_and_bombs_are_one_line_4xx(client):
+    sid = new(client)
+    r = client.put(f'/api/sessions/{sid}/faces/0/settings', content=b' ' * (9 << 20),
+                   headers={'Content-Type': 'application/json'})
+    assert r.status_code == 413          # (memory while a 600 MB body streams in: test_web_browser.py)
+    for body, status in ((b'{"lr": ' + b'9' * 400 + b'}', 400), (b'[' * 100_000 + b']' * 100_000, 400),
+                         (b'{"lr": NaN}', 400)):
+        r = client.put(f'/api/sessions/{sid}/faces/0/settings', content=body,
+                       headers={'Content-Type': 'application/json'})
+        assert r.status_code == status and '\n' not in r.json()['error'], (body[:20], r.text[:200])
+    r = client.post(f'/api/sessions/{sid}/photo', content=_bomb_png(), headers={'X-Filename': 'bomb.png'})
+    assert r.status_code == 400 and 'decompression bomb' in r.json()['error']
+    assert client.post(f'/api/sessions/{sid}/sample', json={'name': 'astronaut'}).status_code == 200
+    assert client.post(f'/api/sessions/{sid}/faces/0/open').status_code == 200
+    r = client.put(f'/api/sessions/{sid}/faces/0/settings', json={'lr': True})          # a bool is no number
+    assert r.status_code == 400
+    png = 'data:image/png;base64,' + base64.b64encode(_bomb_png()).decode()
+    r = client.put(f'/api/sessions/{sid}/faces/0/mask', json={'png': png})
+    assert r.status_code == 400 and 'mask' in r.json()['error']
+    for i in range(256):
+        assert client.post(f'/api/sessions/{sid}/faces/0/points', json={'handle': [50, 60], 'target': [52, 62]}) \
+            .status_code == 200
+    r = client.post(f'/api/sessions/{sid}/faces/0/points', json={'handle': [50, 60], 'target': [52, 62]})
+    assert r.status_code == 400 and 'at most 256' in r.json()['error']
+    client.delete(f'/api/sessions/{sid}')
+
+
+def test_a_broken_websocket_message_closes_the_socket_with_a_code(client, caplog):
+    sid = new(client)
+    from starlette.websockets import WebSocketDisconnect
+    for send, code in ((lambda ws: ws.send_bytes(b'\x00\x01'), 1003), (lambda ws: ws.send_text('{not json'), 1007)):
+        with client.websocket_connect(f'/api/sessions/{sid}/events') as ws:
+            send(ws)
+            with pytest.raises(WebSocketDisconnect) as e:
+                ws.receive_text()
+            assert e.value.code == code
+    assert 'Traceback' not in caplog.text
+    assert client.get(f'/api/sessions/{sid}').status_code == 200            # the session lives on
+    client.delete(f'/api/sessions/{sid}')
+
+
+def test_photos_past_the_servers_memory_budget_are_told_busy(cache):
+    app = create_app(ServerSettings(allowed_hosts=TEST_HOSTS, inversion=INVERSION, cache=cache,
+                                    max_photo_bytes=4 * 3 * 512 * 512 + 1))
+    with TestClient(app, headers={'X-Photodrag': '1'}) as c:
+        sids = [c.post('/api/sessions').json()['session'] for _ in range(2)]
+        assert c.post(f'/api/sessions/{sids[0]}/sample', json={'name': 'astronaut'}).status_code == 200
+        r = c.post(f'/api/sessions/{sids[1]}/sample', json={'name': 'astronaut'})
+        assert r.status_code == 503 and 'busy' in r.json()['error']
+        c.delete(f'/api/sessions/{sids[0]}')                    # its photo's memory goes with it
+        assert c.post(f'/api/sessions/{sids[1]}/sample', json={'name': 'astronaut'}).status_code == 200

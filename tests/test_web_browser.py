@@ -2,6 +2,7 @@
 
 Screenshots of each state go to $PHOTODRAG_SCREENSHOTS (default: the test's tmp folder)."""
 
+import json
 import os
 import shutil
 import socket
@@ -229,3 +230,67 @@ def test_a_blink_is_fixed_from_another_shot_in_the_page(server, browser, shots, 
     fixed = alignment.read_photo(d.value.path()).pixels
     assert fixed.shape == frame.shape and not np.array_equal(fixed, frame)
     assert errors == []
+
+
+def test_a_page_from_another_origin_cannot_create_a_session(server, browser, tmp_path):
+    """A foreign site open in the same browser (here: another port, another origin) tries a
+    simple cross-site POST, a form and a preflighted fetch: the editor's sessions stay as they were."""
+    import http.server
+    import json as js
+    import urllib.request
+    (tmp_path / 'evil.html').write_text(f'''<!doctype html><html><body>
+<form id="f" method="POST" action="{server}/api/sessions" target="sink"><input name="a" value="1"></form>
+<iframe name="sink"></iframe>
+<script>
+async function attack() {{
+  const tries = [];
+  try {{ await fetch('{server}/api/sessions', {{method: 'POST', mode: 'no-cors'}}); tries.push('simple sent'); }}
+  catch (e) {{ tries.push('simple failed'); }}
+  try {{ await fetch('{server}/api/sessions', {{method: 'POST', headers: {{'X-Photodrag': '1'}}}}); tries.push('read'); }}
+  catch (e) {{ tries.push('preflight refused'); }}
+  document.getElementById('f').submit();
+  return tries;
+}}
+</script></body></html>''')
+    handler = lambda *a, **k: http.server.SimpleHTTPRequestHandler(*a, directory=str(tmp_path), **k)  # noqa: E731
+    evil = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
+    threading.Thread(target=evil.serve_forever, daemon=True).start()
+    status = lambda: js.loads(urllib.request.urlopen(f'{server}/api/status').read())['sessions']  # noqa: E731
+    before = status()
+    page = browser.new_page()
+    try:
+        page.goto(f'http://127.0.0.1:{evil.server_address[1]}/evil.html')
+        tries = page.evaluate('attack()')
+        page.wait_for_timeout(1500)                 # the form's POST lands in the iframe
+        assert 'read' not in tries, tries           # no answer reached the foreign page
+        assert status() == before
+    finally:
+        page.close()
+        evil.shutdown()
+
+
+def test_a_600_mb_json_body_is_refused_while_it_streams(server):
+    """The server reads a JSON body in chunks and answers 413 at its cap: its memory does not
+    grow by the body (the server runs in this process; the client streams from a generator)."""
+    import http.client
+    import resource
+    from urllib.parse import urlparse
+    u = urlparse(server)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
+    conn.request('POST', '/api/sessions', headers={'X-Photodrag': '1'})
+    sid = json.loads(conn.getresponse().read())['session']
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+    def body():
+        for _ in range(600):
+            yield b' ' * (1 << 20)
+    status = None
+    try:
+        conn.request('PUT', f'/api/sessions/{sid}/faces/0/settings', body=body(), encode_chunked=True,
+                     headers={'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked'})
+        status = conn.getresponse().status
+    except (BrokenPipeError, ConnectionResetError):
+        status = 'closed'                            # the server stopped reading: also a refusal
+    assert status in (413, 'closed')
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss) / 1024
+    assert grown_mb < 150, f'the server grew by {grown_mb:.0f} MB reading a refused body'

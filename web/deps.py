@@ -27,17 +27,41 @@ def get_server(connection: HTTPConnection) -> Server:
 ServerDep = Annotated[Server, Depends(get_server)]
 
 
+MAX_JSON_DIGITS = 30                # no number the editor takes has more
+
+
+def _number(text: str):
+    if len(text.lstrip('-')) > MAX_JSON_DIGITS:
+        raise ValueError('a number with too many digits')
+    return int(text)
+
+
+def _constant(name: str):
+    raise ValueError(f'{name} is not a number the editor takes')
+
+
 async def read_json(request: Request) -> Dict[str, Any]:
-    """The request's JSON object ({} for an empty body); anything else is a one-line 400."""
-    raw = await request.body()
-    if len(raw) > MAX_JSON_BYTES:
+    """The request's JSON object ({} for an empty body), read in chunks and refused (413) as
+    soon as it passes MAX_JSON_BYTES; anything but a JSON object of sane numbers and nesting
+    is a one-line 400."""
+    declared = request.headers.get('content-length')
+    if declared and declared.isdigit() and int(declared) > MAX_JSON_BYTES:
         raise TooLarge('the request is too large')
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_JSON_BYTES:
+            raise TooLarge('the request is too large')
+        chunks.append(chunk)
+    raw = b''.join(chunks)
     if not raw:
         return {}
     try:
-        data = json.loads(raw)
-    except ValueError:
-        raise PhotodragError('the request body is not JSON') from None
+        data = json.loads(raw, parse_int=_number, parse_constant=_constant)
+    except RecursionError:
+        raise PhotodragError('the request body nests too deeply') from None
+    except ValueError as e:
+        raise PhotodragError(f'the request body is not JSON the editor takes ({str(e)[:80]})') from None
     if not isinstance(data, dict):
         raise PhotodragError('the request body must be a JSON object')
     return data

@@ -26,7 +26,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from photodrag.errors import InvalidPointsError, InvalidSettingsError, PhotodragError, one_line
+from photodrag.errors import InvalidPointsError, InvalidSettingsError, PhotodragError, is_number, one_line
 
 FRAME_FPS = 10.5            # frames streamed per second while a client watches (each costs the blocks
                             # above the feature block: 7.8 ms for the demo on 2 CPU cores)
@@ -160,6 +160,9 @@ class Editor:
         """A photo from uploaded bytes (recognised by content) or a bundled sample; finds its faces."""
         from photodrag import alignment
         name = _safe_name(name)
+        self.server.release_photos(self.sid)        # the new photo replaces the old one
+        for _, shot in self.shots:
+            self.server.reserve_photo(self.sid, 3 * shot.pixels.nbytes)
         photo = self._read_upload(data, name, 'upload', sample)
         self.publish({'type': 'progress', 'stage': 'detect', 'step': 0, 'total': 1})
         cfg = self.server.config
@@ -191,6 +194,10 @@ class Editor:
             try:
                 with Image.open(io.BytesIO(data)) as img:
                     fmt = img.format
+                    width, height = img.size
+            except Image.DecompressionBombError:
+                raise UnreadableImageError(f'{name} declares more pixels than any photo the editor takes (a '
+                                           'decompression bomb?)') from None
             except (UnidentifiedImageError, OSError, ValueError):
                 raise UnreadableImageError(f'{name} is not an image the editor can read (JPEG, PNG, WebP, TIFF, ...)') \
                     from None
@@ -198,12 +205,17 @@ class Editor:
                       'GIF': '.gif'}.get(fmt)
             if suffix is None:
                 raise UnreadableImageError(f'{name} is a {fmt} image; the editor reads JPEG, PNG, WebP, TIFF, BMP')
+            # decoded (RGB, plus what the session keeps of it: the original, the result, views)
+            self.server.reserve_photo(self.sid, 4 * 3 * int(width) * int(height))
             path = self.tmp / f'{stem}{suffix}'
             path.write_bytes(data)
         try:
-            return alignment.read_photo(path)
+            photo = alignment.read_photo(path)
         except PhotodragError as e:
             raise type(e)(str(e).replace(str(path), name)) from None
+        if sample is not None:                      # a bundled photo: counted once decoded (small)
+            self.server.reserve_photo(self.sid, 4 * photo.pixels.nbytes)
+        return photo
 
     # ---------------------------------------------------------------- other shots of the burst
 
@@ -456,7 +468,7 @@ class Editor:
     def _canonical(self, fs: FaceState, point, what: str) -> Tuple[float, float]:
         """A crop point from the page -> the photo point the record keeps (checked to lie in the crop)."""
         if (not isinstance(point, (list, tuple)) or len(point) != 2 or
-                not all(isinstance(v, (int, float)) and np.isfinite(v) for v in point)):
+                not all(is_number(v) for v in point)):
             raise InvalidPointsError(f'{what} must be [x, y] in crop pixels')
         R = fs.aligned.crop.image.shape[0]
         if not (0 <= point[0] <= R - 1 and 0 <= point[1] <= R - 1):
@@ -466,7 +478,10 @@ class Editor:
         return float(photo[0]), float(photo[1])
 
     def add_point(self, k: int, handle, target) -> Dict[str, Any]:
+        from photodrag.pipeline.record import MAX_POINTS
         fs = self.face(k)
+        if len(fs.pairs) >= MAX_POINTS:
+            raise InvalidPointsError(f'a face takes at most {MAX_POINTS} pairs of points (as records and scripts do)')
         h, t = self._canonical(fs, handle, 'the handle'), self._canonical(fs, target, 'the target')
         if fs.drag is not None:
             fs.drag.add(h, t)
@@ -538,7 +553,7 @@ class Editor:
         from photodrag.drag.config import LATENT_SPACES
         fs = self.face(k)
         if lr is not None:
-            if not isinstance(lr, (int, float)) or not 0 < lr <= 1:
+            if not is_number(lr, 0, 1) or lr == 0:
                 raise InvalidSettingsError(f'the step size must be a number in (0, 1], got {lr!r}')
             if fs.drag is not None:
                 fs.drag.set_lr(float(lr))

@@ -17,10 +17,36 @@ CLOSE_SESSION_ENDED = 4410
 router = APIRouter()
 
 
+CLOSE_UNSUPPORTED = 1003            # a binary frame: the protocol is JSON text
+CLOSE_INVALID = 1007                # text that is not a small JSON message
+MAX_MESSAGE_CHARS = 4096
+
+
+class ProtocolError(Exception):
+    """The page broke the socket's protocol: the socket is closed with `code`."""
+
+    def __init__(self, code: int, reason: str):
+        super().__init__(reason)
+        self.code, self.reason = code, reason
+
+
 async def receive(ws: WebSocket, editor) -> None:
-    """What the page sends: any message keeps the session alive; 'ack' asks for the next frame."""
+    """What the page sends: any message keeps the session alive; 'ack' asks for the next frame.
+    A binary frame, or text that is not a small JSON message, ends the socket with a close code
+    (no traceback)."""
     while True:
-        msg = await ws.receive_json()
+        message = await ws.receive()
+        if message['type'] == 'websocket.disconnect':
+            raise WebSocketDisconnect(message.get('code', 1000))
+        text = message.get('text')
+        if text is None:
+            raise ProtocolError(CLOSE_UNSUPPORTED, 'binary frames are not part of the protocol')
+        if len(text) > MAX_MESSAGE_CHARS:
+            raise ProtocolError(CLOSE_INVALID, 'message too long')
+        try:
+            msg = json.loads(text)
+        except (ValueError, RecursionError):
+            raise ProtocolError(CLOSE_INVALID, 'not JSON') from None
         editor.touch()
         if isinstance(msg, dict) and msg.get('type') == 'ack':
             editor.frame_ready.set()
@@ -54,6 +80,12 @@ async def events(ws: WebSocket, sid: str, server: ServerDep):
     reader = asyncio.create_task(receive(ws, editor))
     try:
         await send(ws, q, reader)
+    except ProtocolError as e:
+        log.info('session %s: closing its socket: %s', sid[:6], e.reason)
+        try:
+            await ws.close(code=e.code, reason=e.reason)
+        except RuntimeError:
+            pass
     except (WebSocketDisconnect, RuntimeError, asyncio.CancelledError):
         pass
     finally:

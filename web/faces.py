@@ -7,7 +7,7 @@ import binascii
 
 from fastapi import APIRouter, Request
 
-from photodrag.errors import PhotodragError
+from photodrag.errors import PhotodragError, is_number
 
 from .deps import ServerDep, on_worker, read_json, stopped_then
 
@@ -75,7 +75,7 @@ async def set_view(sid: str, k: int, request: Request, server: ServerDep):
 async def add_preset(sid: str, k: int, request: Request, server: ServerDep):
     editor, data = server.get(sid), await read_json(request)
     strength = data.get('strength', 1.0)
-    if not isinstance(strength, (int, float)) or not 0 < strength <= 3:
+    if not is_number(strength, 0, 3) or strength == 0:
         raise PhotodragError('strength must be a number from 0 to 3')
     return await stopped_then(editor, k, editor.add_preset, str(data.get('name')), float(strength))
 
@@ -104,7 +104,7 @@ async def stop(sid: str, k: int, server: ServerDep):
 async def undo(sid: str, k: int, request: Request, server: ServerDep):
     editor, data = server.get(sid), await read_json(request)
     steps = data.get('steps', 1)
-    if not isinstance(steps, int) or steps < 1:
+    if not is_number(steps, 1, 100_000, whole=True):
         raise PhotodragError('steps must be a whole number >= 1')
     return await stopped_then(editor, k, editor.undo, steps)
 

@@ -8,7 +8,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 from photodrag.errors import PhotodragError
 
@@ -26,10 +26,18 @@ class ServerSettings:
     max_upload_bytes: int = 50 * 1024 * 1024
     cache: Any = True                       # inversion cache: True ($PHOTODRAG_CACHE), False, or a folder
     inversion: Any = None                   # an InversionConfig replacing the quality preset (tests, scripts)
+    # the names a request's Host may carry (DNS rebinding: a foreign name pointing here is
+    # refused); empty: this machine's loopback names only
+    allowed_hosts: Tuple[str, ...] = ()
+    # decoded photos (and other shots) all sessions may hold at once; more is answered 503 busy
+    max_photo_bytes: int = 3 * 1024 ** 3
 
 
 class Busy(PhotodragError):
-    """Too many sessions (answered 503)."""
+    """Too many sessions, or too many photos open at once (answered 503)."""
+
+
+LOOPBACK_HOSTS = ('127.0.0.1', 'localhost', '::1')
 
 
 class Server:
@@ -66,6 +74,23 @@ class Server:
         self.lock = threading.Lock()
         self.loop = None
         self.queues = {}
+        self.hosts = {h.lower().strip('[]') for h in (settings.allowed_hosts or LOOPBACK_HOSTS)}
+        self.photo_bytes: Dict[str, int] = {}   # session id -> bytes of its decoded photos
+
+    def reserve_photo(self, sid: str, nbytes: int) -> None:
+        """Count `nbytes` more of decoded photo for session `sid`, or refuse (503) when all the
+        sessions together would hold more than `max_photo_bytes`: busy rather than swapping."""
+        with self.lock:
+            total = sum(self.photo_bytes.values())
+            if total + nbytes > self.settings.max_photo_bytes:
+                raise Busy(f'the editor is busy: the open photos take {total / 1e9:.1f} GB and this one would need '
+                           f'{nbytes / 1e9:.1f} GB more (at most {self.settings.max_photo_bytes / 1e9:.1f} GB); '
+                           'try again when a session ends, or use a smaller photo')
+            self.photo_bytes[sid] = self.photo_bytes.get(sid, 0) + nbytes
+
+    def release_photos(self, sid: str) -> None:
+        with self.lock:
+            self.photo_bytes.pop(sid, None)
 
     def log_exception(self, e: BaseException) -> None:
         log.error('editor error', exc_info=e)
@@ -97,6 +122,7 @@ class Server:
             queues = self.queues.pop(sid, set())
         for q in queues:
             self._put(q, {'type': 'closed'})
+        self.release_photos(sid)
         if editor is None:
             return False
         editor.close()
@@ -137,4 +163,4 @@ def samples() -> Dict[str, Path]:
     return {'astronaut': DEMO_PHOTO}
 
 
-__all__ = ['Busy', 'Server', 'ServerSettings', 'samples']
+__all__ = ['Busy', 'LOOPBACK_HOSTS', 'Server', 'ServerSettings', 'samples']

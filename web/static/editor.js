@@ -24,7 +24,8 @@ function say(text, isError) {
 }
 
 async function api(method, path, body, raw) {
-  const opts = { method, headers: {} };
+  // X-Photodrag: a header no cross-site form can send (the server refuses changes without it)
+  const opts = { method, headers: { 'X-Photodrag': '1' } };
   if (raw !== undefined) { opts.body = raw; Object.assign(opts.headers, body || {}); }
   else if (body !== undefined) { opts.body = JSON.stringify(body); opts.headers['Content-Type'] = 'application/json'; }
   const r = await fetch(`/api/sessions/${state.sid}${path}`, opts);
@@ -39,7 +40,7 @@ async function guarded(fn) {
 }
 
 async function connect() {
-  const r = await fetch('/api/sessions', { method: 'POST' });
+  const r = await fetch('/api/sessions', { method: 'POST', headers: { 'X-Photodrag': '1' } });
   const data = await r.json();
   if (!r.ok) { say(data.error, true); return; }
   state.sid = data.session;
