@@ -244,9 +244,14 @@ def _edits(edits, src: _Source) -> Tuple[Tuple[str, ...], tuple]:
     return tuple(presets), tuple(drags)
 
 
+MAX_DRAGS_PER_PHOTO = 1024
+
+
 def _drags(value, fail) -> List:
     if not isinstance(value, list) or not value:
         fail('expected a list of [[x1, y1], [x2, y2]] pairs (photo pixels)')
+    if len(value) > MAX_DRAGS_PER_PHOTO:
+        fail(f'{len(value):,} drags; a photo takes at most {MAX_DRAGS_PER_PHOTO}')
     out = []
     for j, d in enumerate(value):
         ok = (isinstance(d, list) and len(d) == 2 and all(isinstance(p, list) and len(p) == 2 and
@@ -263,8 +268,13 @@ def _points(points, src: _Source, base: Path) -> Optional[Path]:
     if not isinstance(points, str):
         src.fail(('points',), 'expected a JSON or CSV file of drags per photo')
     path = (base / points).resolve()
+    if path.exists() and not path.is_file():
+        src.fail(('points',), f'{points} is not a regular file (a folder, a device?)')
     if not path.is_file():
-        src.fail(('points',), f'{path.name}: no such file')
+        src.fail(('points',), f'{points}: no such file')
+    if path.stat().st_size > MAX_POINTS_FILE_BYTES:
+        src.fail(('points',), f'{points} is {path.stat().st_size:,} bytes; a points file is at most '
+                              f'{MAX_POINTS_FILE_BYTES >> 20} MB')
     return path
 
 
@@ -360,6 +370,31 @@ def _tidy(error: Exception, name: str) -> str:
 
 # ---------------------------------------------------------------- output
 
+NAME_FIELDS = ('stem', 'ext', 'name', 'index')
+MAX_POINTS_FILE_BYTES = 64 << 20
+MAX_POINTS_ROWS = 100_000           # drags in a points file (a face takes 256; a batch of photos, a few thousand)
+
+
+def _probe_name(name) -> Optional[str]:
+    """`output.name` filled in for a test photo, or None when it is not a pattern of the
+    documented fields only: no attribute or index access (`{stem.__class__}`), no conversion,
+    and a format spec only as a zero-padded width of at most 9 for {index} (`{index:04d}`)."""
+    import string
+    if not isinstance(name, str) or not name or len(name) > 200:
+        return None
+    try:
+        for _, field, spec, conversion in string.Formatter().parse(name):
+            if field is None:
+                continue
+            if field not in NAME_FIELDS or conversion is not None:
+                return None
+            if spec and not (field == 'index' and re.fullmatch(r'0?[1-9]d?', spec)):
+                return None
+        return name.format(stem='a', ext='.jpg', name='a.jpg', index=0)
+    except (KeyError, IndexError, ValueError):
+        return None
+
+
 def _output(out, src: _Source, base: Path) -> Output:
     if not isinstance(out, dict) or 'folder' not in out:
         src.fail(('output',), f'expected a mapping with folder: (and {", ".join(OUTPUT_KEYS[1:])}:)')
@@ -369,10 +404,7 @@ def _output(out, src: _Source, base: Path) -> Output:
     if not isinstance(out['folder'], str) or not out['folder']:
         src.fail(('output', 'folder'), 'expected a folder (relative to the recipe)')
     name = out.get('name', '{stem}_edited{ext}')
-    try:
-        probe = name.format(stem='a', ext='.jpg', name='a.jpg', index=0) if isinstance(name, str) else None
-    except (KeyError, IndexError, ValueError):
-        probe = None
+    probe = _probe_name(name)
     if not probe or '/' in probe or '\\' in probe or probe.startswith('.'):
         src.fail(('output', 'name'), 'expected a file name pattern with {stem}, {ext}, {name} or {index}, e.g. '
                                      '"{stem}_edited{ext}" (no folders)')
@@ -414,6 +446,9 @@ def _read_points_csv(path: Path) -> Dict[str, List]:
     out: Dict[str, List] = {}
     with open(path, newline='', encoding='utf-8') as f:
         for n, row in enumerate(csv.reader(f), 1):
+            if n > MAX_POINTS_ROWS:
+                raise RecipeError(f'{path.name}: more than {MAX_POINTS_ROWS:,} rows; a points file holds the drags '
+                                  'of a batch, not more')
             if not row or row[0].startswith('#') or (n == 1 and row[0].strip().lower() == 'photo'):
                 continue
             try:
@@ -422,7 +457,10 @@ def _read_points_csv(path: Path) -> Dict[str, List]:
                     raise ValueError
             except ValueError:
                 raise RecipeError(f'{path.name} line {n}: expected photo,x1,y1,x2,y2') from None
-            out.setdefault(row[0].strip(), []).append(((x1, y1), (x2, y2)))
+            drags = out.setdefault(row[0].strip(), [])
+            if len(drags) >= MAX_DRAGS_PER_PHOTO:
+                raise RecipeError(f'{path.name} line {n}: more than {MAX_DRAGS_PER_PHOTO} drags for {row[0][:60]!r}')
+            drags.append(((x1, y1), (x2, y2)))
     return out
 
 

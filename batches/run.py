@@ -29,6 +29,7 @@ from .items import Item, Progress, plan_item
 from .recipe import Recipe, RecipeError, load_recipe, read_points
 
 MANIFEST = 'manifest.jsonl'
+MAX_MANIFEST_LINE = 1 << 20
 LOCK = '.photodrag-batch.lock'
 
 
@@ -76,7 +77,7 @@ def batch(recipe, *, resume: bool = False, dry_run: bool = False, callback: Opti
     is in use or holds another batch (without resume)."""
     _check_engine(engine, workers)
     recipe = load_recipe(recipe)
-    photos = recipe.photos()
+    photos = _not_outputs(recipe.photos(), recipe.output.folder)
     if not photos:
         raise RecipeError(f'the inputs ({", ".join(recipe.inputs)}) match no files under {recipe.base}')
     points = read_points(recipe.points) if recipe.points else {}
@@ -105,6 +106,21 @@ def batch(recipe, *, resume: bool = False, dry_run: bool = False, callback: Opti
     return BatchResult([it for it in items if it is not None], manifest, len(earlier))
 
 
+def _not_outputs(photos: List[Path], folder: Path) -> List[Path]:
+    """The input photos less the files an earlier run of this batch wrote (its manifest lists
+    them): a `**` glob over a tree that holds the output folder must not edit the outputs."""
+    manifest = folder / MANIFEST
+    if not manifest.is_file():
+        return photos
+    written = set()
+    for entry in read_manifest(manifest).values():
+        extras = entry.get('extras') if isinstance(entry.get('extras'), dict) else {}
+        for name in [entry.get('output'), entry.get('record'), *extras.values()]:
+            if _plain_name(name):
+                written.add(os.path.realpath(folder / name))
+    return [p for p in photos if os.path.realpath(p) not in written]
+
+
 def _split(recipe: Recipe, photos: Sequence[Path], names: Dict[Path, str], done: Dict[str, Dict[str, Any]],
            folder: Path) -> Tuple[List[Optional[Item]], List[Job]]:
     """The items an earlier run finished (in the photos' places; None where not) and the jobs left."""
@@ -113,7 +129,7 @@ def _split(recipe: Recipe, photos: Sequence[Path], names: Dict[Path, str], done:
     for n, photo in enumerate(photos):
         rel = recipe.relative(photo)
         prev = done.get(rel)
-        if prev is not None and _still_done(prev, folder):
+        if prev is not None and _still_done(prev, folder, photo, names[photo]):
             items[n] = _earlier_item(prev)
         else:
             todo.append((n, str(photo), rel, str(folder / names[photo])))
@@ -177,25 +193,66 @@ def read_manifest(path: Path) -> Dict[str, Dict[str, Any]]:
     out: Dict[str, Dict[str, Any]] = {}
     with open(path, encoding='utf-8') as f:
         for line in f:
+            if len(line) > MAX_MANIFEST_LINE:
+                continue                        # no item's line is this long: not ours
             try:
                 entry = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):
                 continue
             if isinstance(entry, dict) and isinstance(entry.get('photo'), str):
                 out[entry['photo']] = entry
     return out
 
 
-def _still_done(entry: Dict[str, Any], folder: Path) -> bool:
-    """A manifest entry that needs no redoing: failed and skipped items are final; a done one
-    needs its output (and record) still there."""
-    if entry.get('status') in ('failed', 'skipped'):
-        return True
-    if entry.get('status') != 'done':
+def _still_done(entry: Dict[str, Any], folder: Path, photo: Path, output: str) -> bool:
+    """A manifest entry that needs no redoing, checked against the files (a manifest is only a
+    text file: a hand-edited or stale one must not make a photo count as done):
+    - it is about this photo as it is now (its sha256);
+    - failed and skipped items are final;
+    - a done one names this batch's output for the photo and plain file names inside the
+      output folder (no path, no ..), and its record (when records are written) is an edit or
+      fix record of this photo whose output pixels are the output file's."""
+    from photodrag.io import sha256_file
+    status = entry.get('status')
+    if status not in ('done', 'failed', 'skipped'):
         return False
-    files = [entry.get('output')] + ([entry['record']] if entry.get('record') else []) + \
-        list((entry.get('extras') or {}).values())
-    return all(f and (folder / f).is_file() for f in files)
+    try:
+        if entry.get('input_sha256') != sha256_file(photo):
+            return False
+    except (OSError, PhotodragError):
+        return False
+    if status in ('failed', 'skipped'):
+        return True
+    extras = entry.get('extras') or {}
+    files = [entry.get('output'), entry.get('record')] + (list(extras.values()) if isinstance(extras, dict) else [None])
+    if entry.get('output') != output or not all(f is None or _plain_name(f) for f in files) or \
+            not all((folder / f).is_file() for f in files if f is not None):
+        return False
+    if entry.get('record') is None:
+        return True
+    return _record_matches(folder / entry['record'], folder / output, entry.get('input_sha256'))
+
+
+def _plain_name(name) -> bool:
+    return isinstance(name, str) and name not in ('', '.', '..') and Path(name).name == name and '\\' not in name
+
+
+def _record_matches(record: Path, output: Path, input_sha: str) -> bool:
+    """Whether `record` is an edit or fix record of the input with this sha256 whose output
+    pixels are those of the file `output`."""
+    from photodrag import alignment
+    from photodrag.pipeline.record import pixels_sha256
+    try:
+        if record.stat().st_size > 64 << 20:
+            return False
+        data = json.loads(record.read_text(encoding='utf-8'))
+        if not isinstance(data, dict) or data.get('format') not in ('photodrag-edit', 'photodrag-fix') or \
+                not isinstance(data.get('input'), dict) or data['input'].get('sha256') != input_sha or \
+                not isinstance(data.get('output'), dict):
+            return False
+        return pixels_sha256(alignment.read_photo(output).pixels) == data['output'].get('pixels_sha256')
+    except (OSError, ValueError, RecursionError, PhotodragError):
+        return False
 
 
 def _earlier_item(entry: Dict[str, Any]) -> Item:

@@ -6,6 +6,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import Optional
 
 import click
 
@@ -171,8 +172,10 @@ def default_output(photo, tag: str = 'edited') -> Path:
     return photo.with_name(f'{photo.stem}_{tag}{photo.suffix or ".png"}')
 
 
-def check_outputs(outputs, inputs) -> None:
-    """No output may be an input, and no two outputs may be the same file."""
+def check_outputs(outputs, inputs, folder: Optional[os.PathLike] = None) -> None:
+    """No output may be an input, no two outputs may be the same file, and each can be written:
+    its folder exists, or is the output folder the command was given (`folder`, made if its
+    own parent exists). No other folder is made: a mistyped path leaves nothing behind."""
     given = [Path(o) for o in outputs if o is not None]
     for out in given:
         for inp in inputs:
@@ -183,15 +186,18 @@ def check_outputs(outputs, inputs) -> None:
     for out in given:                   # checked now, not after minutes of work
         if out.is_dir():
             raise PhotodragError(f'{out} is a folder; give a file name for the output')
-        folder = out.resolve().parent
-        while not folder.exists():          # written into a folder made on the way
-            folder = folder.parent
-        if not folder.is_dir():
-            raise PhotodragError(f'cannot write {out}: {folder} is a file, not a folder')
+        where = out.resolve().parent
+        if not where.exists() and folder is not None and where == Path(folder).resolve():
+            where = where.parent            # the named output folder, made when the work starts
+        if not where.exists():              # a mistyped path must not leave folders behind (at / even)
+            raise PhotodragError(f'cannot write {out}: the folder {where} does not exist (photodrag makes no '
+                                 'folder you did not name; create it first)')
+        if not where.is_dir():
+            raise PhotodragError(f'cannot write {out}: {where} is a file, not a folder')
         try:                                # a real try: access() says yes to root even where nothing can be made
-            tempfile.TemporaryFile(dir=folder).close()
+            tempfile.TemporaryFile(dir=where).close()
         except OSError as e:
-            raise PhotodragError(f'cannot write {out}: the folder {folder} is not writable ({e.strerror or e})') \
+            raise PhotodragError(f'cannot write {out}: the folder {where} is not writable ({e.strerror or e})') \
                 from None
 
 

@@ -36,7 +36,7 @@ def demo_command(out, steps, expression, mask, checkpoint, quality, projection_s
     config = pipeline.EditConfig.from_options(
         checkpoint=checkpoint, quality=quality, projection_steps=projection_steps, tuning_steps=tuning_steps,
         device=device, encoder=encoder, max_steps=steps, region='whole' if mask == 'none' else 'local')
-    check_outputs([edited, before_after, record, video], [demo.DEMO_PHOTO, config.checkpoint])
+    check_outputs([edited, before_after, record, video], [demo.DEMO_PHOTO, config.checkpoint], folder=out_dir)
     photo, face = demo.demo_face()
     expression = expression or demo.default_demo_expression(config.checkpoint)
     drags = demo.demo_drags(face, expression=expression)

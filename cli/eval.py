@@ -80,7 +80,7 @@ def eval_landmarks_command(photos_dir, on, points, pairs, seed, out, steps, regi
         raise click.UsageError('give PHOTOS_DIR, or --on samples to measure on the generator\'s own faces')
     if on == 'samples' and photos_dir is not None:
         raise click.UsageError('--on samples draws its faces from the generator; give no PHOTOS_DIR')
-    check_outputs([Path(out) / 'report.json'], [])
+    check_outputs([Path(out) / 'report.json'], [], folder=out)
     config = _config(checkpoint, quality, projection_steps, tuning_steps, device, encoder, steps, region, **drag)
     bar = _SampleBar('pairs')
     try:
@@ -108,7 +108,7 @@ def eval_content_command(photo, drags, face, box, recipe, out, steps, region, ch
     from photodrag.evaluation.protocols import eval_content
     pairs = [parse_drag(d, 'photo') for d in drags]
     face_sel, box = parse_face(face), parse_box(box)
-    check_outputs([Path(out) / 'report.json'], [photo])
+    check_outputs([Path(out) / 'report.json'], [photo], folder=out)
     config = _config(checkpoint, quality, projection_steps, tuning_steps, device, encoder, steps, region,
                      recipe=recipe, **drag)
     bars = StageBars(stages=('projection', 'tuning', 'drag'))

@@ -34,7 +34,7 @@ def invert_command(crop, checkpoint, quality, seed, projection_steps, tuning_ste
 
     out_dir = Path(out)
     check_outputs([out_dir / 'inversion.safetensors', out_dir / 'compare.png', out_dir / 'inversion.json'],
-                  [crop, checkpoint])
+                  [crop, checkpoint], folder=out_dir)
     changes = {'seed': seed}
     if projection_steps is not None:
         changes['projection_steps'] = projection_steps

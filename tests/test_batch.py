@@ -355,3 +355,67 @@ def test_cli_dry_run_points_file_and_exit_codes(studio):
     assert r.exit_code == 2 and 'bad.csv line 1: expected photo,x1,y1,x2,y2' in r.output
     r = CliRunner().invoke(main, ['batch', str(path), '--workers', '2'])
     assert r.exit_code == 2 and '--engine ray' in r.output
+
+
+# ---------------------------------------------------------------- hostile recipes, points and manifests
+
+@pytest.mark.parametrize('name', ['{stem.__class__.__mro__[1].__subclasses__}{ext}', '{index:>999999999}{ext}',
+                                  '{stem!r}{ext}', '{0}{ext}', '{stem[0]}{ext}'])
+def test_output_names_take_only_their_documented_fields(tmp_path, name):
+    with pytest.raises(RecipeError, match='output.name: expected a file name pattern'):
+        photodrag.load_recipe({'inputs': ['x.png'], 'edits': [{'preset': 'smile'}],
+                               'output': {'folder': 'out', 'name': name}}, base=tmp_path)
+    ok = photodrag.load_recipe({'inputs': ['x.png'], 'edits': [{'preset': 'smile'}],
+                                'output': {'folder': 'out', 'name': '{index:04d}_{stem}{ext}'}}, base=tmp_path)
+    assert ok.output_name(Path('a.png'), 7) == '0007_a.png'
+
+
+def test_points_files_are_regular_and_bounded(tmp_path):
+    recipe = {'inputs': ['x.png'], 'edits': [], 'output': {'folder': 'out'}}
+    os.symlink('/dev/zero', tmp_path / 'zero.csv')
+    with pytest.raises(RecipeError, match='zero.csv is not a regular file'):
+        photodrag.load_recipe({**recipe, 'points': 'zero.csv'}, base=tmp_path)
+    rows = tmp_path / 'rows.csv'
+    with open(rows, 'w') as f:                      # 3 million rows would take a minute and gigabytes
+        for i in range(150_000):
+            f.write(f'p{i % 1000}.png,1,2,3,4\n')
+    from photodrag.batches.recipe import read_points
+    t = time.perf_counter()
+    with pytest.raises(RecipeError, match='more than'):
+        read_points(rows)
+    assert time.perf_counter() - t < 10
+
+
+def test_a_hand_edited_manifest_never_makes_a_photo_done(studio):
+    """Lines pointing outside the output folder, at junk files or with another photo's hash, a
+    line nested 100 000 deep: none counts as done before; the photos are done for real."""
+    path = write(studio / 'r.json', recipe_text(inputs=['photos/a.png', 'photos/b.png', 'photos/c.png']))
+    out = studio / 'out'
+    out.mkdir()
+    (out / 'junk.png').write_bytes(b'not an output')
+    (studio / 'elsewhere.png').write_bytes(b'x')
+    from photodrag.io import sha256_file
+    sha = sha256_file(studio / 'photos' / 'a.png')
+    lines = [{'photo': 'photos/a.png', 'status': 'done', 'output': str(studio / 'elsewhere.png'), 'record': None,
+              'input_sha256': sha},
+             {'photo': 'photos/b.png', 'status': 'done', 'output': '../elsewhere.png', 'record': None,
+              'input_sha256': sha},
+             {'photo': 'photos/c.png', 'status': 'done', 'output': 'c_edited.png', 'record': 'junk.png',
+              'input_sha256': '0' * 64}]
+    (out / MANIFEST).write_text('\n'.join(json.dumps(x) for x in lines) + '\n' + '[' * 100_000 + ']' * 100_000 + '\n')
+    (out / 'c_edited.png').write_bytes(b'junk')
+    result = photodrag.batch(path, resume=True)
+    assert result.skipped_done == 0 and not any(it.earlier for it in result.items)
+    done = {it.photo: it for it in result.items}
+    assert done['photos/a.png'].status == 'done' and done['photos/b.png'].status == 'done'
+    # c's name holds a file this batch did not write: refused, not overwritten, not "done before"
+    assert done['photos/c.png'].status == 'failed' and 'refusing to overwrite' in done['photos/c.png'].error
+    assert (out / 'c_edited.png').read_bytes() == b'junk' and (studio / 'elsewhere.png').read_bytes() == b'x'
+
+
+def test_a_recursive_glob_does_not_take_the_batchs_own_outputs_on_resume(studio):
+    path = write(studio / 'r.json', recipe_text(inputs=['photos/**/*.png'], output={'folder': 'photos/out'}))
+    first = photodrag.batch(path)
+    assert first.counts == {'done': 3}
+    again = photodrag.batch(path, resume=True)
+    assert len(again.items) == 3 and all(it.earlier for it in again.items)

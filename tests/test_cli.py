@@ -151,6 +151,7 @@ def test_drag_writes_image_settings_and_video(small_checkpoint, tmp_path):
     import json
     from PIL import Image
     out, video = tmp_path / 'res' / 'edit.png', tmp_path / 'res' / 'edit.mp4'
+    (tmp_path / 'res').mkdir()          # photodrag makes no folder for a file it writes
     result = run('drag', '--checkpoint', small_checkpoint, '--seed', 2, '--drag', '20,24:30,20', '--drag', '40,40:40,50',
                  '--steps', 5, '--out', out, '--video', video)
     assert result.exit_code == 0, result.output

@@ -319,6 +319,7 @@ def probed(tmp_path_factory):
     shutil.copy(DEMO_PHOTO, folder / 'portrait.png')
     (folder / 'a-file').write_text('not a folder')
     for name, out in (('out-under-file', folder / 'a-file' / 'x.jpg'), ('out-in-proc', Path('/proc/none/x.jpg')),
+                      ('out-at-root', Path('/photodrag-nonexistent-folder/x.png')),
                       ('out-is-input', folder / 'portrait.png')):
         commands.append([name, ['edit', str(folder / 'portrait.png'), '--preset', 'smile', '--out', str(out)]])
     (folder / 'commands.json').write_text(json.dumps(commands))
@@ -332,7 +333,8 @@ def probed(tmp_path_factory):
 
 EXPECTED = {**{k: v[1] for k, v in CHECKPOINTS.items()}, **{k: v[1] for k, v in RECORDS.items()},
             'upsample': 'use upsample 2 or less', 'out-under-file': 'is a file, not a folder',
-            'out-in-proc': 'is not writable', 'out-is-input': 'never writes over an input'}
+            'out-in-proc': 'does not exist', 'out-is-input': 'never writes over an input',
+            'out-at-root': 'does not exist'}
 
 
 @pytest.mark.parametrize('name', sorted(EXPECTED))
@@ -460,3 +462,74 @@ def test_fuzzed_pickles_are_read_or_refused_in_one_line(data, tmp_path_factory):
     except PhotodragError as e:
         assert '\n' not in str(e).strip() and len(str(e)) < 700
     assert not Path(MARKER).exists()
+
+
+def test_device_files_are_refused_where_a_file_is_read(tmp_path):
+    """A checkpoint, a record's checkpoint or a hashed input at /dev/zero: refused at once, not read for ever."""
+    code = ('from photodrag import checkpoints\nfrom photodrag.io import sha256_file\n'
+            'for f in (lambda: checkpoints.load_generator("/dev/zero"), lambda: sha256_file("/dev/zero")):\n'
+            '    try:\n        f()\n    except Exception as e:\n        print(type(e).__name__, e)\n')
+    done = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120)
+    lines = done.stdout.splitlines()
+    assert len(lines) == 2 and all('not a regular file' in line for line in lines), done.stdout + done.stderr
+
+
+@pytest.mark.parametrize('ops, message', [
+    ([{'op': 'add', 'handle': [1, 1], 'target': [2, 2]}] * 5000, 'adds more than 256'),
+    ([{'op': 'step', 'n': 100_000}, {'op': 'step', 'n': 1}], 'more than 100000 steps'),
+    ([{'op': 'step', 'n': 1_000_000}], 'from 0 to 100000'),
+])
+def test_drag_scripts_are_held_to_the_caps_of_a_face(ops, message):
+    from photodrag.pipeline.script import check_script
+    with pytest.raises(PhotodragError, match=message):
+        check_script({'format': 'photodrag-drag-script', 'version': 1, 'ops': ops})
+
+
+OPCODES = [b'(', b')', b']', b'}', b'N', b'K\x01', b'\x8c\x01a', b't', b'l', b'd', b'\x85', b'\x86', b'a', b'e', b's',
+           b'u', b'b', b'R', b'0', b'1', b'2', b'\x94', b'h\x00', b'h\x01', b'q\x00', b'q\x01', b'r\x00\x00\x00\x10',
+           b'\x8f', b'\x90', b'\x91', b'cbuiltins\nfrozenset\n', b'ccollections\nOrderedDict\n',
+           b'cnumpy\nndarray\n', b'ctorch\nTensor\n']
+
+
+@FUZZ
+@given(st.lists(st.sampled_from(OPCODES), max_size=60))
+def test_fuzzed_opcode_streams_are_built_or_refused_quickly(ops):
+    """Random streams of the opcodes attacks use (memo, containers, shared references, the
+    allowlisted classes): read or refused in one line, fast, never a hang or a traceback."""
+    import io
+    import time
+    from photodrag.restricted import restricted_load
+    t = time.perf_counter()
+    try:
+        restricted_load(io.BytesIO(b'\x80\x04' + b''.join(ops) + b'.'), 'fuzz.pkl')
+    except PhotodragError as e:
+        assert '\n' not in str(e).strip() and len(str(e)) < 700
+    assert time.perf_counter() - t < 2
+
+
+@pytest.fixture(scope='module')
+def web_client():
+    pytest.importorskip('fastapi')
+    from fastapi.testclient import TestClient
+    from photodrag.inversion import InversionConfig
+    from photodrag.web import ServerSettings, create_app
+    app = create_app(ServerSettings(allowed_hosts=('testserver',), cache=False, inversion=InversionConfig.preset(
+        'fast', projection_steps=0, tuning_steps=0).replace(init='mean')))
+    with TestClient(app, headers={'X-Photodrag': '1'}) as c:
+        sid = c.post('/api/sessions').json()['session']
+        c.post(f'/api/sessions/{sid}/sample', json={'name': 'astronaut'})
+        c.post(f'/api/sessions/{sid}/faces/0/open')
+        yield c, sid
+
+
+@FUZZ
+@given(st.sampled_from([('PUT', 'settings'), ('POST', 'points'), ('PATCH', 'points/0'), ('POST', 'preset'),
+                        ('PUT', 'view'), ('POST', 'undo'), ('PUT', 'mask'), ('POST', 'from-shot')]), JSON)
+def test_fuzzed_json_to_the_editor_is_answered_4xx_or_2xx_never_500(web_client, route, body):
+    client, sid = web_client
+    method, where = route
+    r = client.request(method, f'/api/sessions/{sid}/faces/0/{where}', content=json.dumps(body),
+                       headers={'Content-Type': 'application/json'})
+    assert r.status_code < 500, (route, body, r.text[:300])
+    if r.status_code >= 400:
+        assert '\n' not in r.json()['error']
