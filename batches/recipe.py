@@ -138,10 +138,11 @@ def load_recipe(source, base: Optional[os.PathLike] = None) -> Recipe:
     if isinstance(source, dict):
         return _parse(source, _Source('the recipe', {}), Path(base or '.').resolve(), None)
     path = Path(source)
+    from photodrag.io import read_regular_text
     try:
-        text = path.read_text(encoding='utf-8')
-    except FileNotFoundError:
-        raise RecipeError(f'{path}: no such recipe file') from None
+        text = read_regular_text(path, 'a recipe', 16 << 20)
+    except PhotodragError as e:
+        raise RecipeError(str(e).replace(': no such file', ': no such recipe file')) from None
     except (OSError, UnicodeDecodeError) as e:
         raise RecipeError(f'{path}: cannot read the recipe ({e})') from None
     from photodrag.datafile import compose
@@ -430,7 +431,12 @@ def read_points(path: Path) -> Dict[str, List]:
         return _read_points_csv(path)
     from photodrag.datafile import compose
     where = path.name
-    data, lines = compose(path.read_text(encoding='utf-8'), where, RecipeError)
+    from photodrag.io import read_regular_text
+    try:
+        text = read_regular_text(path, 'a points file', MAX_POINTS_FILE_BYTES)
+    except (PhotodragError, OSError, UnicodeDecodeError) as e:
+        raise RecipeError(f'{where}: cannot read the points file ({str(e)[:160]})') from None
+    data, lines = compose(text, where, RecipeError)
     if not isinstance(data, dict):
         raise RecipeError(f'{where} line 1: expected {{"photo.jpg": [[[x1, y1], [x2, y2]], ...]}}')
     out: Dict[str, List] = {}

@@ -191,7 +191,9 @@ def _clean_temps(folder: Path, names) -> None:
 def read_manifest(path: Path) -> Dict[str, Dict[str, Any]]:
     """The last line of each photo; a torn last line (a crash while writing it) is ignored."""
     out: Dict[str, Dict[str, Any]] = {}
-    with open(path, encoding='utf-8') as f:
+    if not path.is_file():                      # a device or FIFO in its place is no manifest of ours
+        raise PhotodragError(f'{path} is not a regular file; move it away to run the batch')
+    with open(path, encoding='utf-8', errors='replace') as f:
         for line in f:
             if len(line) > MAX_MANIFEST_LINE:
                 continue                        # no item's line is this long: not ours

@@ -20,7 +20,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from photodrag.errors import InvalidSettingsError, is_number
+from photodrag.errors import InvalidSettingsError, PhotodragError, is_number
 
 BUILTIN_FILE = Path(__file__).parent / 'presets.yaml'
 FORMAT = 'photodrag-presets'
@@ -216,12 +216,15 @@ def load_file(path, source: Optional[str] = None) -> Dict[str, Preset]:
     """The presets of a YAML or JSON file (format photodrag-presets), checked; errors name the
     file, the line and the key."""
     path = Path(path)
+    from photodrag.io import read_regular_text
     try:
-        if path.stat().st_size > MAX_FILE_BYTES:
+        if path.is_file() and path.stat().st_size > MAX_FILE_BYTES:
             raise PresetFileError(f'{path}: a presets file is at most {MAX_FILE_BYTES // 1000} kB')
-        text = path.read_text(encoding='utf-8')
-    except FileNotFoundError:
-        raise PresetFileError(f'{path}: no such presets file') from None
+        text = read_regular_text(path, 'a presets file', MAX_FILE_BYTES)
+    except PresetFileError:
+        raise
+    except PhotodragError as e:
+        raise PresetFileError(str(e).replace(': no such file', ': no such presets file')) from None
     except (OSError, UnicodeDecodeError) as e:
         raise PresetFileError(f'{path}: cannot read the presets file: {e}') from None
     return parse(text, str(path), source or str(path))

@@ -51,6 +51,29 @@ def sha256_file(path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def read_regular_text(path, what: str, max_bytes: int) -> str:
+    """The UTF-8 text of a regular file of at most `max_bytes` (a device such as /dev/zero, a
+    FIFO or a folder is refused in one line instead of being read for ever)."""
+    import stat
+    from photodrag.errors import PhotodragError
+    path = Path(path)
+    try:
+        with open(path, 'rb') as f:
+            st = os.fstat(f.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                raise PhotodragError(f'{path} is not a regular file; {what} is a file')
+            if st.st_size > max_bytes:
+                raise PhotodragError(f'{path} is {st.st_size:,} bytes; {what} is at most {max_bytes >> 20} MB')
+            data = f.read(max_bytes + 1)
+    except FileNotFoundError:
+        raise PhotodragError(f'{path}: no such file') from None
+    except IsADirectoryError:
+        raise PhotodragError(f'{path} is a folder; {what} is a file') from None
+    if len(data) > max_bytes:
+        raise PhotodragError(f'{path} grew past {max_bytes >> 20} MB while it was read')
+    return data.decode('utf-8')
+
+
 # ---------------------------------------------------------------- atomic writes
 
 # Temporary files are named .STEM.HOST-PID.XXXXXXXX.TAG.SUFFIX: a run killed before it could

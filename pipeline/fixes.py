@@ -158,21 +158,13 @@ def write_fix_outputs(result: FixResult, photo, record=None, before_after=None, 
 def load_fix_record(source) -> Dict[str, Any]:
     """A fix record from a dict or a JSON file, its shape checked."""
     import json
-    import stat
     from photodrag.errors import one_line
     from .record import MAX_RECORD_BYTES
     if not isinstance(source, dict):
         path = Path(source)
+        from photodrag.io import read_regular_text
         try:
-            st = path.stat()
-            if not stat.S_ISREG(st.st_mode):
-                raise PhotodragError(f'{path} is not a regular file; a fix record is a JSON file')
-            if st.st_size > MAX_RECORD_BYTES:
-                raise PhotodragError(f'{path} is {st.st_size:,} bytes; a fix record is at most '
-                                     f'{MAX_RECORD_BYTES >> 20} MB')
-            source = json.loads(path.read_text(encoding='utf-8'))
-        except FileNotFoundError:
-            raise PhotodragError(f'{path}: no such record file') from None
+            source = json.loads(read_regular_text(path, 'a fix record', MAX_RECORD_BYTES))
         except RecursionError:
             raise PhotodragError(f'{path}: the record nests too deeply to be one') from None
         except (OSError, ValueError) as e:

@@ -122,13 +122,11 @@ class EditRecord:
     @classmethod
     def load(cls, path) -> 'EditRecord':
         path = Path(path)
+        from photodrag.io import read_regular_text
         try:
-            if path.stat().st_size > MAX_RECORD_BYTES:
-                raise PhotodragError(f'{path} is {path.stat().st_size:,} bytes; an edit record is at most '
-                                     f'{MAX_RECORD_BYTES >> 20} MB')
-            data = json.loads(path.read_text(encoding='utf-8'))
-        except FileNotFoundError:
-            raise PhotodragError(f'{path}: no such record file') from None
+            data = json.loads(read_regular_text(path, 'an edit record', MAX_RECORD_BYTES))
+        except PhotodragError as e:
+            raise PhotodragError(str(e).replace(': no such file', ': no such record file')) from None
         except RecursionError:
             raise PhotodragError(f'{path}: the edit record nests too deeply to be one') from None
         except (OSError, ValueError) as e:

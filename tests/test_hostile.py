@@ -322,6 +322,12 @@ def probed(tmp_path_factory):
                       ('out-at-root', Path('/photodrag-nonexistent-folder/x.png')),
                       ('out-is-input', folder / 'portrait.png')):
         commands.append([name, ['edit', str(folder / 'portrait.png'), '--preset', 'smile', '--out', str(out)]])
+    # 5. files that are devices, not files: refused at once, not read for ever
+    for name, args in (('recipe-dev-zero', ['batch', '/dev/zero']),
+                       ('record-dev-zero', ['edit', '--from-record', '/dev/zero', '--out', str(folder / 'z.png')]),
+                       ('fix-record-dev-zero', ['fix', '--from-record', '/dev/zero', '--out', str(folder / 'z.png')]),
+                       ('presets-dev-zero', ['presets', '--presets', '/dev/zero'])):
+        commands.append([name, args])
     (folder / 'commands.json').write_text(json.dumps(commands))
     done = subprocess.run([sys.executable, str(HERE / 'probe.py'), str(folder / 'commands.json'), '--headroom-gb',
                            '2'], capture_output=True, text=True, timeout=600, cwd=folder)
@@ -334,7 +340,9 @@ def probed(tmp_path_factory):
 EXPECTED = {**{k: v[1] for k, v in CHECKPOINTS.items()}, **{k: v[1] for k, v in RECORDS.items()},
             'upsample': 'use upsample 2 or less', 'out-under-file': 'is a file, not a folder',
             'out-in-proc': 'does not exist', 'out-is-input': 'never writes over an input',
-            'out-at-root': 'does not exist'}
+            'out-at-root': 'does not exist', 'recipe-dev-zero': 'not a regular file',
+            'record-dev-zero': 'not a regular file', 'fix-record-dev-zero': 'not a regular file',
+            'presets-dev-zero': 'not a regular file'}
 
 
 @pytest.mark.parametrize('name', sorted(EXPECTED))
