@@ -406,3 +406,20 @@ def test_one_bad_sample_is_recorded_and_the_others_are_read(tmp_path):
     assert isinstance(got[1], BadSample) and got[1].name == 'b' and "'points' must be a list" in got[1].error
     with pytest.raises(InvalidPointsError):            # without skip_bad the first bad one stops it, as before
         read_dragbench(tmp_path)
+
+
+def test_eval_dragbench_records_a_bad_sample_and_goes_on(tmp_path, monkeypatch):
+    """As `eval landmarks` does: the report lists the bad sample with its one-line error, and
+    every other sample is edited (the edit itself is stubbed here: its reading is what is tested)."""
+    from photodrag.evaluation import protocols
+    write_sample(tmp_path / 'a', _image(), [(1, 2)], [(3, 4)], _mask(), 'a cat')
+    _write_raw(tmp_path / 'b', _good_meta(points='nonsense'))
+    write_sample(tmp_path / 'c', _image(1), [(2, 2)], [(4, 3)], _mask(), 'a dog')
+    edited = []
+    monkeypatch.setattr(protocols, '_start', lambda config, cache, detector: type('Run', (), {'sheet': []})())
+    monkeypatch.setattr(protocols, '_dragbench_sample',
+                        lambda run, item, out: edited.append(item.name) or {'image_fidelity': 0.9})
+    report = protocols.eval_dragbench(tmp_path, tmp_path / 'out', device='cpu')
+    assert edited == ['a', 'c']
+    errors = {s['name']: s.get('error') for s in report['samples']}
+    assert errors['a'] is None and errors['c'] is None and "'points' must be a list" in errors['b']
