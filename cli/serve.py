@@ -70,6 +70,12 @@ def host_names(host: str, extra=()) -> tuple:
             names |= {info[4][0] for info in socket.getaddrinfo(me, None)}
         except OSError:
             pass
+        try:                                # the address other machines reach (no packet is sent)
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.connect(('10.255.255.255', 1))
+                names.add(s.getsockname()[0])
+        except OSError:
+            pass
     return tuple(sorted(n for n in names if n))
 
 

@@ -382,6 +382,12 @@ def test_serve_command_warns_off_loopback_and_checks_its_options(monkeypatch):
     assert started == {'host': '0.0.0.0', 'port': 7861}
     r = CliRunner().invoke(main, ['serve', '--port', '70000'])
     assert r.exit_code == 2 and '--port' in r.output
+    # the Host names a request may carry: loopback always, the bound address, what --allow-host adds
+    from photodrag.cli.serve import host_names
+    assert set(host_names('127.0.0.1')) == {'127.0.0.1', 'localhost', '::1'}
+    assert {'192.168.1.4', 'localhost'} <= set(host_names('192.168.1.4')) and \
+        'photos.example' not in host_names('192.168.1.4')
+    assert {'photos.example', '127.0.0.1'} <= set(host_names('0.0.0.0', ['Photos.Example']))
 
 
 def test_two_faces_of_a_group_photo_go_into_one_result(client, cache):
