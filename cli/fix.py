@@ -108,6 +108,12 @@ def fix_command(photo, references, only_faces, from_record, closed_eyes, open_mo
     edits = [pipeline.FaceEdit(face=index, presets=uses) for index, uses in plan.items()]
     result, writer = run_edit(lambda cb: pipeline.edit(image, edits, config, callback=cb, cache=cache), video, fps)
     print_summary(result, write_outputs(result, out, record=record, before_after=before_after, video=writer))
+    # what each face shows now, read with a margin: a preset that left the eyes shut says so
+    from photodrag.pipeline.fixes import check_generator_fixes
+    needs = {f.index: (f, [fx for fx in fixes if expression.needs_fix(expression.read(f.landmarks), fx, thresholds)])
+             for f in faces if f.index in plan}
+    for line in check_generator_fixes(result.pixels, needs, thresholds)[1]:
+        click.echo(line)
 
 
 def _fix_from_shots(photo, references, only_faces, from_record, closed_eyes, open_mouth, preview, eyes_below,

@@ -122,19 +122,37 @@ def fix_with_references(photo, references: Sequence, fixes: Sequence[str] = ('cl
                                callback=callback, cache=cache)
         pixels = edit_result.pixels
         edit_record = edit_result.record.to_dict()
-        for k, fx in fallbacks.items():
-            for fix in fx:
-                part = reference.FIX_PARTS[fix]
-                ok, what = reference.shows(detector.landmarks(pixels, found[k].box), part, thresholds)
-                achieved[k] = achieved.get(k, True) and ok
-                lines.append(f'face {k}: {part} fixed by the generator ({what})' if ok else
-                             f'face {k}: {part} still not fixed ({what}); the generator could not do it: give '
-                             'another shot of this person with --reference')
+        checked, said = check_generator_fixes(pixels, {k: (found[k], fx) for k, fx in fallbacks.items()},
+                                              thresholds, detector)
+        for k, ok in checked.items():
+            achieved[k] = achieved.get(k, True) and ok
+        lines += said
     record = {'format': FIX_RECORD_FORMAT, 'version': FIX_RECORD_VERSION, 'fixes': list(fixes),
               'input': file_info(photo), 'references': [file_info(r) for r in refs],
               'transfers': [t.to_dict() for t in transfers], 'faces_found': len(found),
               'outcome': lines, 'edit': edit_record, 'output': {'pixels_sha256': pixels_sha256(pixels)}}
     return FixResult(photo=photo, pixels=pixels, lines=lines, record=record, edit=edit_result, achieved=achieved)
+
+
+def check_generator_fixes(pixels: np.ndarray, faces: Dict[int, tuple], thresholds: Dict[str, float],
+                          detector=None) -> tuple:
+    """Read the output again for faces the generator's presets fixed ({index: (Face, [fixes])}):
+    ({index: fixed}, one line per face and fix) with the same margin as every fix
+    (`expressions.reference.shows`), so a preset that left the eyes shut says so."""
+    from photodrag import alignment
+    from photodrag.expressions import reference
+    detector = detector or alignment.default_detector()
+    achieved: Dict[int, bool] = {}
+    lines: List[str] = []
+    for k, (face, fx) in faces.items():
+        for fix in fx:
+            part = reference.FIX_PARTS[fix]
+            ok, what = reference.shows(detector.landmarks(pixels, face.box), part, thresholds)
+            achieved[k] = achieved.get(k, True) and ok
+            lines.append(f'face {k}: {part} fixed by the generator ({what})' if ok else
+                         f'face {k}: {part} still not fixed ({what}); the generator could not do it: give '
+                         'another shot of this person with --reference')
+    return achieved, lines
 
 
 def write_fix_outputs(result: FixResult, photo, record=None, before_after=None, quality=None) -> List[tuple]:

@@ -321,6 +321,9 @@ def test_fix_edits_only_the_faces_that_need_it(tmp_path):
     fixed = tmp_path / 'fixed.png'
     out = run('fix', src, '--open-mouth', '--mouth-above', f'{threshold:.4f}', '--out', fixed, *FAST)
     assert out.exit_code == 0, out.output
+    # the output is read again, with a margin: the line says whether the mouth reads closed now
+    said = [line for line in out.output.splitlines() if line.startswith(f'face {chosen}: mouth ')]
+    assert len(said) == 1 and ('fixed by the generator' in said[0] or 'give another shot' in said[0]), out.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ['fixed.json', 'fixed.png', 'preview.png']
     record = json.loads((tmp_path / 'fixed.json').read_text())
     assert [f['index'] for f in record['faces']] == [chosen]
