@@ -769,10 +769,14 @@ class Editor:
             else:
                 self.result = None
                 self.result_files.pop('result.jpg', None)
-        self.publish({'type': 'frame', 'face': k, 'image': 'data:image/jpeg;base64,' + _jpeg_b64(fs.reconstruction),
-                      'step': 0, 'final': True, 'running': False, 'done': False, 'reason': None,
-                      'trails': [], **{key: self.points_info(fs)[key] for key in ('handles', 'targets')},
-                      'distances': [], 'content_progress': []})
+        frame = {'type': 'frame', 'face': k, 'image': 'data:image/jpeg;base64,' + _jpeg_b64(fs.reconstruction),
+                 'step': 0, 'final': True, 'running': False, 'done': False, 'reason': None,
+                 'trails': [], **{key: self.points_info(fs)[key] for key in ('handles', 'targets')},
+                 'distances': [], 'content_progress': []}
+        # through the frame thread, behind the frames of the drag it replaces still being painted:
+        # a page never gets an old drag's last frame after the reset's
+        if not self.closed:
+            self._frames.submit(self.publish, frame)
         return self.points_info(fs)
 
     def _sync_pairs(self, fs: FaceState) -> None:
