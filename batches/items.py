@@ -211,7 +211,8 @@ def _from_shots(recipe: Recipe, photo: Path) -> List[str]:
 
 def _strength(recipe: Recipe) -> float:
     """The strength of the recipe's preset for faces no shot helps (1 when it gives none)."""
-    return float(recipe.presets[0].split(':')[1]) if recipe.presets and ':' in recipe.presets[0] else 1.0
+    from photodrag.expressions import presets
+    return presets.uses(recipe.presets[:1])[0].strength if recipe.presets else 1.0
 
 
 def _callback(writer, progress: Optional[Progress], about: Dict[str, Any]):

@@ -255,6 +255,7 @@ def _similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
 def plan_regions(photo_landmarks, shot_landmarks, part: str) -> List[Region]:
     """Each region of `part`: its alignment (shot -> photo) from the landmarks that stay put,
     the polygon covering the part in both (the photo's closed eye and the shot's open one)."""
+    import cv2
     lp, ls = np.asarray(photo_landmarks, np.float64), np.asarray(shot_landmarks, np.float64)
     regions = []
     for points, anchors in PARTS[part]:
@@ -262,7 +263,6 @@ def plan_regions(photo_landmarks, shot_landmarks, part: str) -> List[Region]:
         M = _similarity(ls[anc], lp[anc])
         mapped = ls[idx] @ M[:, :2].T + M[:, 2]
         pts = np.concatenate([lp[idx], mapped]).astype(np.float32)
-        import cv2
         hull = cv2.convexHull(pts).reshape(-1, 2)
         width = float(np.hypot(*(lp[idx[0]] - lp[idx[len(idx) // 2]]))) if part == 'eyes' else \
             float(np.hypot(*(lp[48] - lp[54])))
@@ -307,8 +307,7 @@ def _ecc(photo: np.ndarray, shot: np.ndarray, region: Region, M: np.ndarray):
     M_roi[:, 2] -= (x0, y0)
     grey = lambda im: cv2.cvtColor(im, cv2.COLOR_RGB2GRAY).astype(np.float32)  # noqa: E731
     template = grey(np.ascontiguousarray(photo[y0:y1, x0:x1]))
-    moved = grey(cv2.warpAffine(shot, M_roi, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR,
-                                borderMode=cv2.BORDER_REFLECT))
+    moved = grey(_warp_box(shot, M, (x0, y0, x1, y1)))
     ring = ((outer[y0:y1, x0:x1] > 0) & (part[y0:y1, x0:x1] == 0)).astype(np.uint8)
     warp = np.eye(2, 3, dtype=np.float32)
     try:
@@ -345,23 +344,30 @@ def match_colour(photo: np.ndarray, shot: np.ndarray, region: Region) -> List[fl
     mask = _mask(photo.shape, region)
     gx, gy = region.grow
     ring = (cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * gx + 1, 2 * gy + 1))) > 0) & (mask == 0)
-    warped = _warp(shot, region, photo.shape)
-    a, b = photo[ring].astype(np.float64), warped[ring].astype(np.float64)
+    ys, xs = np.nonzero(ring)
+    if len(xs) < 10:
+        return [1.0, 1.0, 1.0]
+    x0, y0, x1, y1 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1     # the shot warped there only
+    inside = ring[y0:y1, x0:x1]
+    a = photo[y0:y1, x0:x1][inside].astype(np.float64)
+    b = _warp_box(shot, np.array(region.matrix, np.float64), (x0, y0, x1, y1))[inside].astype(np.float64)
     if len(a) < 10:
         return [1.0, 1.0, 1.0]
     return [float(np.clip(a[:, c].mean() / max(b[:, c].mean(), 1.0), 0.5, 2.0)) for c in range(3)]
 
 
-def _warp(shot: np.ndarray, region: Region, shape) -> np.ndarray:
+def _warp_box(shot: np.ndarray, M: np.ndarray, box) -> np.ndarray:
+    """The shot warped by M (shot -> photo, 2x3) into the photo's box (x0, y0, x1, y1) only."""
     import cv2
-    return cv2.warpAffine(shot, np.array(region.matrix, np.float64), (shape[1], shape[0]), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_REFLECT)
+    x0, y0, x1, y1 = (int(v) for v in box)
+    M_box = np.array(M, np.float64)
+    M_box[:, 2] -= (x0, y0)
+    return cv2.warpAffine(shot, M_box, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
 
 
 def apply_region(pixels: np.ndarray, shot: np.ndarray, region: Region) -> np.ndarray:
     """`pixels` with the region brought over from `shot` (a new array; outside the region the
     values are `pixels`' own)."""
-    import cv2
     H, W = pixels.shape[:2]
     mask = _mask(pixels.shape, region)
     ys, xs = np.nonzero(mask)
@@ -370,10 +376,7 @@ def apply_region(pixels: np.ndarray, shot: np.ndarray, region: Region) -> np.nda
     pad = 3
     x0, y0 = max(0, xs.min() - pad), max(0, ys.min() - pad)
     x1, y1 = min(W, xs.max() + pad + 1), min(H, ys.max() + pad + 1)
-    M = np.array(region.matrix, np.float64)
-    M_roi = M.copy()
-    M_roi[:, 2] -= (x0, y0)
-    src = cv2.warpAffine(shot, M_roi, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    src = _warp_box(shot, np.array(region.matrix, np.float64), (x0, y0, x1, y1))
     src = np.clip(src.astype(np.float64) * np.array(region.gains)[None, None], 0, 255).astype(np.uint8)
     dst = np.ascontiguousarray(pixels[y0:y1, x0:x1])
     m = mask[y0:y1, x0:x1].copy()
@@ -427,6 +430,24 @@ def apply(pixels: np.ndarray, shots: Sequence[np.ndarray], transfers: Sequence[T
         for region in t.regions:
             out = apply_region(out, shots[t.reference], region)
     return out.copy() if out is pixels else out
+
+
+def plan_transfer(face, descriptor: np.ndarray, photo: np.ndarray, shots: Sequence[Shot], part: str,
+                  thresholds: Dict[str, float]) -> Tuple[Optional[Transfer], str]:
+    """(the transfer of `part` onto `face` from the same person in `shots`, or None; why not)."""
+    best, why = match(face, descriptor, shots, part, thresholds)
+    if best is None:
+        return None, why
+    s, j, d = best
+    return transfer(face, photo, shots[s], j, part, s, d), ''
+
+
+def check(pixels: np.ndarray, face, t: Transfer, shots: Sequence[Shot], thresholds: Dict[str, float],
+          detector) -> Tuple[bool, str]:
+    """Whether `face` shows the transferred part as wanted in `pixels` (`shows`, measured
+    against the same person in the shot the part came from)."""
+    return shows(detector.landmarks(pixels, face.box), t.part, thresholds,
+                 like=shots[t.reference].faces[t.reference_face].landmarks)
 
 
 def transfer(face, photo: np.ndarray, shot: Shot, shot_face: int, part: str, s: int, distance: float) -> Transfer:

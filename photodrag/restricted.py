@@ -128,7 +128,7 @@ class _TypeName:
         self.name = name
 
     def __call__(self, *args, **kwargs):
-        raise UnsafeCheckpointError(f'pickle asks to call {self.name}({short(_bounded(args), 60)}) directly; '
+        raise UnsafeCheckpointError(f'pickle asks to call {self.name}({short(bounded_repr(args), 60)}) directly; '
                                     'checkpoints only rebuild tensors and arrays from their stored bytes')
 
     def __repr__(self):
@@ -460,7 +460,7 @@ def module_tensors(obj: PersistentObject, prefix: str = '') -> Dict[str, torch.T
     return out
 
 
-def _bounded(value: Any, limit: int = 80) -> str:
+def bounded_repr(value: Any, limit: int = 80) -> str:
     """`value`'s repr with every container cut short and nesting limited: its cost is bounded
     whatever a file made it (a shared list nested 60 deep has an exponential plain repr)."""
     import reprlib
@@ -472,8 +472,6 @@ def _bounded(value: Any, limit: int = 80) -> str:
     except Exception:        # noqa: BLE001 - a value from a file must not break the error that reports it
         return f'<{type(value).__name__}>'
 
-
-bounded_repr = _bounded
 
 
 def short(text: Any, limit: int = 80) -> str:

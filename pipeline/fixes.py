@@ -63,7 +63,6 @@ def fix_with_references(photo, references: Sequence, fixes: Sequence[str] = ('cl
     from photodrag.expressions import presets as presets_mod, readout, reference
     from .checks import FaceEdit
     from .editing import edit as run_edit
-    from .record import pixels_sha256
     unknown = [f for f in fixes if f not in reference.FIX_PARTS]
     if unknown or not fixes:
         raise PhotodragError(f'a fix is one of {", ".join(reference.FIX_PARTS)}, got {", ".join(unknown) or "none"}')
@@ -91,20 +90,17 @@ def fix_with_references(photo, references: Sequence, fixes: Sequence[str] = ('cl
         descs = dict(zip(wanted, reference.descriptors(photo.pixels, [found[k] for k in wanted])))
         for f, fix in todo:
             part = reference.FIX_PARTS[fix]
-            best, why = reference.match(f, descs[f.index], shots, part, thresholds)
-            if best is None:
+            t, why = reference.plan_transfer(f, descs[f.index], photo.pixels, shots, part, thresholds)
+            if t is None:
                 fallbacks.setdefault(f.index, []).append(fix)
                 lines.append(f'face {f.index}: no other shot shows this person with the {part} as wanted ({why})'
                              + ('; trying the generator' if fallback else ''))
                 continue
-            s, j, d = best
-            transfers.append(reference.transfer(f, photo.pixels, shots[s], j, part, s, d))
+            transfers.append(t)
     pixels = reference.apply(photo.pixels, [r.pixels for r in refs], transfers)
     achieved: Dict[int, bool] = {}
     for t in transfers:
-        f = found[t.face]
-        ok, what = reference.shows(detector.landmarks(pixels, f.box), t.part, thresholds,
-                                   like=shots[t.reference].faces[t.reference_face].landmarks)
+        ok, what = reference.check(pixels, found[t.face], t, shots, thresholds, detector)
         achieved[t.face] = achieved.get(t.face, True) and ok
         verb = 'opened' if t.part == 'eyes' else 'closed'
         lines.append(f'face {t.face}: {t.part} {verb} from shot {t.reference + 1} ({what})' if ok else
@@ -112,10 +108,9 @@ def fix_with_references(photo, references: Sequence, fixes: Sequence[str] = ('cl
                      f'fixed ({what}); check it')
     edit_result, edit_record = None, None
     if fallbacks and fallback:
-        from photodrag.expressions import readout as ro
         known = presets_mod.available(())
         uses = {k: [presets_mod.PresetUse(p, presets_mod.check_strength(strength))
-                    for p in ro.fixes_for(ro.read(found[k].landmarks), fx, known, thresholds)]
+                    for p in readout.fixes_for(readout.read(found[k].landmarks), fx, known, thresholds)]
                 for k, fx in fallbacks.items()}
         middle = dataclasses.replace(photo, pixels=pixels, path=None)
         edit_result = run_edit(middle, [FaceEdit(face=k, presets=u) for k, u in uses.items()], config,
@@ -127,11 +122,21 @@ def fix_with_references(photo, references: Sequence, fixes: Sequence[str] = ('cl
         for k, ok in checked.items():
             achieved[k] = achieved.get(k, True) and ok
         lines += said
-    record = {'format': FIX_RECORD_FORMAT, 'version': FIX_RECORD_VERSION, 'fixes': list(fixes),
-              'input': file_info(photo), 'references': [file_info(r) for r in refs],
-              'transfers': [t.to_dict() for t in transfers], 'faces_found': len(found),
-              'outcome': lines, 'edit': edit_record, 'output': {'pixels_sha256': pixels_sha256(pixels)}}
+    record = fix_record(file_info(photo), [file_info(r) for r in refs], transfers, pixels, fixes=fixes,
+                        faces_found=len(found), outcome=lines, edit=edit_record)
     return FixResult(photo=photo, pixels=pixels, lines=lines, record=record, edit=edit_result, achieved=achieved)
+
+
+def fix_record(photo_info: Dict[str, Any], shots_info: List[Dict[str, Any]], transfers, pixels: np.ndarray, *,
+               fixes: Sequence[str] = (), faces_found: int = 0, outcome: Sequence[str] = (),
+               edit: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """A fix record (`photodrag-fix`): the photo and shots (`file_info`), the transfers in order,
+    the generator's edit record of the faces no shot helped, the output's pixel hash."""
+    from .record import pixels_sha256
+    return {'format': FIX_RECORD_FORMAT, 'version': FIX_RECORD_VERSION, 'fixes': list(fixes),
+            'input': photo_info, 'references': shots_info, 'transfers': [t.to_dict() for t in transfers],
+            'faces_found': faces_found, 'outcome': list(outcome), 'edit': edit,
+            'output': {'pixels_sha256': pixels_sha256(pixels)}}
 
 
 def check_generator_fixes(pixels: np.ndarray, faces: Dict[int, tuple], thresholds: Dict[str, float],

@@ -255,15 +255,13 @@ class Editor:
         if 'shots' not in self._shot_cache:
             self._shot_cache['shots'] = [reference.load_shot(s.pixels, self.photo.pixels) for _, s in self.shots]
         shots = self._shot_cache['shots']
-        best, why = reference.match(face, self._shot_cache['descriptors'][k], shots, part, thresholds)
-        if best is None:
+        t, why = reference.plan_transfer(face, self._shot_cache['descriptors'][k], self.photo.pixels, shots, part,
+                                         thresholds)
+        if t is None:
             raise PhotodragError(f'face {k}: no other shot shows this person with the {part} as wanted ({why})')
-        s, j, d = best
-        t = reference.transfer(face, self.photo.pixels, shots[s], j, part, s, d)
         pixels = reference.apply(self.photo.pixels, [p.pixels for _, p in self.shots], [t])
         detector = alignment.default_detector()
-        ok, what = reference.shows(detector.landmarks(pixels, face.box), part, thresholds,
-                                   like=shots[s].faces[j].landmarks)
+        ok, what = reference.check(pixels, face, t, shots, thresholds, detector)
         self.transfers.append(t)
         self.photo = dc.replace(self.photo, pixels=pixels)
         self.faces[k] = dc.replace(face, landmarks=detector.landmarks(pixels, face.box))
@@ -274,21 +272,17 @@ class Editor:
         self.result, self.result_files = None, {}
         self._write_view(pixels, 'view.jpg')
         verb = 'opened' if part == 'eyes' else 'closed'
-        message = (f'face {k}: {part} {verb} from {self.shots[s][0]} ({what})' if ok else
-                   f'face {k}: {part} taken from {self.shots[s][0]}, yet they do not read as fixed ({what}); '
-                   'check them')
+        shot_name = self.shots[t.reference][0]
+        message = (f'face {k}: {part} {verb} from {shot_name} ({what})' if ok else
+                   f'face {k}: {part} taken from {shot_name}, yet they do not read as fixed ({what}); check them')
         return {'face': k, 'fixed': ok, 'message': message, 'faces': [_face_info(f) for f in self.faces]}
 
     def _fix_record(self, edit_record: Optional[Dict[str, Any]], pixels: np.ndarray) -> Dict[str, Any]:
         """The session's fix record: the transfers from other shots, then the drags' edit record."""
         from photodrag.pipeline import fixes
-        from photodrag.pipeline.record import pixels_sha256
-        info = {**fixes.file_info(self.original), 'path': self.photo_name}
-        shots = [{**fixes.file_info(p), 'path': n} for n, p in self.shots]
-        return {'format': fixes.FIX_RECORD_FORMAT, 'version': fixes.FIX_RECORD_VERSION, 'fixes': [],
-                'input': info, 'references': shots, 'transfers': [t.to_dict() for t in self.transfers],
-                'faces_found': len(self.faces), 'outcome': [], 'edit': edit_record,
-                'output': {'pixels_sha256': pixels_sha256(pixels)}}
+        return fixes.fix_record({**fixes.file_info(self.original), 'path': self.photo_name},
+                                [{**fixes.file_info(p), 'path': n} for n, p in self.shots], self.transfers, pixels,
+                                faces_found=len(self.faces), edit=edit_record)
 
     def _write_view(self, pixels: np.ndarray, filename: str) -> float:
         """A JPEG the page can show (at most VIEW_MAX_PX a side); returns its scale."""
