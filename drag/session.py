@@ -57,6 +57,7 @@ class _Snapshot:
     handles: torch.Tensor
     targets: torch.Tensor
     anchors: List[Optional['_Anchor']]
+    generator: int                      # which generator the drag was on (`switch_generator` counts)
 
 
 @dataclass
@@ -133,6 +134,7 @@ class DragSession:
         self._last: Optional[DragStep] = None
         self._best: Optional[_Progress] = None
         self._kept = None               # (ws, features, image so far) of the last step(preview=True)
+        self._generator = 0             # generators switched to so far (`switch_generator`)
         self._history: List[_Snapshot] = [self._snapshot()]
 
     # ------------------------------------------------------------------ state
@@ -248,6 +250,64 @@ class DragSession:
         self._handles, self._targets = snap.handles.clone(), snap.targets.clone()
         self._anchors = [None if a is None else a.clone() for a in snap.anchors]
         self._step = snap.step
+        if snap.generator != self._generator:   # its anchors were read on the generator before
+            self._reanchor()
+
+    def switch_generator(self, G, w: torch.Tensor) -> DragStep:
+        """Go on with the drag on generator `G` from its latent `w` (a progressive start: the drag
+        began on the inversion's start and its tuned generator is now there).
+
+        The edit made so far is kept as what it is in W: the offset from the start latent, with
+        Adam's state, moves to `w`, so the new start latent plus the same offset is where the drag
+        goes on. Handles stay where they were tracked to and the targets where they are; what the
+        drag compares with is read again on `G` at `w`, as if it had started there: each handle's
+        feature, motion disc, template and image patch at its origin, and the keep-still term's
+        start features. A drag that had ended is open again: the content has to be at the
+        targets on `G`. Earlier steps can still be undone, on `G`. The whole switch is one
+        deterministic call, so a script that records it (`pipeline.script`) replays bit for bit.
+        Raises InvalidSettingsError for a generator of another layout or device."""
+        if (int(G.img_resolution) != self.resolution or G.num_ws != self.G.num_ws or G.w_dim != self.G.w_dim
+                or G.block_resolution(self.config.block_index(len(G.synthesis.block_resolutions)))
+                != self.feature_resolution):
+            raise InvalidSettingsError('the drag can only go on on a generator of the same layout (resolution, '
+                                       'number and size of its w vectors, feature block)')
+        device = next(G.parameters()).device
+        if device != self.device:
+            raise InvalidSettingsError(f'the new generator is on {device}, the drag on {self.device}')
+        self.G = G
+        self.w0 = self._check_latent(w)
+        self._generator += 1
+        self._reanchor()                    # steps undone to later are read again on `G` too (`_restore`)
+        self._undone()
+        self._last = self._result(None)
+        return self._last
+
+    def _reanchor(self) -> None:
+        """Read what the drag compares with again on the current generator, at its start latent
+        (the offset taken out): the keep-still term's start features, and every placed handle's
+        anchor at its origin (feature, motion disc, template, image patch), as if the drag had
+        started on this generator."""
+        needs_image = any(a is not None and a.patch is not None for a in self._anchors)
+        with torch.no_grad(), _frozen_weights(self.G):
+            saved = self._delta.detach().clone()
+            self._delta.zero_()
+            try:
+                features = self._features(needs_image)
+                image = self._image_now() if needs_image else None
+            finally:
+                self._delta.copy_(saved)
+                self._kept = None
+            self._start_features = features.detach()
+            image_grey = None if image is None else grey(image)
+            half = patch_half(self.resolution)
+            for i, a in enumerate(self._anchors):
+                if a is None:
+                    continue
+                feature = features.at(a.origin[None])[0].detach().clone()
+                self._anchors[i] = _Anchor(
+                    feature=feature, origin=a.origin, offsets=a.offsets,
+                    disc=features.at(a.origin[None] + a.offsets).detach().clone(), template=feature.clone(),
+                    patch=None if a.patch is None or image_grey is None else cut_patch(image_grey, a.origin, half))
 
     # ------------------------------------------------------------------ the algorithm
 
@@ -511,7 +571,7 @@ class DragSession:
     def _snapshot(self) -> _Snapshot:
         return _Snapshot(self._step, self._delta.detach().clone(), copy.deepcopy(self._optimizer.state_dict()),
                          self._handles.clone(), self._targets.clone(),
-                         [None if a is None else a.clone() for a in self._anchors])
+                         [None if a is None else a.clone() for a in self._anchors], self._generator)
 
     def _result(self, loss: Optional[float]) -> DragStep:
         distances = (self._targets - self._handles).norm(dim=1).tolist()

@@ -308,3 +308,56 @@ def test_generator_weights_stay_frozen_and_untouched(G, w):
         assert all(torch.equal(before[k], v) for k, v in G.state_dict().items())
     finally:
         G.synthesis.b8.conv1.weight.requires_grad_(False)
+
+
+#----------------------------------------------------------------------------
+# Going on on another generator (the web editor's progressive start)
+
+
+def test_switching_to_the_same_generator_changes_nothing(G, w):
+    """The switch keeps the edit (the offset in W and Adam's state) and reads the anchors as they
+    were: onto an identical generator at the same start, the drag goes on exactly as it would have."""
+    import copy
+    straight = session(G, w, max_steps=12)
+    for _ in range(10):
+        straight.step()
+    switched = session(G, w, max_steps=12)
+    for _ in range(5):
+        switched.step()
+    state = switched.switch_generator(copy.deepcopy(G), w)
+    assert state.step == 5 and not state.done
+    for _ in range(5):
+        switched.step()
+    assert torch.equal(switched.latent, straight.latent) and switched.handles == straight.handles
+
+
+def test_switching_generator_keeps_the_offset_and_undo(G, w):
+    import copy
+    G2 = copy.deepcopy(G)
+    with torch.no_grad():
+        for p in G2.synthesis.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    w2 = w + 0.05 * torch.randn_like(w)
+    s = session(G, w, max_steps=20)
+    for _ in range(4):
+        s.step()
+    offset = s.latent - w.expand_as(s.latent)
+    handles = s.handles
+    s.switch_generator(G2, w2)
+    assert s.G is G2 and s.handles == handles
+    assert torch.allclose(s.latent, w2.expand_as(s.latent) + offset, atol=1e-6)
+    s.step(), s.step()
+    assert s.step_count == 6
+    s.undo(to_step=2)               # a step from before the switch: its offset, on the new generator
+    assert s.G is G2 and s.step_count == 2
+    s.step()
+    assert s.step_count == 3 and torch.isfinite(s.latent).all()
+    with pytest.raises(ValueError, match='same layout'):
+        s.switch_generator(checkpoints.random_generator(128, channel_base=4096, channel_max=128), w2)
+
+
+def test_a_drag_that_arrived_goes_on_after_a_switch(G, w):
+    s = session(G, w, max_steps=3)
+    last = s.run()
+    assert last.done
+    assert not s.switch_generator(G, w).done

@@ -126,3 +126,30 @@ def test_a_drag_that_gets_no_nearer_ends_stalled_at_its_nearest_step(world):
     last = session.run()
     assert last.done and last.reason == 'stalled' and session.step_count == 0
     assert torch.equal(session.latent, w)
+
+
+def test_a_drag_begun_on_a_rough_generator_lands_on_the_tuned_one(world):
+    """The web editor's progressive start: the drag begins on a rough copy of the face (a
+    generator and latent off the mark, as before pivotal tuning) and goes on on the true one;
+    the blob the true generator draws ends where it was dragged."""
+    import copy
+    start, move = (-0.3, -0.2), (8, 4)
+    w = world.latent(torch.tensor([start]))
+    rough = copy.deepcopy(world.G)
+    torch.manual_seed(3)
+    with torch.no_grad():
+        for p in rough.synthesis.parameters():
+            p.mul_(1 + 0.05 * torch.randn_like(p))
+    w_rough = w + 0.02 * torch.randn_like(w)
+    before = world.locate(world.G.synthesis(w, noise_mode='const'))
+    target = before + torch.tensor(move, dtype=torch.float32)
+    session = DragSession(rough, w_rough, [tuple(before.round().tolist())], [tuple(target.round().tolist())],
+                          config=CONFIG)
+    for _ in range(8):
+        session.step()
+    assert world.locate(rough.synthesis(session.latent, noise_mode='const')).sub(before).norm() > 1
+    session.switch_generator(world.G, w)
+    result = session.run()
+    assert result.done and result.reason == 'converged'
+    after = world.locate(session.render())
+    assert float((after - target).norm()) < 0.45 * float(torch.tensor(move, dtype=torch.float32).norm()), after
