@@ -26,8 +26,11 @@ from .common import checkpoint_option, device_option, quality_option
 @click.option('--allow-host', 'allow_hosts', multiple=True, metavar='NAME',
               help='Another name the editor may be reached by (repeatable); requests naming any other host are '
                    'refused (DNS rebinding).')
+@click.option('--wait-for-tuning', is_flag=True,
+              help="Start waits for a face's inversion to finish instead of dragging at once on its first, "
+                   'rougher copy and going on on the tuned generator.')
 def serve_command(host, port, checkpoint, device, quality, steps, max_sessions, idle_minutes, max_upload_mb,
-                  allow_hosts):
+                  allow_hosts, wait_for_tuning):
     """Open the web editor: drag points on your own photo in a browser and watch it move.
 
     \b
@@ -44,7 +47,7 @@ def serve_command(host, port, checkpoint, device, quality, steps, max_sessions, 
     settings = ServerSettings(checkpoint=checkpoint or 'demo-faces', device=pick_device(device or 'auto'),
                               quality=quality, max_steps=steps, max_sessions=max_sessions,
                               idle_timeout_s=idle_minutes * 60, max_upload_bytes=int(max_upload_mb * 1e6),
-                              allowed_hosts=host_names(host, allow_hosts))
+                              allowed_hosts=host_names(host, allow_hosts), drag_while_tuning=not wait_for_tuning)
     if not is_loopback(host):
         click.echo(f'warning: listening on {host}: anyone who can reach this machine can open the editor and '
                    'upload photos; use --host 127.0.0.1 to keep it to this machine', err=True)

@@ -397,9 +397,10 @@ class DragSession:
                    [tuple(map(float, p)) for p in snap.targets.tolist()])
 
     @torch.no_grad()
-    def render(self, noise_mode: Optional[str] = None) -> torch.Tensor:
-        """The full image [1, C, R, R] in [-1, 1] at the current latent."""
-        return self.G.synthesis(self._ws(), noise_mode=noise_mode or self.config.noise_mode,
+    def render(self, noise_mode: Optional[str] = None, start: bool = False) -> torch.Tensor:
+        """The full image [1, C, R, R] in [-1, 1] at the current latent (start: at the start
+        latent, on the current generator: what the drag has changed is measured against it)."""
+        return self.G.synthesis(self.w0 if start else self._ws(), noise_mode=noise_mode or self.config.noise_mode,
                                 autocast=self._autocast)
 
     # ------------------------------------------------------------------ internals

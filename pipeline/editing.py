@@ -29,6 +29,7 @@ from . import checks
 from .checks import Box, Drag, FaceEdit, FaceSelector, MaskLike
 from .config import EditConfig
 from .record import EditRecord, FaceRecord, checkpoint_info, environment, library_version, pixels_sha256
+from .script import progressive
 
 # callback(stage, step, total, info): stage 'load', 'detect', 'align', 'projection', 'tuning',
 # 'drag' or 'paste'; info['face'] is the position of the face being edited (0, 1, ...); the
@@ -290,8 +291,16 @@ def _edit_face(run: _Run, k: int, job: FaceEdit, target) -> Tuple[FaceResult, Fa
                           emit=run.emit, encoder=run.encoder)
         G_tuned = inv.generator(run.G)
     with _timed(timings, 'drag'):
-        session, reconstruction = start_drag(G_tuned, inv, face, mask_crop, run.inputs.drag, device=run.config.device)
-        scripted = _drag(run, k, face, job, session)
+        if job.script is not None and progressive(job.script):
+            # begun in the web editor before the tuning ended: on the inversion's start first
+            from photodrag.inversion import preview
+            start = preview(run.G, face.crop.image, run.inputs.inversion, device=run.config.device,
+                            encoder=run.encoder)
+            session, _ = start_drag(run.G, start, face, mask_crop, run.inputs.drag, device=run.config.device)
+        else:
+            session, _ = start_drag(G_tuned, inv.ws, face, mask_crop, run.inputs.drag, device=run.config.device)
+        scripted = _drag(run, k, face, job, session, tuned=lambda: (G_tuned, inv.ws))
+        reconstruction = drag_start_image(session)
         if scripted is not None and scripted.mask_png is not None:
             # a region painted in the editor bounds the paste, not the local one
             mask_crop = decode_mask(scripted.mask_png, session.resolution)
@@ -316,14 +325,15 @@ def _face_region(run: _Run, job: FaceEdit, target, given: int):
     return job, mask_photo, mask_info
 
 
-def _drag(run: _Run, k: int, face: 'AlignedFace', job: FaceEdit, session):
+def _drag(run: _Run, k: int, face: 'AlignedFace', job: FaceEdit, session, tuned):
     """Drag face k to the end: the job's interactive drag call for call (its `ScriptedDrag` is
-    returned), or step by step until the session is done (None is returned)."""
+    returned; `tuned()` gives the tuned generator and latent for its 'tuned' op), or step by
+    step until the session is done (None is returned)."""
     total = run.inputs.drag.max_steps
     run.emit('drag', 0, total, {'face': k, 'session': session, 'crop': face.crop, 'result': session.state()})
     if job.script is not None:
         from .script import ScriptedDrag
-        scripted = ScriptedDrag(session, face.crop.transform)
+        scripted = ScriptedDrag(session, face.crop.transform, tuned=tuned)
         scripted.replay(job.script)
         return scripted
     while not session.done:
@@ -467,14 +477,21 @@ def invert_face(k: int, G, crop, inv_config, *, device, cache, emit: Callback, e
                   callback=lambda stage, step, total, metrics: emit(stage, step, total, {**metrics, 'face': k}))
 
 
-def start_drag(G_tuned, inv, face: AlignedFace, mask_crop, drag_config, *, device):
-    """(the DragSession from the inversion's latent and the face's crop drags, the
-    reconstruction before the drag as uint8: the paste's reference)."""
-    from photodrag import stylegan
+def start_drag(G, ws, face: AlignedFace, mask_crop, drag_config, *, device):
+    """(the DragSession on `G` from latent `ws` (the inversion's, on its tuned generator) and the
+    face's crop drags, the image before the drag as uint8: the paste's reference)."""
     from photodrag.drag import DragSession
-    session = DragSession(G_tuned, inv.ws.to(device), [tuple(p) for p in face.handles_crop.tolist()],
+    session = DragSession(G, ws.to(device), [tuple(p) for p in face.handles_crop.tolist()],
                           [tuple(p) for p in face.targets_crop.tolist()], mask=mask_crop, config=drag_config)
-    return session, stylegan.to_uint8(session.render())[0]
+    return session, drag_start_image(session)
+
+
+def drag_start_image(session) -> np.ndarray:
+    """The image the drag started from on the generator it is on now, uint8 [R, R, C]: what
+    the paste measures the edit's motion against (after a progressive start, the tuned
+    generator's reconstruction)."""
+    from photodrag import stylegan
+    return stylegan.to_uint8(session.render(start=True))[0]
 
 
 def finish_face(face: AlignedFace, target, job: FaceEdit, inv, session, reconstruction, *, mask_crop, mask_info,

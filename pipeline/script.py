@@ -15,12 +15,18 @@ the crop-sized 8-bit PNG the editor painted, stored as base64 (the last one boun
          {'op': 'mask', 'png': '<base64>' | None}
          {'op': 'lr', 'lr': 0.004}
          {'op': 'undo', 'to_step': 20}
+         {'op': 'tuned'}                         the drag goes on on the tuned generator
+
+A drag begun before the face's pivotal tuning ended (the editor's progressive start) runs on the
+untuned generator from the inversion's start (`inversion.preview`) until its one 'tuned' op,
+which moves it onto the tuned generator at the inversion's latent
+(`DragSession.switch_generator`); such a script is version 2.
 """
 
 import base64
 import io
 import math
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -30,6 +36,7 @@ from .record import MAX_POINTS
 
 SCRIPT_FORMAT = 'photodrag-drag-script'
 SCRIPT_VERSION = 1
+PROGRESSIVE_VERSION = 2     # a script with a 'tuned' op
 MAX_OPS = 20_000            # a tampered record cannot make a replay run for ever
 MAX_STEPS = 100_000         # what `--steps` allows: hours on a CPU, not weeks
 MAX_MASK_BYTES = 4 << 20
@@ -38,10 +45,18 @@ MAX_MASK_BYTES = 4 << 20
 class ScriptedDrag:
     """A `DragSession` whose every change is written down (`ops`). Points are photo pixels."""
 
-    def __init__(self, session, transform, ops: Optional[List[Dict[str, Any]]] = None):
+    def __init__(self, session, transform, ops: Optional[List[Dict[str, Any]]] = None,
+                 tuned: Optional[Callable[[], Tuple[Any, Any]]] = None):
+        """tuned: for a replay, gives (tuned generator, inversion latent) at the script's 'tuned' op."""
         self.session = session
         self.transform = transform
         self.ops: List[Dict[str, Any]] = [] if ops is None else ops
+        self._tuned = tuned
+
+    @property
+    def progressive(self) -> bool:
+        """Whether the drag began before the face's tuning ended and went on on the tuned generator."""
+        return progressive(self.ops)
 
     # ---------------------------------------------------------------- the calls
 
@@ -86,6 +101,14 @@ class ScriptedDrag:
         self.ops.append({'op': 'undo', 'to_step': int(result.step)})
         return result
 
+    def tuned(self, G, ws):
+        """Go on on the tuned generator `G` at the inversion's latent `ws` (once per drag)."""
+        if self.progressive:
+            raise PhotodragError('this drag is on the tuned generator already')
+        result = self.session.switch_generator(G, ws)
+        self.ops.append({'op': 'tuned'})
+        return result
+
     # ---------------------------------------------------------------- helpers
 
     def to_crop(self, point) -> Tuple[float, float]:
@@ -103,7 +126,8 @@ class ScriptedDrag:
         return script_drags(start, self.ops)
 
     def to_dict(self) -> Dict[str, Any]:
-        return {'format': SCRIPT_FORMAT, 'version': SCRIPT_VERSION, 'ops': [dict(op) for op in self.ops]}
+        return {'format': SCRIPT_FORMAT, 'version': PROGRESSIVE_VERSION if self.progressive else SCRIPT_VERSION,
+                'ops': [dict(op) for op in self.ops]}
 
     def replay(self, ops: Sequence[Dict[str, Any]]) -> None:
         """Make the calls of `ops` (checked with `check_ops`) on this session."""
@@ -124,6 +148,15 @@ class ScriptedDrag:
                 self.set_lr(op['lr'])
             elif kind == 'undo':
                 self.undo(to_step=op['to_step'])
+            elif kind == 'tuned':
+                if self._tuned is None:
+                    raise PhotodragError('the script goes on on a tuned generator, but none was given')
+                self.tuned(*self._tuned())
+
+
+def progressive(ops: Sequence[Dict[str, Any]]) -> bool:
+    """Whether a drag's ops begin on the inversion's start and go on on the tuned generator."""
+    return any(op['op'] == 'tuned' for op in ops)
 
 
 def script_drags(start: Sequence, ops: Sequence[Dict[str, Any]]) -> List[Tuple[Tuple[float, float], Tuple[float, float]]]:
@@ -180,14 +213,15 @@ def check_script(data: Any, where: str = 'the record') -> List[Dict[str, Any]]:
         return PhotodragError(f'{where}: drag script: {msg}')
     if not isinstance(data, dict) or data.get('format') != SCRIPT_FORMAT:
         raise bad(f'expected an object with format {SCRIPT_FORMAT!r}')
-    if data.get('version') != SCRIPT_VERSION:
-        raise bad(f'version {data.get("version")!r} is not supported (this photodrag reads {SCRIPT_VERSION})')
+    if data.get('version') not in (SCRIPT_VERSION, PROGRESSIVE_VERSION):
+        raise bad(f'version {data.get("version")!r} is not supported (this photodrag reads {SCRIPT_VERSION} and '
+                  f'{PROGRESSIVE_VERSION})')
     ops = data.get('ops')
     if not isinstance(ops, list) or len(ops) > MAX_OPS:
         raise bad(f'ops must be a list of at most {MAX_OPS}')
     total = added = 0
     fields = {'step': {'n'}, 'add': {'handle', 'target'}, 'move': {'index', 'handle', 'target'},
-              'remove': {'index'}, 'mask': {'png'}, 'lr': {'lr'}, 'undo': {'to_step'}}
+              'remove': {'index'}, 'mask': {'png'}, 'lr': {'lr'}, 'undo': {'to_step'}, 'tuned': set()}
     for i, op in enumerate(ops):
         if not isinstance(op, dict) or op.get('op') not in fields or set(op) != fields[op['op']] | {'op'}:
             raise bad(f'op {i} is not one of {", ".join(fields)} with its fields')
@@ -214,6 +248,10 @@ def check_script(data: Any, where: str = 'the record') -> List[Dict[str, Any]]:
             raise bad(f'more than {MAX_STEPS} steps')
         if added > MAX_POINTS:
             raise bad(f'adds more than {MAX_POINTS} pairs of points (a face takes at most {MAX_POINTS})')
+    tuned = sum(op['op'] == 'tuned' for op in ops)
+    if tuned != (data['version'] == PROGRESSIVE_VERSION):
+        raise bad(f'version {data["version"]} has {"one" if data["version"] == PROGRESSIVE_VERSION else "no"} '
+                  f"'tuned' op, this one has {tuned}")
     return ops
 
 

@@ -425,9 +425,10 @@ def test_two_faces_of_a_group_photo_go_into_one_result(client, cache):
 # ---------------------------------------------------------------- the inversion in the background
 
 @pytest.fixture
-def gated(tmp_path, monkeypatch):
+def gated(tmp_path, monkeypatch, request):
     """A server whose background inversions wait for `gate` before they start (so the test
-    decides when tuning ends), with an empty inversion cache of its own."""
+    decides when tuning ends), with an empty inversion cache of its own; settings from the
+    test's indirect parameter."""
     import threading
     from photodrag.pipeline import editing
     gate, real = threading.Event(), editing.invert_face
@@ -438,9 +439,13 @@ def gated(tmp_path, monkeypatch):
 
     monkeypatch.setattr(editing, 'invert_face', invert_face)
     cache = tmp_path / 'inversions'
-    app = create_app(ServerSettings(allowed_hosts=TEST_HOSTS, inversion=INVERSION, max_steps=25, cache=cache, max_sessions=3))
+    app = create_app(ServerSettings(allowed_hosts=TEST_HOSTS, inversion=INVERSION, max_steps=25, cache=cache,
+                                    max_sessions=3, **getattr(request, 'param', {})))
     with TestClient(app, headers={'X-Photodrag': '1'}) as c:
         yield c, gate, cache
+
+
+WAITING = pytest.mark.parametrize('gated', [{'drag_while_tuning': False}], indirect=True)
 
 
 def _until(ws, kind):
@@ -455,9 +460,11 @@ def _until(ws, kind):
             return seen
 
 
+@WAITING
 def test_a_face_takes_points_while_it_is_inverted_and_starts_on_the_tuned_generator(gated, tmp_path):
     """Open answers before the inversion (the page shows the encoder's start); points go in
-    meanwhile; Start waits and the drag begins on the tuned generator; the record replays."""
+    meanwhile; with drag_while_tuning off, Start waits and the drag begins on the tuned
+    generator; the record replays."""
     client, gate, cache = gated
     sid = new(client)
     client.post(f'/api/sessions/{sid}/sample', json={'name': 'astronaut'})
@@ -493,6 +500,7 @@ def test_a_face_takes_points_while_it_is_inverted_and_starts_on_the_tuned_genera
     client.delete(f'/api/sessions/{sid}')
 
 
+@WAITING
 def test_stop_while_waiting_for_the_inversion_starts_nothing(gated):
     client, gate, cache = gated
     sid = opened(client)
@@ -507,6 +515,70 @@ def test_stop_while_waiting_for_the_inversion_starts_nothing(gated):
     assert not seen[-1]['started'] and not seen[-1]['running'] and seen[-1]['tuned']
     assert not any(m['type'] == 'frame' for m in seen)
     assert client.get(base).json()['inversion']['lpips'] > 0
+    client.delete(f'/api/sessions/{sid}')
+
+
+def test_a_drag_begun_while_the_face_is_tuned_goes_on_on_the_tuned_generator(gated):
+    """Start before the inversion ends drags at once on its start (the untuned generator); when
+    tuning ends the same drag goes on on the tuned generator with its points where they were
+    tracked to; Apply waits for that; the record replays the whole drag bit for bit."""
+    client, gate, cache = gated
+    sid = opened(client)
+    base = f'/api/sessions/{sid}/faces/0'
+    assert client.post(f'{base}/points', json={'handle': [42, 96], 'target': [36, 90]}).status_code == 200
+    editor = client.app.state.server.sessions[sid]
+    with client.websocket_connect(f'/api/sessions/{sid}/events') as ws:
+        started = client.post(f'{base}/start').json()
+        assert started['started'] and started['on_start'] and not started['waiting'] and not started['tuned']
+        frames = [m for m in _until(ws, 'frame') if m['type'] == 'frame']
+        assert not frames[-1]['final'] and frames[-1]['step'] >= 1         # dragging before any tuning
+        stopped = client.post(f'{base}/stop').json()
+        assert not stopped['running'] and stopped['step'] >= 1
+        r = client.post(f'{base}/apply')
+        assert r.status_code == 409 and 'still learning' in r.json()['error']
+        at_switch = stopped['step']
+        handles = editor.face(0).drag.session.handles
+        gate.set()
+        seen = _until(ws, 'tuned')
+        tuned = seen[-1]
+        assert tuned['switched'] and tuned['tuned'] and not tuned['on_start'] and not tuned['running']
+        assert tuned['step'] == at_switch and [tuple(h) for h in tuned['handles']] == handles
+        assert editor.face(0).drag.session.G is editor.face(0).G_tuned
+        client.post(f'{base}/start')
+        frames = [m for m in _until(ws, 'frame') if m['type'] == 'frame']
+        while not frames[-1]['final']:
+            frames += [m for m in _until(ws, 'frame') if m['type'] == 'frame']
+    assert frames[-1]['step'] > at_switch
+    assert client.post(f'{base}/apply').status_code == 200
+    record = client.get(f'/api/sessions/{sid}/files/record').json()
+    script = record['faces'][0]['drag']['script']
+    assert script['version'] == 2 and [op['op'] for op in script['ops']].count('tuned') == 1
+    photo = client.get(f'/api/sessions/{sid}/files/photo').content
+    again = pipeline.edit_from_record(pipeline.EditRecord.from_dict(record), photo=DEMO_PHOTO, cache=cache)
+    from PIL import Image
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(photo)).convert('RGB')), again.pixels)
+    client.delete(f'/api/sessions/{sid}')
+
+
+def test_a_drag_that_ended_before_the_tuning_did_goes_on_by_itself(gated):
+    client, gate, cache = gated
+    sid = opened(client)
+    base = f'/api/sessions/{sid}/faces/0'
+    client.post(f'{base}/settings', json={'lr': 0.05})
+    client.post(f'{base}/points', json={'handle': [42, 96], 'target': [40, 94]})
+    with client.websocket_connect(f'/api/sessions/{sid}/events') as ws:
+        client.post(f'{base}/start')
+        frames = [m for m in _until(ws, 'frame') if m['type'] == 'frame']
+        while not frames[-1]['final']:
+            frames += [m for m in _until(ws, 'frame') if m['type'] == 'frame']
+        assert frames[-1]['done']
+        gate.set()
+        tuned = _until(ws, 'tuned')[-1]
+        assert tuned['switched'] and tuned['running']      # on again, now on the tuned generator
+        frames = [m for m in _until(ws, 'frame') if m['type'] == 'frame']
+        while not frames[-1]['final']:
+            frames += [m for m in _until(ws, 'frame') if m['type'] == 'frame']
+    assert frames[-1]['done'] and client.post(f'{base}/apply').status_code == 200
     client.delete(f'/api/sessions/{sid}')
 
 

@@ -78,6 +78,8 @@ class FaceState:
     tuning_error: Optional[str] = None      # why it failed (one line), if it did
     start_pending: bool = False             # Start was pressed while tuning: the drag starts when it ends
     cancel: threading.Event = field(default_factory=threading.Event)   # ends the background inversion
+    start_ws: Any = None                    # the inversion's start (its latents), while it runs
+    handoff: Optional[Tuple[Any, Any, float]] = None    # (inversion, tuned G, seconds) from the tuning thread
 
 
 class Editor:
@@ -301,7 +303,9 @@ class Editor:
     def open_face(self, k: int) -> Dict[str, Any]:
         """Align face k and make it ready for points at once: from the cache's inversion when it
         holds this crop, else from the inversion's start (the encoder's latents), while the
-        inversion itself runs in the background (`_tune`); Start waits for it."""
+        inversion itself runs in the background (`_tune`). Start meanwhile drags on the inversion's
+        start and goes on on the tuned generator when it is there (`_take_tuned`); with the
+        server's `drag_while_tuning` off it waits for it."""
         from photodrag import inversion
         from photodrag.pipeline import editing
         if self.photo is None:
@@ -326,6 +330,7 @@ class Editor:
             G_tuned, ws = None, inversion.preview(server.G, aligned.crop.image, cfg.inversion_config(),
                                                   device=cfg.device, encoder=server.encoder)
         fs = FaceState(k=k, target=target, aligned=aligned, inv=inv, G_tuned=G_tuned,
+                       start_ws=None if inv is not None else ws,
                        reconstruction=self._reconstruct(G_tuned or server.G, ws),
                        timings={'align': align_s, 'invert': time.perf_counter() - t},
                        photo_view=_photo_view(self.photo, aligned.crop))
@@ -364,7 +369,7 @@ class Editor:
 
     def _tune(self, fs: FaceState) -> None:
         """The face's inversion (projection and pivotal tuning), on the tuning thread; its result
-        is taken over on the worker (`_tuned`). A cancel ends it within a step, leaving nothing
+        is taken over on the worker (`_take_tuned`). A cancel ends it within a step, leaving nothing
         behind (the cache is written only by a finished inversion)."""
         from photodrag.pipeline import editing
         server, cfg = self.server, self.server.config
@@ -389,32 +394,54 @@ class Editor:
             G_tuned = inv = None
         seconds = time.perf_counter() - t
         if not (self.closed or fs.cancel.is_set()):
+            # a drag running on the face's start takes it over between two steps; otherwise the
+            # worker does when it is free
+            fs.handoff = (inv, G_tuned, seconds)
             try:
-                self.submit(self._tuned, fs, inv, G_tuned, seconds)
+                self.submit(self._take_tuned, fs)
             except (NotFound, RuntimeError):        # the session ended meanwhile
                 pass
 
-    def _tuned(self, fs: FaceState, inv, G_tuned, seconds: float) -> None:
-        """On the worker: the face's inversion is done (or failed: inv None); the page hears it,
-        and a Start pressed meanwhile begins the drag now, on the tuned generator."""
+    def _take_tuned(self, fs: FaceState) -> None:
+        """On the worker: take over the face's finished inversion (or its failure: inv None), if
+        the tuning thread left one. A drag begun on the inversion's start goes on on the tuned
+        generator, call for call in its script (`ScriptedDrag.tuned`); one that had ended by
+        itself runs on until the content is at the targets there; a Start pressed while waiting
+        begins the drag now. The page hears it ('tuned')."""
+        handoff, fs.handoff = fs.handoff, None
+        if handoff is None:
+            return
         fs.tuning = None
         if self.face_states.get(fs.k) is not fs or fs.cancel.is_set():
             return
+        inv, G_tuned, seconds = handoff
         if inv is None:
             fs.start_pending = False
             self.publish({'type': 'tuned', 'face': fs.k, **self._tuning_info(fs), **self.points_info(fs)})
             return
-        fs.inv, fs.G_tuned = inv, G_tuned
+        from photodrag.pipeline import editing
+        fs.inv, fs.G_tuned, fs.start_ws = inv, G_tuned, None
         fs.timings['invert'] = fs.timings.get('invert', 0.0) + seconds
         fs.reconstruction = self._reconstruct(G_tuned, inv.ws)
         _save_png(self.tmp / f'face{fs.k}_reconstruction.png', fs.reconstruction)
         pending, fs.start_pending = fs.start_pending, False
-        if pending:
+        switched = go_on = False
+        if fs.drag is not None and fs.drag.session.G is not G_tuned:
+            go_on = fs.drag.session.done and not fs.running     # it had arrived on the untuned generator
+            fs.drag.tuned(G_tuned, inv.ws.to(fs.drag.session.device))
+            fs.drag_reconstruction = editing.drag_start_image(fs.drag.session)
+            switched = True
+        if pending or go_on:
             try:
                 self.start(fs.k)
             except PhotodragError as e:     # the points changed meanwhile: say why, keep them
                 self.publish({'type': 'error', 'face': fs.k, 'error': one_line(e)})
-        self.publish({'type': 'tuned', 'face': fs.k, **self._tuning_info(fs), **self.points_info(fs)})
+        elif switched and not fs.running:   # stopped by the user: show where it stands on the tuned generator
+            self._send_frame(fs, self._render(fs), fs.drag.session.state(), final=True)
+        # behind the frames still being painted (those of the untuned generator, and that one)
+        if not self.closed:
+            self._frames.submit(self.publish, {'type': 'tuned', 'face': fs.k, 'switched': switched,
+                                               **self._tuning_info(fs), **self.points_info(fs)})
 
     def _cancel_tuning(self, fs: FaceState) -> None:
         fs.cancel.set()
@@ -457,7 +484,8 @@ class Editor:
                 'latent_space': fs.latent_space or self.server.config.drag_config().latent_space,
                 'has_mask': fs.mask_png is not None, 'presets': list(fs.preset_labels),
                 'started': fs.drag is not None, 'last_run': fs.last_run,
-                'tuned': fs.inv is not None, 'waiting': fs.start_pending}
+                'tuned': fs.inv is not None, 'waiting': fs.start_pending,
+                'on_start': fs.drag is not None and fs.inv is None}
 
     def _canonical(self, fs: FaceState, point, what: str) -> Tuple[float, float]:
         """A crop point from the page -> the photo point the record keeps (checked to lie in the crop)."""
@@ -596,6 +624,7 @@ class Editor:
         from photodrag.pipeline import checks
         from photodrag.pipeline.script import ScriptedDrag, decode_mask
         fs = self.face(k)
+        self._take_tuned(fs)
         if fs.running:
             return self.points_info(fs)
         if not fs.pairs:
@@ -607,13 +636,16 @@ class Editor:
         if fs.inv is None:
             if fs.tuning_error is not None:
                 raise PhotodragError(f'this face could not be inverted ({fs.tuning_error}); open it again')
-            fs.start_pending = True         # `_tuned` starts it, with the points as they are then
-            return self.points_info(fs)
+            if not self.server.settings.drag_while_tuning:
+                fs.start_pending = True     # `_take_tuned` starts it, with the points as they are then
+                return self.points_info(fs)
         if fs.drag is None:
             fs.start_pairs = [list(p) for p in fs.pairs]
             face = _with_drags(fs.aligned, fs.pairs)
             t = time.perf_counter()
-            session, recon = editing.start_drag(fs.G_tuned, fs.inv, face, None, self.drag_config(fs),
+            # while the face is still being tuned: on the untuned generator from the inversion's start
+            G, ws = (fs.G_tuned, fs.inv.ws) if fs.inv is not None else (self.server.G, fs.start_ws)
+            session, recon = editing.start_drag(G, ws, face, None, self.drag_config(fs),
                                                 device=self.server.config.device)
             fs.drag = ScriptedDrag(session, face.crop.transform)
             fs.drag_reconstruction = recon
@@ -637,6 +669,8 @@ class Editor:
         first_step = session.step_count
         try:
             while not fs.stop.is_set() and not session.done and not self.closed:
+                if fs.handoff is not None:  # the tuned generator is there: go on on it
+                    self._take_tuned(fs)
                 now = time.perf_counter()
                 # frames on a fixed beat (not "interval since the last"), so steps that do not
                 # divide the interval still average FRAME_FPS; a page that has not drawn the
@@ -801,6 +835,10 @@ class Editor:
         fs = self.face(k)
         if fs.drag is None:
             raise Conflict('nothing to apply: start a drag first')
+        self._take_tuned(fs)
+        if fs.inv is None:
+            raise Conflict('the generator is still learning this face (see the progress bar); the drag goes on on '
+                           'it when it has, then Apply')
         session, drag = fs.drag.session, fs.drag
         plain = session.done and all(op['op'] == 'step' for op in drag.ops)
         start = [(tuple(h), tuple(t)) for h, t in fs.start_pairs]
@@ -902,7 +940,7 @@ class Editor:
             for step, ws, handles, targets in session.trajectory():
                 trails = [t + [h] for t, h in zip(trails, handles)] if len(trails) == len(handles) else \
                     [[h] for h in handles]
-                image = stylegan.to_uint8(fs.G_tuned.synthesis(ws, noise_mode=session.config.noise_mode))[0]
+                image = stylegan.to_uint8(session.G.synthesis(ws, noise_mode=session.config.noise_mode))[0]
                 writer.write(report.draw_points(image, handles, targets, trails=trails, scale=scale))
         return path, f'{Path(self.photo_name).stem}_face{k}_drag.mp4'
 

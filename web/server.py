@@ -31,6 +31,10 @@ class ServerSettings:
     allowed_hosts: Tuple[str, ...] = ()
     # decoded photos (and other shots) all sessions may hold at once; more is answered 503 busy
     max_photo_bytes: int = 3 * 1024 ** 3
+    # Start while a face's inversion still runs: drag at once on its start (the encoder's latents
+    # on the untuned generator) and go on on the tuned generator when it is there (True), or
+    # wait for the tuned generator (False)
+    drag_while_tuning: bool = True
 
 
 class Busy(PhotodragError):

@@ -218,7 +218,7 @@ async function openFace(k) {
     if (inv.tuning) {
       $('progress-bar').style.width = '0%';
       $('progress-text').textContent = 'Inverting in the background: starting';
-      say(`Face ${k} ready for points: click a point to move, then where it goes. The generator is still learning this face in the background; Start begins the drag when it has.`);
+      say(`Face ${k} ready for points: click a point to move, then where it goes, and Start. The generator is still learning this face in the background; until it has, the drag runs on a first, rougher copy and then goes on on the finer one.`);
       document.body.dataset.tuning = '1';
     } else {
       sayFit(k, inv);
@@ -241,9 +241,12 @@ async function showTuned(msg) {
   const inv = msg.inversion;
   if (inv.error) { say(`Face ${msg.face} could not be inverted: ${inv.error}`, true); update(msg); return; }
   if (!msg.started) { state.before = await loadBefore(msg.face); state.frame = state.before; }
+  else if (state.view !== 'photo') state.before = await loadBefore(msg.face);
   update(msg);
-  if (!msg.running) { sayFit(msg.face, inv); return; }
-  say(`Face ${msg.face}: the generator has learnt it (${fitWords(inv.lpips)}); dragging.`);
+  if (msg.switched && !msg.running) {
+    say(`Face ${msg.face}: the generator has learnt it (${fitWords(inv.lpips)}); the drag is on it now, where it stood. Start goes on, Apply pastes it.`);
+  } else if (!msg.running) { sayFit(msg.face, inv); return; }
+  else say(`Face ${msg.face}: the generator has learnt it (${fitWords(inv.lpips)}); the drag goes on on it.`);
   $('message').title = `LPIPS ${inv.lpips.toFixed(3)}, PSNR ${inv.psnr.toFixed(1)} dB`;
 }
 
@@ -278,8 +281,13 @@ function buttons() {
   $('stop').disabled = !state.running;
   $('undo').disabled = state.running || !(info.step > 0);
   $('reset').disabled = state.running || !info.started;
-  $('apply').disabled = state.running || !info.started;
-  $('drag-status').textContent = info.started ? dragStatus(info.step, info.content_progress, info.done, info.reason) : '';
+  $('apply').disabled = state.running || !info.started || !!info.on_start;
+  $('drag-status').textContent = info.started ? startWords(info) + dragStatus(info.step, info.content_progress, info.done, info.reason) : '';
+}
+
+// a drag begun while the generator still learns the face runs on its first, rougher copy
+function startWords(info) {
+  return info.on_start ? 'On a first copy of the face (the finer one takes over when ready): ' : '';
 }
 
 // What the drag status says: how far the content went, measured in the frame's pixels by the
@@ -450,7 +458,7 @@ async function showFrame(msg) {
   document.body.dataset.frames = String(Number(document.body.dataset.frames || 0) + 1);
   drawCrop();
   buttons();
-  $('drag-status').textContent = dragStatus(msg.step, msg.content_progress, msg.done, msg.reason);
+  $('drag-status').textContent = startWords(state.info || {}) + dragStatus(msg.step, msg.content_progress, msg.done, msg.reason);
   if (msg.final) { document.body.dataset.running = '0'; }
   if (state.ws && state.ws.readyState === 1) state.ws.send(JSON.stringify({ type: 'ack' }));
 }
@@ -462,6 +470,7 @@ async function startDrag() {
     const info = await api('POST', `/faces/${state.face}/start`);
     update(info);
     if (info.waiting) say('The drag starts as soon as the generator has learnt this face (see the progress bar); Stop cancels.');
+    else if (info.on_start) say('Dragging on a first copy of the face while the generator learns it; the drag goes on on the finer copy when it is ready.');
   });
   if (!state.running) document.body.dataset.running = '0';
 }
