@@ -7,6 +7,9 @@ can be dragged, for each inversion preset, against `balanced` measured in the sa
   uploaded, then from POST /faces/K/open to its answer (the face takes points: aligned, the
   inversion's start drawn) and on to the page's 'tuned' message (the inversion, run in the
   background, is done: Start drags at once), one server per preset, no inversion cache;
+- web, dragging: the same, and Start pressed right after the open with one pair of points: the
+  first drag step (on the untuned generator, from the inversion's start), and the switch of that
+  drag onto the tuned generator (the inversion ran beside the drag, sharing the cores);
 - pipeline: `pipeline.edit`'s stages up to the drag (load, detect, align, invert) for the
   same face, from its record's timings.
 Printed per preset: seconds for each, LPIPS(vgg) of the inversion at the generator's
@@ -47,6 +50,42 @@ def web_open(photo: Path, face: int, checkpoint: str, quality: str):
     return ready, tuned, info['inversion']['lpips']
 
 
+def web_drag(photo: Path, face: int, checkpoint: str, quality: str):
+    """(seconds from the click on the face to the first drag step, to the drag going on on the
+    tuned generator, steps taken before it did), Start pressed as soon as the face opened."""
+    import json
+    from fastapi.testclient import TestClient
+    from photodrag.web import ServerSettings, create_app
+    app = create_app(ServerSettings(allowed_hosts=('testserver',), checkpoint=checkpoint, quality=quality, cache=False))
+    with TestClient(app, headers={'X-Photodrag': '1'}) as client:
+        sid = client.post('/api/sessions').json()['session']
+        r = client.post(f'/api/sessions/{sid}/photo', content=photo.read_bytes(), headers={'X-Filename': photo.name})
+        r.raise_for_status()
+        base = f'/api/sessions/{sid}/faces/{face}'
+        with client.websocket_connect(f'/api/sessions/{sid}/events') as ws:
+            t = time.perf_counter()
+            info = client.post(f'{base}/open').json()
+            c = info['size'] / 2
+            client.post(f'{base}/points', json={'handle': [c, c * 1.25], 'target': [c * 0.95, c * 1.2]})
+            client.post(f'{base}/start').raise_for_status()
+            first = switched = None
+            steps = 0
+            while switched is None:
+                m = json.loads(ws.receive_text())
+                if m['type'] == 'frame':
+                    ws.send_text(json.dumps({'type': 'ack'}))
+                    if first is None and m['step'] >= 1:
+                        first = time.perf_counter() - t
+                    steps = max(steps, m['step'])
+                elif m['type'] == 'tuned' and m['face'] == face:
+                    if m['inversion']['error']:
+                        raise SystemExit(m['inversion']['error'])
+                    switched = time.perf_counter() - t
+                    steps = m['step'] if m.get('switched') else steps
+        client.delete(f'/api/sessions/{sid}')
+    return first, switched, steps
+
+
 def pipeline_ready(photo: Path, face: int, checkpoint: str, quality: str):
     """The stages before the drag, from the record of an edit whose drag takes no step."""
     from photodrag import pipeline
@@ -74,17 +113,23 @@ def main():
     photo = Path(args.photo)
     presets = list(dict.fromkeys(args.presets + ['balanced']))
     rows = {}
+    drags = {}
     for q in presets:
         ready_s, tuned_s, web_lpips = web_open(photo, args.face, args.checkpoint, q)
+        first_s, switched_s, steps = web_drag(photo, args.face, args.checkpoint, q)
         cli_s, cli_lpips, inv = pipeline_ready(photo, args.face, args.checkpoint, q)
         rows[q] = (ready_s, tuned_s, web_lpips, cli_s, cli_lpips, inv)
-        print(f'{q:9s} web: points {ready_s:5.1f} s, drag {tuned_s:6.1f} s, LPIPS {web_lpips:.3f}   '
+        drags[q] = (first_s, switched_s, steps)
+        print(f'{q:9s} web: points {ready_s:5.1f} s, tuned {tuned_s:6.1f} s, LPIPS {web_lpips:.3f}; Start at once: '
+              f'first drag step {first_s:5.1f} s, on the tuned generator {switched_s:6.1f} s (after {steps} steps)   '
               f'pipeline to drag {cli_s:6.1f} s, LPIPS {cli_lpips:.3f}', flush=True)
     b = rows['balanced']
-    print(f'\n{photo.name}, face {args.face}, {args.checkpoint}; ratio to a balanced inversion (goal <= 0.15 at '
-          'LPIPS <= +0.01):')
+    print(f'\n{photo.name}, face {args.face}, {args.checkpoint}; ratio to a balanced inversion (web, idle) (goal <= '
+          '0.15 at LPIPS <= +0.01 once tuned):')
     for q, (ready_s, tuned_s, web_lpips, cli_s, cli_lpips, inv) in rows.items():
-        print(f'  {q:9s} web: points {ready_s / b[1]:.2f}, drag {tuned_s / b[1]:.2f} (LPIPS {web_lpips - b[2]:+.3f})'
+        first_s, switched_s, _ = drags[q]
+        print(f'  {q:9s} web: points {ready_s / b[1]:.2f}, dragging {first_s / b[1]:.2f}, tuned {tuned_s / b[1]:.2f} '
+              f'(LPIPS {web_lpips - b[2]:+.3f}), tuned while dragging {switched_s / b[1]:.2f}'
               f'   pipeline {cli_s / b[3]:.2f} (LPIPS {cli_lpips - b[4]:+.3f})')
     print('\nwhere the inversion spends its time (pipeline run):')
     for q, row in rows.items():

@@ -1,5 +1,6 @@
-"""NVIDIA network pickles (stylegan2-ada-pytorch, the stylegan3 repository's StyleGAN2,
-DragGAN's models) -> our Generator, rebuilt from the pickled constructor keywords and state.
+"""NVIDIA network pickles (stylegan2-ada-pytorch, the stylegan3 repository's StyleGAN2 and
+StyleGAN3, DragGAN's models) -> our Generator or AliasFreeGenerator, rebuilt from the pickled
+constructor keywords and state; no code from the file runs.
 """
 
 from typing import Any, Dict, Mapping
@@ -35,10 +36,15 @@ def find_generator(data: Any, source: str) -> PersistentObject:
     synthesis = children.get('synthesis')
     if 'mapping' not in children or not isinstance(synthesis, PersistentObject):
         raise BadCheckpointError(f'{where} in {source} lacks a mapping or synthesis network')
-    if synthesis.class_name != 'SynthesisNetwork' or 'input' in synthesis.children:
-        raise BadCheckpointError(f'{source} holds a StyleGAN3 (alias-free) generator; photodrag needs a '
-                                 'StyleGAN2 generator')
+    if synthesis.class_name != 'SynthesisNetwork':
+        raise BadCheckpointError(f'{where} in {source} has a {synthesis.class_name}, not a SynthesisNetwork')
     return candidate
+
+
+def is_stylegan3(G: PersistentObject) -> bool:
+    """Whether a pickled Generator is NVIDIA's StyleGAN3 (its synthesis starts from Fourier features)."""
+    synthesis = G.children.get('synthesis')
+    return isinstance(synthesis, PersistentObject) and 'input' in synthesis.children
 
 
 def _first_layer_attr(net: PersistentObject, attr: str):
@@ -109,8 +115,11 @@ def generator_kwargs(G: PersistentObject) -> Dict[str, Any]:
     return kwargs
 
 
-def build_generator(G: PersistentObject, source: str) -> Generator:
-    """Construct our Generator from a pickled one and copy its parameters and buffers."""
+def build_generator(G: PersistentObject, source: str):
+    """Construct our Generator (StyleGAN2) or AliasFreeGenerator (StyleGAN3) from a pickled one
+    and copy its parameters and buffers."""
+    if is_stylegan3(G):
+        return build_stylegan3(G, source)
     kwargs = generator_kwargs(G)
     try:
         ours = Generator(**kwargs)
@@ -120,7 +129,64 @@ def build_generator(G: PersistentObject, source: str) -> Generator:
     return ours
 
 
-def load_state_strict(G: Generator, tensors: Mapping[str, torch.Tensor], source: str) -> None:
+def stylegan3_kwargs(G: PersistentObject) -> Dict[str, Any]:
+    """AliasFreeGenerator's keywords for a pickled StyleGAN3 Generator: its constructor's, the
+    synthesis keywords flat as the stylegan3 repository passes them."""
+    args = G.init_args
+    if len(args) > 5:
+        raise BadCheckpointError(f'Generator was built with {len(args)} positional arguments; expected at most 5')
+    kwargs = dict(zip(_GENERATOR_ARGS[:5], args))
+    kwargs.update(G.init_kwargs)
+    mapping = kwargs.get('mapping_kwargs') or {}
+    if not isinstance(mapping, Mapping):
+        raise BadCheckpointError(f'the pickled Generator\'s mapping_kwargs is {type(mapping).__name__}, not a mapping')
+    kwargs['mapping_kwargs'] = dict(mapping)
+    for key in ('z_dim', 'c_dim', 'w_dim', 'img_resolution', 'img_channels'):
+        if key not in kwargs and key in G.state:
+            kwargs[key] = G.state[key]
+    missing = [k for k in ('z_dim', 'c_dim', 'w_dim', 'img_resolution', 'img_channels') if k not in kwargs]
+    if missing:
+        raise BadCheckpointError(f'the pickled Generator does not record {missing}')
+    return kwargs
+
+
+def build_stylegan3(G: PersistentObject, source: str):
+    """Our AliasFreeGenerator from a pickled StyleGAN3 Generator: the layer plan from its
+    keywords, checked against the geometry each pickled layer recorded, then every weight,
+    filter and buffer copied (the filters are the checkpoint's, not designed again)."""
+    from photodrag.stylegan.alias_free import AliasFreeGenerator
+    kwargs = stylegan3_kwargs(G)
+    try:
+        ours = AliasFreeGenerator(**kwargs, design_filters=False)
+    except (TypeError, ValueError) as e:
+        raise BadCheckpointError(f'{source}: cannot build a StyleGAN3 generator from its settings: '
+                                 f'{short(e, 200)}') from None
+    synthesis = G.children['synthesis']
+    for lp in ours.synthesis.plan.layers:
+        layer = synthesis.children.get(lp.name)
+        if not isinstance(layer, PersistentObject):
+            raise BadCheckpointError(f'{source}: the StyleGAN3 synthesis network has no layer {lp.name} (it has '
+                                     f'{_some(sorted(synthesis.children))})')
+        for attr, want in (('up_factor', lp.up), ('down_factor', lp.down), ('padding', list(lp.padding)),
+                           ('conv_kernel', lp.conv_kernel), ('is_torgb', lp.is_torgb)):
+            got = layer.state.get(attr, want)
+            if _plain(got) != _plain(want):
+                raise BadCheckpointError(f'{source}: layer {lp.name} records {attr} = {short(got, 40)}, its settings '
+                                         f'give {want}: a StyleGAN3 variant photodrag does not implement')
+    load_state_strict(ours, module_tensors(G), source, family='StyleGAN3')
+    return ours
+
+
+def _plain(v):
+    """Numbers, lists and numpy values compared as plain Python values."""
+    if hasattr(v, 'tolist'):
+        v = v.tolist()
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    return v
+
+
+def load_state_strict(G, tensors: Mapping[str, torch.Tensor], source: str, family: str = 'StyleGAN2') -> None:
     """Copy `tensors` into G; every name and shape must match exactly."""
     finite_or_raise(tensors, source)
     own = G.state_dict()
@@ -132,7 +198,7 @@ def load_state_strict(G: Generator, tensors: Mapping[str, torch.Tensor], source:
             parts.append(f'missing {_some(missing)}')
         if unexpected:
             parts.append(f'unexpected {_some(unexpected)}')
-        raise BadCheckpointError(f'{source}: weights do not fit a StyleGAN2 generator: ' + '; '.join(parts))
+        raise BadCheckpointError(f'{source}: weights do not fit a {family} generator: ' + '; '.join(parts))
     for name, value in tensors.items():
         if tuple(value.shape) != tuple(own[name].shape):
             raise BadCheckpointError(f'{source}: {name} has shape {tuple(value.shape)}, expected '

@@ -432,12 +432,14 @@ class DragSession:
             out = self.G.synthesis.features(ws, stop_after=res, noise_mode=self.config.noise_mode,
                                             fused_modconv=False, autocast=self._autocast, collect=[res],
                                             return_image=preview)
-            self._kept = (ws.detach(), out.features[res].detach(), out.image.detach()) if preview else None
-            return LowResFeatures(out.features[res].float(), self.resolution)
+            # (StyleGAN3 has no image before its last layer: `finish` makes it from the features)
+            self._kept = (ws.detach(), out.features[res].detach(),
+                          None if out.image is None else out.image.detach()) if preview else None
+            return LowResFeatures(self.G.synthesis.image_area(out.features[res], res).float(), self.resolution)
         out = self.G.synthesis.features(ws, return_image=True, noise_mode=self.config.noise_mode,
                                         fused_modconv=True, autocast=self._autocast, collect=[res])
         self._kept = (None, None, out.image.detach()) if preview else None
-        return FullResFeatures(out.features[res].float(), self.resolution)
+        return FullResFeatures(self.G.synthesis.image_area(out.features[res], res).float(), self.resolution)
 
     def _capture(self, features: FeatureMap, image: Optional[torch.Tensor]) -> None:
         """Anchors for handles that have none yet (what they start on), and the start features."""

@@ -409,6 +409,11 @@ class SynthesisNetwork(nn.Module):
                 self.num_ws += block.num_torgb
             setattr(self, f'b{res}', block)
 
+    def image_area(self, x: torch.Tensor, block: int) -> torch.Tensor:
+        """The part of block `block`'s output that covers the image: all of it (StyleGAN3's
+        layers have margins)."""
+        return x
+
     def block_channels(self, resolution: int) -> int:
         """Number of feature channels that block `resolution` outputs."""
         return getattr(self, f'b{resolution}').conv1.out_channels

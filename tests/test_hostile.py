@@ -493,6 +493,21 @@ def test_drag_scripts_are_held_to_the_caps_of_a_face(ops, message):
         check_script({'format': 'photodrag-drag-script', 'version': 1, 'ops': ops})
 
 
+@pytest.mark.parametrize('version, ops, message', [
+    (1, [{'op': 'step', 'n': 3}, {'op': 'tuned'}], "version 1 has no 'tuned' op, this one has 1"),
+    (2, [{'op': 'step', 'n': 3}], "version 2 has one 'tuned' op, this one has 0"),
+    (2, [{'op': 'tuned'}, {'op': 'tuned'}], "version 2 has one 'tuned' op, this one has 2"),
+    (2, [{'op': 'tuned', 'G': 'evil'}], 'op 0 is not one of'),
+    (3, [{'op': 'tuned'}], 'version 3 is not supported'),
+])
+def test_a_drag_script_moves_onto_the_tuned_generator_once_and_only_in_version_2(version, ops, message):
+    from photodrag.pipeline.script import check_script
+    with pytest.raises(PhotodragError, match=message):
+        check_script({'format': 'photodrag-drag-script', 'version': version, 'ops': ops})
+    good = [{'op': 'step', 'n': 3}, {'op': 'tuned'}, {'op': 'step', 'n': 2}]
+    assert check_script({'format': 'photodrag-drag-script', 'version': 2, 'ops': good}) == good
+
+
 OPCODES = [b'(', b')', b']', b'}', b'N', b'K\x01', b'\x8c\x01a', b't', b'l', b'd', b'\x85', b'\x86', b'a', b'e', b's',
            b'u', b'b', b'R', b'0', b'1', b'2', b'\x94', b'h\x00', b'h\x01', b'q\x00', b'q\x01', b'r\x00\x00\x00\x10',
            b'\x8f', b'\x90', b'\x91', b'cbuiltins\nfrozenset\n', b'ccollections\nOrderedDict\n',
