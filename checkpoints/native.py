@@ -109,6 +109,17 @@ def check_crop_meta(info: Any) -> Dict[str, Any]:
     return info
 
 
+def build_from_config(config: Any):
+    """The generator a saved config describes: StyleGAN3 (`architecture: 'stylegan3'`, its
+    filters then come with the weights) or StyleGAN2."""
+    if isinstance(config, dict) and config.get('architecture') == 'stylegan3':
+        from photodrag.stylegan.alias_free import AliasFreeGenerator
+        return AliasFreeGenerator(**{k: v for k, v in config.items() if k != 'architecture'}, design_filters=False)
+    if not isinstance(config, dict):
+        raise ValueError(f'the config must be an object, not {type(config).__name__}')
+    return Generator(**config)
+
+
 def load_native(path, device='cpu') -> Generator:
     from safetensors import SafetensorError, safe_open
     path = Path(path)
@@ -127,7 +138,7 @@ def load_native(path, device='cpu') -> Generator:
                                          '(neither in its metadata nor in a .json beside it)')
             meta = read_meta(meta, str(path))
             try:                            # the config is checked before any weight is read
-                G = Generator(**meta['config'])
+                G = build_from_config(meta['config'])
             except (TypeError, ValueError) as e:
                 raise BadCheckpointError(f'{path}: its config does not describe a generator: {short(e, 200)}') \
                     from None

@@ -173,7 +173,7 @@ def build_stylegan3(G: PersistentObject, source: str):
             if _plain(got) != _plain(want):
                 raise BadCheckpointError(f'{source}: layer {lp.name} records {attr} = {short(got, 40)}, its settings '
                                          f'give {want}: a StyleGAN3 variant photodrag does not implement')
-    load_state_strict(ours, module_tensors(G), source, family='StyleGAN3')
+    load_state_strict(ours, module_tensors(G), source)
     return ours
 
 
@@ -186,7 +186,7 @@ def _plain(v):
     return v
 
 
-def load_state_strict(G, tensors: Mapping[str, torch.Tensor], source: str, family: str = 'StyleGAN2') -> None:
+def load_state_strict(G, tensors: Mapping[str, torch.Tensor], source: str) -> None:
     """Copy `tensors` into G; every name and shape must match exactly."""
     finite_or_raise(tensors, source)
     own = G.state_dict()
@@ -198,6 +198,7 @@ def load_state_strict(G, tensors: Mapping[str, torch.Tensor], source: str, famil
             parts.append(f'missing {_some(missing)}')
         if unexpected:
             parts.append(f'unexpected {_some(unexpected)}')
+        family = 'StyleGAN3' if getattr(G, 'family', None) == 'stylegan3' else 'StyleGAN2'
         raise BadCheckpointError(f'{source}: weights do not fit a {family} generator: ' + '; '.join(parts))
     for name, value in tensors.items():
         if tuple(value.shape) != tuple(own[name].shape):

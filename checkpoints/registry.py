@@ -17,6 +17,16 @@ _SD = 'https://storage.googleapis.com/self-distilled-stylegan'
 _SD_MIRROR = 'https://huggingface.co/aaronb/StyleGAN2-pkl/resolve/main/self_distill'
 _NGC = 'https://api.ngc.nvidia.com/v2/models/nvidia/research/stylegan2/versions/1/files'
 _TF = 'http://d36zk2xti64re0.cloudfront.net/stylegan2/networks'
+_NGC3 = 'https://api.ngc.nvidia.com/v2/models/nvidia/research/stylegan3/versions/1/files'
+
+
+def _stylegan3(config: str, data: str, res: int, domain: str, alignment: str, notes: str = '') -> 'CheckpointEntry':
+    """One of NVIDIA's published StyleGAN3 models (config 't': translation-equivariant, 'r': also
+    rotation-equivariant)."""
+    file = f'stylegan3-{config}-{data}-{res}x{res}.pkl'
+    kind = {'t': 'StyleGAN3-T', 'r': 'StyleGAN3-R'}[config]
+    return CheckpointEntry(f'stylegan3-{config}-{data}-{res}', f'{_NGC3}/{file}', file, res, f'{domain} ({kind})',
+                           alignment, NVIDIA_NC, 'nvidia-pickle', notes=notes or f'NVIDIA {kind}, {data}')
 
 
 @dataclass(frozen=True)
@@ -79,6 +89,18 @@ _ENTRIES: List[CheckpointEntry] = [
     CheckpointEntry('stylegan2-cat-256', f'{_TF}/stylegan2-cat-config-f.pkl', 'stylegan2-cat-config-f.pkl',
                     256, 'cats (LSUN cat)', 'none', NVIDIA_NC, 'tf-pickle',
                     notes='original TensorFlow pickle, converted on load'),
+    _stylegan3('t', 'ffhq', 1024, 'human faces (FFHQ)', 'ffhq'),
+    _stylegan3('r', 'ffhq', 1024, 'human faces (FFHQ)', 'ffhq'),
+    _stylegan3('t', 'ffhqu', 1024, 'human faces (FFHQ, unaligned)', 'ffhq'),
+    _stylegan3('r', 'ffhqu', 1024, 'human faces (FFHQ, unaligned)', 'ffhq'),
+    _stylegan3('t', 'ffhqu', 256, 'human faces (FFHQ, unaligned)', 'ffhq'),
+    _stylegan3('r', 'ffhqu', 256, 'human faces (FFHQ, unaligned)', 'ffhq'),
+    _stylegan3('t', 'afhqv2', 512, 'cat, dog and wild animal faces (AFHQv2)', 'afhq'),
+    _stylegan3('r', 'afhqv2', 512, 'cat, dog and wild animal faces (AFHQv2)', 'afhq'),
+    _stylegan3('t', 'metfaces', 1024, 'faces in art (MetFaces)', 'ffhq'),
+    _stylegan3('r', 'metfaces', 1024, 'faces in art (MetFaces)', 'ffhq'),
+    _stylegan3('t', 'metfacesu', 1024, 'faces in art (MetFaces, unaligned)', 'ffhq'),
+    _stylegan3('r', 'metfacesu', 1024, 'faces in art (MetFaces, unaligned)', 'ffhq'),
     CheckpointEntry('stylegan-human-v2-512',
                     'https://huggingface.co/aaronb/StyleGAN2-pkl/resolve/main/human/stylegan_human_v2_512.pkl',
                     'stylegan_human_v2_512.pkl', 512, 'full-body people (SHHQ), 512x256', 'none',

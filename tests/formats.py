@@ -128,6 +128,71 @@ def write_nvidia_pickle(G, path, marker, generation='ada', extra=None, G_ema=Non
             pickle.dump(data, f, protocol=4)
 
 
+# our StyleGAN3 modules -> the class names of the stylegan3 repository's
+_SG3_CLASSES = {'AliasFreeGenerator': 'Generator', 'AliasFreeSynthesis': 'SynthesisNetwork',
+                'AliasFreeLayer': 'SynthesisLayer', 'SynthesisInput': 'SynthesisInput',
+                'MappingNetwork': 'MappingNetwork', 'FullyConnectedLayer': 'FullyConnectedLayer'}
+
+
+def _sg3_attrs(module):
+    """The plain attributes NVIDIA's StyleGAN3 modules keep in their state (numpy values as theirs are)."""
+    name = type(module).__name__
+    if name == 'AliasFreeLayer':
+        p = module.plan
+        tmp = p.in_rate * p.up
+        return dict(w_dim=module.affine.in_features, is_torgb=p.is_torgb, is_critically_sampled=p.critically_sampled,
+                    use_fp16=False, in_channels=p.in_channels, out_channels=p.out_channels,
+                    in_size=np.broadcast_to(np.asarray(p.in_size), [2]), out_size=np.broadcast_to(np.asarray(p.out_size), [2]),
+                    in_sampling_rate=p.in_rate, out_sampling_rate=p.out_rate, tmp_sampling_rate=np.float64(tmp),
+                    in_cutoff=np.float64(p.in_cutoff), out_cutoff=np.float64(p.out_cutoff),
+                    in_half_width=np.float64(p.in_half_width), out_half_width=np.float64(p.out_half_width),
+                    conv_kernel=p.conv_kernel, conv_clamp=module.conv_clamp, magnitude_ema_beta=0.999,
+                    up_factor=p.up, up_taps=p.up_taps, down_factor=p.down, down_taps=p.down_taps,
+                    down_radial=p.down_radial, padding=list(p.padding))
+    if name == 'SynthesisInput':
+        return dict(w_dim=module.w_dim, channels=module.channels, size=np.broadcast_to(np.asarray(module.size), [2]),
+                    sampling_rate=np.float64(module.sampling_rate), bandwidth=np.float64(module.bandwidth))
+    if name == 'AliasFreeSynthesis':
+        return dict(w_dim=module.w_dim, num_ws=module.num_ws, img_resolution=module.img_resolution,
+                    img_channels=module.img_channels, num_layers=module.num_layers, margin_size=module.margin_size,
+                    output_scale=module.output_scale, layer_names=list(module.layer_names))
+    return {a: getattr(module, a) for a in _ATTRS if hasattr(module, a)}
+
+
+def stylegan3_stub(module, module_src, top_kwargs=None):
+    """A Persistent stand-in for our AliasFreeGenerator (or one of its parts) laid out as the
+    stylegan3 repository's pickles are: its class names, attributes and state."""
+    state = _module_state(module, EasyDict(top_kwargs or {}), module_src)
+    state.update(_sg3_attrs(module))
+    for name, child in module._modules.items():
+        state['_modules'][name] = None if child is None else stylegan3_stub(child, module_src)
+    if type(module).__name__ == 'MappingNetwork' and 'embed' not in state['_modules']:
+        state['_modules']['embed'] = None
+    return Persistent(_SG3_CLASSES.get(type(module).__name__, type(module).__name__), state, module_src)
+
+
+def stylegan3_kwargs(G):
+    """The Generator keywords NVIDIA's train.py records for a config T or R run."""
+    k = G.init_kwargs
+    out = dict(z_dim=G.z_dim, c_dim=G.c_dim, w_dim=G.w_dim, img_resolution=G.img_resolution,
+               img_channels=G.img_channels, mapping_kwargs=EasyDict(num_layers=k['mapping_kwargs']['num_layers']),
+               channel_base=k['channel_base'], channel_max=k['channel_max'],
+               magnitude_ema_beta=k['magnitude_ema_beta'])
+    if k['conv_kernel'] != 3 or k['use_radial_filters']:
+        out.update(conv_kernel=k['conv_kernel'], use_radial_filters=k['use_radial_filters'])
+    for key in ('num_layers', 'margin_size', 'num_critical'):
+        if k[key] != {'num_layers': 14, 'margin_size': 10, 'num_critical': 2}[key]:
+            out[key] = k[key]
+    return out
+
+
+def write_stylegan3_pickle(G, path, marker, G_ema=None):
+    """A StyleGAN3 network pickle as NVIDIA's training loop writes it (our AliasFreeGenerator's weights)."""
+    src = PAYLOAD.format(marker=str(marker))
+    g = G_ema if G_ema is not None else stylegan3_stub(G, src, stylegan3_kwargs(G))
+    write_nvidia_pickle(G, path, marker, G_ema=g)
+
+
 def load_like_nvidia(path):
     """Unpickle as NVIDIA's code would (running the embedded source), to prove the payload is live."""
     with fake_modules(**{'torch_utils': {}, 'torch_utils.persistence': {'_reconstruct_persistent_obj': _reconstruct_persistent_obj},
