@@ -215,12 +215,20 @@ def filtered_lrelu(x: torch.Tensor, fu: Optional[torch.Tensor], fd: Optional[tor
             raise ValueError('upsampling needs a filter')
         px0, px1, py0, py1 = padding
         x = F.pad(x, [px0, px1, py0, py1])
-    if slope != 1:
-        x = F.leaky_relu(x, slope)
-    if gain != 1:
-        x = x * gain
-    if clamp is not None and clamp >= 0:
-        x = x.clamp(-clamp, clamp)
+    if torch.is_grad_enabled() and x.requires_grad:
+        if slope != 1:
+            x = F.leaky_relu(x, slope)
+        if gain != 1:
+            x = x * gain
+        if clamp is not None and clamp >= 0:
+            x = x.clamp(-clamp, clamp)
+    else:                           # inference: x is this function's own intermediate, done in place
+        if slope != 1:
+            x = F.leaky_relu_(x, slope)
+        if gain != 1:
+            x = x.mul_(gain)
+        if clamp is not None and clamp >= 0:
+            x = x.clamp_(-clamp, clamp)
     if fd is not None:
         return _downsample(x, fd, down)
     return x[:, :, ::down, ::down] if down > 1 else x
