@@ -28,7 +28,7 @@ class DragConfig:
     Radii are given in pixels of a 512-px image and scale with the generator's resolution R
     (rounded, at least 1), as DragGAN's code scales them.
     """
-    feature_block: Optional[int] = None     # synthesis block (1 = 4x4) whose features drive the drag; None = 6 (128x128), or the one before the last in a generator of <= 128 px
+    feature_block: Optional[int] = None     # synthesis block (1 = 4x4; StyleGAN3: layer L{k-1}) whose features drive the drag; None = 6 (128x128; StyleGAN3: L5), or the one before the last in a generator of <= 128 px
     r1: float = 3.0                         # motion-supervision disc radius (px at 512)
     r2: float = 12.0                        # point-tracking search half-size (px at 512)
     lambda_mask: float = 20.0               # weight of the keep-the-rest-still term (DragGAN's GUIs)
