@@ -161,8 +161,12 @@ def load_generator(path_or_name: PathOrName, device='cpu', *, download: bool = T
 
 def describe(G: Generator) -> str:
     """One line about a generator's architecture, for CLI output."""
-    s = G.init_kwargs['synthesis_kwargs']
-    return (f'{G.img_resolution}px StyleGAN2, {G.num_ws} ws of {G.w_dim}, channels '
+    if getattr(G, 'family', None) == 'stylegan3':
+        s = G.init_kwargs
+        kind = 'StyleGAN3-R' if s['use_radial_filters'] else 'StyleGAN3-T'
+    else:
+        s, kind = G.init_kwargs['synthesis_kwargs'], 'StyleGAN2'
+    return (f'{G.img_resolution}px {kind}, {G.num_ws} ws of {G.w_dim}, channels '
             f'{s["channel_base"]}/{s["channel_max"]}, {G.mapping.num_layers} mapping layers'
             + (f', {G.c_dim}-class conditional' if G.c_dim else ''))
 

@@ -163,3 +163,29 @@ def test_a_drag_on_stylegan3_moves_its_handle_and_changes_the_image(config):
                                                                                  lr=0.01, mode='reference'))
     ref_steps = [again.step() for _ in range(3)]
     assert np.allclose(ref_steps[-1].handles, steps[2].handles, atol=1.0)      # the fast path tracks as the full render
+
+
+def test_a_photo_is_edited_on_a_stylegan3_and_replays_from_its_record(tmp_path):
+    """The whole pipeline on a StyleGAN3 file: align, invert (no noise maps to optimise), drag,
+    paste; the record names the checkpoint and replays to the same pixels. (Random weights: the
+    generator's image changes, its content does not move, so the paste may leave the photo as it is.)"""
+    from photodrag import pipeline
+    from photodrag.alignment import detect_faces, read_photo
+    from photodrag.inversion import InversionConfig
+    from photodrag.pipeline.demo import DEMO_PHOTO
+    torch.manual_seed(4)
+    G = trained_looking(AliasFreeGenerator(**CONFIGS['t']))
+    path = checkpoints.save_generator(G, tmp_path / 'sg3.safetensors')
+    photo = read_photo(DEMO_PHOTO)
+    face = detect_faces(photo)[0]
+    x, y = face.centre
+    inversion = InversionConfig.preset('fast', projection_steps=4, tuning_steps=3).replace(init='mean')
+    result = pipeline.edit(photo, [((x, y + 20), (x + 10, y + 20))], checkpoint=str(path), inversion=inversion,
+                           max_steps=5, cache=False, face=0)
+    record = result.record
+    assert record.faces[0].drag['steps'] == 5 and record.checkpoint['sha256']
+    face_result = result.faces[0]
+    assert face_result.edited.shape == (64, 64, 3)
+    assert np.abs(face_result.edited.astype(int) - face_result.reconstruction).mean() > 0.5     # the drag drew
+    again = pipeline.edit_from_record(record, photo=photo, cache=False)
+    assert np.array_equal(again.pixels, result.pixels)
