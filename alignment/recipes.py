@@ -27,7 +27,7 @@ DIGIFACE_QUAD = (0.7809, (-0.006, -0.0069))   # checkpoints/demo_faces/template.
 @dataclass(frozen=True)
 class CropRecipe:
     """How to crop for one kind of generator."""
-    name: str                       # 'ffhq', 'afhq', 'car', 'object'
+    name: str                       # 'ffhq', 'afhq', 'car', 'object', 'body', 'digiface'
     face: bool                      # True: from 68 landmarks (FFHQ); False: from a box
     aspect: float = 1.0             # content width / height (LSUN cars: 4/3, letterboxed in a square)
     margin: float = 0.1             # box recipes: extra context on each side, as a fraction of the box
@@ -37,6 +37,7 @@ class CropRecipe:
     # (in units of the half-axes x, y). FFHQ itself is (1, (0, 0)).
     quad_scale: float = 1.0
     quad_shift: Tuple[float, float] = (0.0, 0.0)
+    bars: int = 0                   # letterboxed recipes: what the generator draws outside the content (0-255)
 
 
 RECIPES = {
@@ -44,12 +45,17 @@ RECIPES = {
     'afhq': CropRecipe('afhq', face=False, aspect=1.0, margin=0.1),
     'car': CropRecipe('car', face=False, aspect=4 / 3, margin=0.05),
     'object': CropRecipe('object', face=False, aspect=1.0, margin=0.1),
+    # StyleGAN-Human's full-body people: a person box grown 5 % each way to 1:2 (w:h), in the
+    # middle of a square crop whose side bands are white, as photodrag shows those generators
+    # (their R x R/2 image on a white square canvas, DragGAN's padding)
+    'body': CropRecipe('body', face=False, aspect=0.5, margin=0.05, bars=255),
     # The bundled demo generator's crop (DigiFace-1M's tight face crop, which its teacher
     # learned): measured by `python training/train_demo.py --measure-template` as the
     # median FFHQ quad of dlib landmarks found on teacher samples (checkpoints/demo_faces/).
     'digiface': CropRecipe('digiface', face=True, quad_scale=DIGIFACE_QUAD[0], quad_shift=DIGIFACE_QUAD[1]),
 }
-_ALIGNMENT_TO_RECIPE = {'ffhq': 'ffhq', 'afhq': 'afhq', 'car': 'car', 'none': 'object', 'digiface': 'digiface'}
+_ALIGNMENT_TO_RECIPE = {'ffhq': 'ffhq', 'afhq': 'afhq', 'car': 'car', 'none': 'object', 'digiface': 'digiface',
+                        'body': 'body'}
 
 
 @dataclass(frozen=True, eq=False)
@@ -236,7 +242,7 @@ def align(image, face_or_box: Union[Face, Box, None] = None, size: Optional[int]
         x0, y0, x1, y1 = content_box
         bars = np.ones(crop.shape[:2], bool)
         bars[y0:y1, x0:x1] = False
-        crop[bars] = 0          # the generator draws black bars there
+        crop[bars] = rec.bars   # what the generator draws there (black bars for cars, white for people)
     return AlignedCrop(image=crop, transform=transform, face=face, recipe=rec.name, content_box=content_box)
 
 

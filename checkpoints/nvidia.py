@@ -90,10 +90,16 @@ def generator_kwargs(G: PersistentObject) -> Dict[str, Any]:
     if 'num_fp16_res' not in synthesis:
         blocks = [b for b in net.children.values() if isinstance(b, PersistentObject)]
         synthesis['num_fp16_res'] = sum(bool(b.state.get('use_fp16')) for b in blocks)
+    b4 = net.children.get('b4')
     if 'architecture' not in synthesis:
-        b4 = net.children.get('b4')
         if isinstance(b4, PersistentObject) and 'architecture' in b4.state:
             synthesis['architecture'] = b4.state['architecture']
+    if 'square' not in synthesis and isinstance(b4, PersistentObject):
+        # StyleGAN-Human's generators (512x256, 1024x512) record no keyword for it (DragGAN passes
+        # square=False itself): their learned constant is 4x2
+        const = (b4.state.get('_parameters') or {}).get('const')
+        if isinstance(const, torch.Tensor) and const.ndim == 3 and tuple(const.shape[1:]) == (4, 2):
+            synthesis['square'] = False
     mapping_net = G.children['mapping']
     if isinstance(mapping_net, PersistentObject):
         for key in ('num_layers', 'w_avg_beta'):

@@ -103,9 +103,10 @@ _ENTRIES: List[CheckpointEntry] = [
     _stylegan3('r', 'metfacesu', 1024, 'faces in art (MetFaces, unaligned)', 'ffhq'),
     CheckpointEntry('stylegan-human-v2-512',
                     'https://huggingface.co/aaronb/StyleGAN2-pkl/resolve/main/human/stylegan_human_v2_512.pkl',
-                    'stylegan_human_v2_512.pkl', 512, 'full-body people (SHHQ), 512x256', 'none',
-                    'StyleGAN-Human licence (non-commercial research use)', 'nvidia-pickle', supported=False,
-                    notes='non-square (512x256) generator: not supported by photodrag yet'),
+                    'stylegan_human_v2_512.pkl', 512, 'full-body people (SHHQ), 512x256', 'body',
+                    'StyleGAN-Human licence (non-commercial research use)', 'nvidia-pickle',
+                    notes="DragGAN's full-body model: 512x256, shown on a white 512x512 canvas; give the person's "
+                          'box (--box)'),
 ]
 
 REGISTRY: Dict[str, CheckpointEntry] = {e.name: e for e in _ENTRIES}

@@ -15,6 +15,7 @@ from typing import Any, Dict, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from photodrag.errors import is_number
@@ -178,12 +179,14 @@ class SynthesisLayer(nn.Module):
         activation:         str = 'lrelu',          # Activation function.
         resample_filter:    Sequence[float] = (1, 3, 3, 1),
         conv_clamp:         Optional[float] = None, # Clamp the output to ±X, None = no clamp.
+        square:             bool = True,            # False: StyleGAN-Human's maps, half as wide as high.
     ):
         super().__init__()
         ops.check_activation(activation)
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.resolution = resolution
+        self.width = resolution if square else resolution // 2
         self.up = up
         self.use_noise = use_noise
         self.activation = activation
@@ -194,7 +197,7 @@ class SynthesisLayer(nn.Module):
         self.affine = FullyConnectedLayer(w_dim, in_channels, bias_init=1)
         self.weight = nn.Parameter(torch.randn([out_channels, in_channels, kernel_size, kernel_size]))
         if use_noise:
-            self.register_buffer('noise_const', torch.randn([resolution, resolution]))
+            self.register_buffer('noise_const', torch.randn([resolution, self.width]))
             self.noise_strength = nn.Parameter(torch.zeros([]))
         self.bias = nn.Parameter(torch.zeros([out_channels]))
 
@@ -203,7 +206,7 @@ class SynthesisLayer(nn.Module):
         styles = self.affine(w)
         noise = None
         if self.use_noise and noise_mode == 'random':
-            noise = torch.randn([x.shape[0], 1, self.resolution, self.resolution], device=x.device) * self.noise_strength
+            noise = torch.randn([x.shape[0], 1, self.resolution, self.width], device=x.device) * self.noise_strength
         elif self.use_noise and noise_mode == 'const':
             noise = self.noise_const * self.noise_strength
         if fused_modconv is None:
@@ -282,6 +285,7 @@ class SynthesisBlock(nn.Module):
         conv_clamp:         Optional[float] = None, # Clamp conv outputs to ±X, None = no clamp.
         use_fp16:           bool = False,           # Run this block in fp16 (on CUDA only)?
         fp16_channels_last: bool = False,           # Channels-last memory format with fp16?
+        square:             bool = True,            # False: maps half as wide as high (StyleGAN-Human).
         **layer_kwargs,                             # Keywords of SynthesisLayer.
     ):
         if architecture not in ('orig', 'skip', 'resnet'):
@@ -298,13 +302,14 @@ class SynthesisBlock(nn.Module):
         self.num_conv = 0
         self.num_torgb = 0
         if in_channels == 0:
-            self.const = nn.Parameter(torch.randn([out_channels, resolution, resolution]))
+            self.const = nn.Parameter(torch.randn([out_channels, resolution, resolution if square else resolution // 2]))
         else:
             self.conv0 = SynthesisLayer(in_channels, out_channels, w_dim=w_dim, resolution=resolution, up=2,
-                                        resample_filter=resample_filter, conv_clamp=conv_clamp, **layer_kwargs)
+                                        resample_filter=resample_filter, conv_clamp=conv_clamp, square=square,
+                                        **layer_kwargs)
             self.num_conv += 1
         self.conv1 = SynthesisLayer(out_channels, out_channels, w_dim=w_dim, resolution=resolution,
-                                    conv_clamp=conv_clamp, **layer_kwargs)
+                                    conv_clamp=conv_clamp, square=square, **layer_kwargs)
         self.num_conv += 1
         if is_last or architecture == 'skip':
             self.torgb = ToRGBLayer(out_channels, img_channels, w_dim=w_dim, conv_clamp=conv_clamp)
@@ -384,6 +389,7 @@ class SynthesisNetwork(nn.Module):
         channel_base:   int = 32768,    # Channels at resolution r: min(channel_base // r, channel_max).
         channel_max:    int = 512,      # Maximum number of channels.
         num_fp16_res:   int = 0,        # Run the N highest resolutions in fp16 (CUDA only).
+        square:         bool = True,    # False: StyleGAN-Human's layout, R x R/2 (shown on a white R x R canvas)
         **block_kwargs,                 # Keywords of SynthesisBlock.
     ):
         if img_resolution < 4 or img_resolution & (img_resolution - 1):
@@ -394,6 +400,7 @@ class SynthesisNetwork(nn.Module):
         self.img_resolution_log2 = int(math.log2(img_resolution))
         self.img_channels = img_channels
         self.num_fp16_res = num_fp16_res
+        self.square = bool(square)
         self.block_resolutions = [2 ** i for i in range(2, self.img_resolution_log2 + 1)]
         channels = {res: min(channel_base // res, channel_max) for res in self.block_resolutions}
         if min(channels.values()) < 1:
@@ -403,16 +410,22 @@ class SynthesisNetwork(nn.Module):
         for res in self.block_resolutions:
             block = SynthesisBlock(channels[res // 2] if res > 4 else 0, channels[res], w_dim=w_dim,
                                    resolution=res, img_channels=img_channels, is_last=(res == img_resolution),
-                                   use_fp16=(res >= fp16_resolution), **block_kwargs)
+                                   use_fp16=(res >= fp16_resolution), square=self.square, **block_kwargs)
             self.num_ws += block.num_conv
             if res == img_resolution:
                 self.num_ws += block.num_torgb
             setattr(self, f'b{res}', block)
 
     def image_area(self, x: torch.Tensor, block: int) -> torch.Tensor:
-        """The part of block `block`'s output that covers the image: all of it (StyleGAN3's
-        layers have margins)."""
-        return x
+        """Block `block`'s output laid over the image canvas: as it is; a non-square network's
+        map (half as wide as high) in the middle of a square of zeros, as DragGAN pads
+        StyleGAN-Human's features (StyleGAN3's layers cut their margins off instead)."""
+        return x if self.square else _to_square(x, 0.0)
+
+    def canvas(self, img: torch.Tensor) -> torch.Tensor:
+        """The image as photodrag shows it: square; a non-square network's image (R x R/2) in the
+        middle of a white R x R canvas, as DragGAN shows StyleGAN-Human's."""
+        return img if self.square else _to_square(img, 1.0)
 
     def block_channels(self, resolution: int) -> int:
         """Number of feature channels that block `resolution` outputs."""
@@ -461,6 +474,8 @@ class SynthesisNetwork(nn.Module):
                     break
         if img is not None:
             img = img.float()
+            if stop_after is None or stop_after == self.img_resolution:
+                img = self.canvas(img)
         return SynthesisFeatures(features=feats, image=img)
 
     def finish(self, ws: torch.Tensor, x: torch.Tensor, img: Optional[torch.Tensor], after: int, *,
@@ -480,10 +495,16 @@ class SynthesisNetwork(nn.Module):
                     x, img = block(x, img, ws.narrow(1, w_idx, block.num_conv + block.num_torgb),
                                    noise_mode=noise_mode, force_fp32=force_fp32, fused_modconv=fused_modconv)
                 w_idx += block.num_conv
-        return img.float()
+        return self.canvas(img.float())
 
     def extra_repr(self) -> str:
         return f'w_dim={self.w_dim}, num_ws={self.num_ws}, img_resolution={self.img_resolution}'
+
+
+def _to_square(x: torch.Tensor, value: float) -> torch.Tensor:
+    """x [N, C, H, W<H] centred in an [N, C, H, H] canvas filled with `value`."""
+    pad = x.shape[2] - x.shape[3]
+    return F.pad(x, [pad // 2, pad - pad // 2], value=value) if pad > 0 else x
 
 
 def _autocast_context(device: torch.device, dtype: Optional[torch.dtype]):
@@ -505,7 +526,8 @@ MAPPING_DEFAULTS: Dict[str, Any] = dict(num_layers=8, embed_features=None, layer
                                         activation='lrelu', lr_multiplier=0.01, w_avg_beta=0.995)
 SYNTHESIS_DEFAULTS: Dict[str, Any] = dict(channel_base=32768, channel_max=512, num_fp16_res=0, conv_clamp=None,
                                           architecture='skip', resample_filter=[1, 3, 3, 1], use_noise=True,
-                                          activation='lrelu', kernel_size=3, fp16_channels_last=False)
+                                          activation='lrelu', kernel_size=3, fp16_channels_last=False,
+                                          square=True)
 # Keywords of NVIDIA's code that only matter for training; accepted and dropped.
 _TRAINING_ONLY = {'mapping': {'freeze_layers', 'freeze_embed'},
                   'synthesis': {'fused_modconv_default'}}
@@ -568,7 +590,7 @@ def check_config(z_dim, c_dim, w_dim, img_resolution, img_channels, mapping: Map
     k = _whole(synthesis.get('kernel_size', 3), 'kernel_size', 1, 7)
     if synthesis.get('architecture', 'skip') not in ('orig', 'skip', 'resnet'):
         raise ValueError(f"architecture must be 'orig', 'skip' or 'resnet', not {_quote(synthesis['architecture'])}")
-    for key in ('use_noise', 'fp16_channels_last'):
+    for key in ('use_noise', 'fp16_channels_last', 'square'):
         if not isinstance(synthesis.get(key, False), (bool, np.bool_)):
             raise ValueError(f'{key} must be true or false, not {_quote(synthesis[key])}')
     taps = synthesis.get('resample_filter', [1, 3, 3, 1])

@@ -384,3 +384,18 @@ def test_crafted_module_graphs_are_refused_at_once():
     with pytest.raises(BadCheckpointError) as e:
         find_generator({('k' * 10_000 + str(i)): 0 for i in range(1000)}, 'x.pkl')
     assert 'holds no generator' in str(e.value) and len(str(e.value)) < 600
+
+
+def test_stylegan_human_pickles_load_with_their_non_square_layout(tmp_path):
+    """StyleGAN-Human's pickles (512x256, 1024x512) record no keyword for the layout; it is read
+    from the 4x2 learned constant, and the payload never runs."""
+    G = make_generator(img_resolution=64, square=False, conv_clamp=256)
+    path = tmp_path / 'stylegan_human_v2_64.pkl'
+    formats.write_nvidia_pickle(G, path, tmp_path / 'ran')
+    loaded = checkpoints.load_generator(path)
+    assert not (tmp_path / 'ran').exists()
+    assert loaded.synthesis.square is False and loaded.init_kwargs['synthesis_kwargs']['square'] is False
+    ws = G.mapping(torch.randn(1, G.z_dim, generator=torch.Generator().manual_seed(0)), None, truncation_psi=0.7)
+    assert torch.equal(loaded.synthesis(ws, noise_mode='const'), G.synthesis(ws, noise_mode='const'))
+    saved = checkpoints.load_generator(checkpoints.save_generator(loaded, tmp_path / 'human.safetensors'))
+    assert saved.synthesis.square is False

@@ -361,3 +361,21 @@ def test_a_drag_that_arrived_goes_on_after_a_switch(G, w):
     last = s.run()
     assert last.done
     assert not s.switch_generator(G, w).done
+
+
+def test_a_drag_on_a_non_square_generator_moves_its_handle():
+    """StyleGAN-Human's layout: the drag works on the square canvas (features padded with zeros)."""
+    Gh = checkpoints.random_generator(128, channel_base=4096, channel_max=64).eval().requires_grad_(False)
+    import copy
+    kwargs = copy.deepcopy(Gh.init_kwargs)
+    kwargs['synthesis_kwargs']['square'] = False
+    torch.manual_seed(0)
+    Gh = stylegan.Generator(**kwargs).eval().requires_grad_(False)
+    ws = stylegan.w_from_seed(Gh, 2, truncation_psi=0.7)
+    s = DragSession(Gh, ws, [(60.0, 70.0)], [(70.0, 60.0)], config=DragConfig(**DRAGGAN, max_steps=20, stop_distance=0))
+    before = s.render()
+    assert before.shape[-2:] == (128, 128)
+    last = [s.step() for _ in range(20)][-1]
+    assert last.step == 20 and np.hypot(last.handles[0][0] - 60, last.handles[0][1] - 70) >= 1
+    after = s.render()
+    assert float((after - before).abs().mean()) > 1e-3 and torch.equal(after[..., :32], before[..., :32])

@@ -396,3 +396,43 @@ def test_cli_demo_without_its_weights(tmp_path, monkeypatch):
     result = run('demo', '--out', tmp_path / 'demo')
     assert result.exit_code == 2 and 'demo-faces' in result.output and not (tmp_path / 'demo').exists()
     assert result.output.startswith('error:') and result.output.count('\n') == 1
+
+
+def test_a_full_body_photo_is_edited_on_a_non_square_generator_through_the_cli(tmp_path):
+    """StyleGAN-Human's layout end to end: `photodrag edit --box` with the full-body recipe cuts the
+    person into the middle band of a square crop with white sides (what the generator draws
+    there), inverts and drags on it, pastes back only within the person's band: every pixel
+    outside is the input's, bit for bit, and the record replays."""
+    import copy
+    import torch
+    path = shared_photo('fullbody_stylegan_human_test.jpg')
+    base = make_generator(img_resolution=64, channel_base=1024, channel_max=64)
+    kwargs = copy.deepcopy(base.init_kwargs)
+    kwargs['synthesis_kwargs']['square'] = False
+    torch.manual_seed(0)
+    from photodrag import stylegan
+    G = stylegan.Generator(**kwargs).eval()
+    ckpt = checkpoints.save_generator(G, tmp_path / 'human64.safetensors')
+    out, record = tmp_path / 'edited.png', tmp_path / 'edited.json'
+    box = (390, 210, 1010, 1815)
+    result = CliRunner().invoke(main, [
+        'edit', path, '--drag', '640,420:668,400', '--box', ','.join(map(str, box)), '--recipe', 'body',
+        '--checkpoint', str(ckpt), '--steps', '5', '--quality', 'fast', '--projection-steps', '3', '--tuning-steps', '3',
+        '--out', str(out), '--record', str(record), '--no-cache'], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    rec = pipeline.EditRecord.load(record)
+    face = rec.faces[0]
+    assert face.drag['steps'] <= 5 and rec.config['recipe'] == 'body'
+    photo = alignment.read_photo(path)
+    crop = alignment.align(photo, box, size=64, recipe='body')
+    assert crop.content_box == (16, 0, 48, 64)
+    assert (crop.image[:, :16] == 255).all() and (crop.image[:, 48:] == 255).all()
+    edited = np.asarray(Image.open(out).convert('RGB'))
+    quad = crop.transform.to_photo(np.array([[15.5, -0.5], [48.5, -0.5], [48.5, 64.5], [15.5, 64.5]]))
+    x0, y0 = np.floor(quad.min(axis=0)).astype(int)
+    x1, y1 = np.ceil(quad.max(axis=0)).astype(int)
+    outside = np.ones(edited.shape[:2], bool)
+    outside[max(y0, 0):y1 + 1, max(x0, 0):x1 + 1] = False
+    assert np.array_equal(edited[outside], photo.pixels[outside])
+    again = pipeline.edit_from_record(rec, photo=path, cache=False)
+    assert np.array_equal(again.pixels, edited)

@@ -243,3 +243,31 @@ def test_a_grown_generator_draws_the_upsampled_image_until_trained():
             stylegan.grow(G, bad)
     with pytest.raises(ValueError, match="only a 'skip' generator"):
         stylegan.grow(make_generator(architecture='resnet'), 64)
+
+
+# ---------------------------------------------------------------- StyleGAN-Human's layout
+
+@pytest.mark.parametrize('architecture', ['skip', 'resnet'])
+def test_a_non_square_generator_draws_the_official_image_on_a_white_square_canvas(architecture):
+    """StyleGAN-Human's generators (`square=False`) draw R x R/2; photodrag shows that in the
+    middle of a white R x R canvas (DragGAN's `padding=True`) and lays each feature map over it
+    the same way, padded with zeros."""
+    G = make_generator(architecture=architecture, conv_clamp=256, img_resolution=64, square=False)
+    assert G.synthesis.b4.const.shape[1:] == (4, 2) and G.synthesis.b64.conv1.noise_const.shape == (64, 32)
+    z = torch.randn(2, G.z_dim, generator=torch.Generator().manual_seed(3))
+    ws = G.mapping(z, None, truncation_psi=0.7)
+    want = reference.synthesis(G, ws, noise_mode='const', path='official')
+    assert want.shape == (2, 3, 64, 32)
+    for fused in (True, False):
+        got = G.synthesis(ws, noise_mode='const', fused_modconv=fused)
+        assert got.shape == (2, 3, 64, 64)
+        assert (got[..., 16:48] - want).abs().max() <= TOL * max(1.0, want.abs().max().item() / 4)
+        assert torch.equal(got[..., :16], torch.ones_like(got[..., :16]))
+        assert torch.equal(got[..., 48:], torch.ones_like(got[..., 48:]))
+    out = G.synthesis.features(ws, stop_after=16, collect=[16], return_image=True, noise_mode='const')
+    assert out.features[16].shape[2:] == (16, 8)
+    laid = G.synthesis.image_area(out.features[16], 16)
+    assert laid.shape[2:] == (16, 16) and torch.equal(laid[..., 4:12], out.features[16]) and not laid[..., :4].any()
+    assert torch.equal(G.synthesis.finish(ws, out.features[16], out.image, 16, noise_mode='const'),
+                       G.synthesis(ws, noise_mode='const'))
+    G.synthesis(ws, noise_mode='random')            # random noise of the right shape
