@@ -166,6 +166,8 @@ def describe(G: Generator) -> str:
         kind = 'StyleGAN3-R' if s['use_radial_filters'] else 'StyleGAN3-T'
     else:
         s, kind = G.init_kwargs['synthesis_kwargs'], 'StyleGAN2'
+        if not s.get('square', True):
+            kind += f' ({G.img_resolution}x{G.img_resolution // 2} on a white square canvas)'
     return (f'{G.img_resolution}px {kind}, {G.num_ws} ws of {G.w_dim}, channels '
             f'{s["channel_base"]}/{s["channel_max"]}, {G.mapping.num_layers} mapping layers'
             + (f', {G.c_dim}-class conditional' if G.c_dim else ''))

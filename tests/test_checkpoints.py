@@ -251,7 +251,7 @@ def test_registry_entries_are_complete():
         else:
             assert e.url.startswith(('http://', 'https://'))
             assert e.resolution in (256, 512, 1024) and e.format in ('nvidia-pickle', 'tf-pickle')
-        assert e.alignment in ('ffhq', 'afhq', 'car', 'none', 'digiface')
+        assert e.alignment in ('ffhq', 'afhq', 'car', 'none', 'digiface', 'body')
     assert checkpoints.get_entry('stylegan2-ffhq-512').alignment == 'ffhq'
     with pytest.raises(CheckpointNotFoundError, match='no known checkpoint'):
         checkpoints.get_entry('stylegan9-unicorns')
@@ -326,8 +326,8 @@ def test_interrupted_download_leaves_nothing(cache_home, monkeypatch):
 def test_names_need_a_download_or_a_clear_error(cache_home):
     with pytest.raises(CheckpointNotFoundError, match='photodrag checkpoints download stylegan2-ffhq-512'):
         checkpoints.load_generator('stylegan2-ffhq-512', download=False)
-    with pytest.raises(BadCheckpointError, match='non-square'):
-        checkpoints.load_generator('stylegan-human-v2-512')
+    with pytest.raises(CheckpointNotFoundError, match='photodrag checkpoints download stylegan-human-v2-512'):
+        checkpoints.load_generator('stylegan-human-v2-512', download=False)
     with pytest.raises(CheckpointNotFoundError, match='neither a file nor a known checkpoint'):
         checkpoints.load_generator('no/such/file.pkl')
 
