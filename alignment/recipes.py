@@ -96,7 +96,8 @@ def recipe_for_checkpoint(entry_or_name, size: Optional[int] = None) -> CropReci
 def recipe_for(checkpoint=None, G=None, size: Optional[int] = None) -> CropRecipe:
     """The crop recipe a generator needs: its registry entry's when `checkpoint` is a registry
     name (and no file of that name exists), else the one its checkpoint file recorded
-    (`G.crop_recipe`), else FFHQ faces; at `size` (default: G's resolution)."""
+    (`G.crop_recipe`), else full-body people for a non-square (StyleGAN-Human) generator, else
+    FFHQ faces; at `size` (default: G's resolution)."""
     from photodrag.checkpoints.registry import named_entry
     if size is None and G is not None:
         size = G.img_resolution
@@ -105,6 +106,8 @@ def recipe_for(checkpoint=None, G=None, size: Optional[int] = None) -> CropRecip
         return recipe_for_checkpoint(entry, size=size)
     if getattr(G, 'crop_recipe', None):
         return recipe_from_metadata(G.crop_recipe, size=size)
+    if getattr(getattr(G, 'synthesis', None), 'square', True) is False:     # StyleGAN-Human's layout: people
+        return dataclasses.replace(RECIPES['body'], size=size)
     return dataclasses.replace(RECIPES['ffhq'], size=size)
 
 

@@ -24,7 +24,7 @@ FORMAT = 'photodrag-generator'
 VERSION = 1
 META_KEY = 'photodrag'
 # crop recipes a checkpoint may ask for (registry `alignment` names and alignment.RECIPES names)
-CROP_RECIPES = ('ffhq', 'afhq', 'car', 'none', 'object', 'digiface')
+CROP_RECIPES = ('ffhq', 'afhq', 'car', 'none', 'object', 'digiface', 'body')
 
 
 def save_generator(G: Generator, path, extra: Optional[Dict[str, Any]] = None, overwrite: bool = False) -> Path:

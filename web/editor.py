@@ -171,6 +171,10 @@ class Editor:
         found = alignment.detect_faces(photo, upsample=cfg.upsample) if self.server.recipe.face else []
         if self.server.recipe.face and not found:
             raise alignment.no_face_error(0, name, cfg.upsample)
+        if not self.server.recipe.face:
+            # a generator of objects (cars, animals, full-body people): the whole photo is the one
+            # subject, cut by the checkpoint's box recipe (the record keeps the box, as `edit --box` does)
+            found = [(0, 0, photo.size[0], photo.size[1])]
         for fs in self.face_states.values():
             fs.stop.set()
             self._cancel_tuning(fs)
@@ -249,8 +253,9 @@ class Editor:
         if not 0 <= k < len(self.faces):
             raise NotFound(f'the photo has {len(self.faces)} face(s); there is no face {k}')
         face = self.faces[k]
-        if face.landmarks is None:
-            raise PhotodragError('this face has no landmarks to align its eyes by')
+        if getattr(face, 'landmarks', None) is None:
+            raise PhotodragError('this face has no landmarks to align its eyes by (or the generator draws objects, '
+                                 'not faces)')
         thresholds = readout.check_thresholds()
         if k not in self._shot_cache.get('descriptors', {}):
             self._shot_cache.setdefault('descriptors', {})[k] = reference.descriptors(self.photo.pixels, [face])[0]
@@ -594,8 +599,9 @@ class Editor:
         from photodrag.expressions import presets as presets_mod
         from photodrag.pipeline.script import encode_mask
         fs = self.face(k)
-        if fs.target.landmarks is None:
-            raise PhotodragError('presets move face landmarks, and this face has none')
+        if getattr(fs.target, 'landmarks', None) is None:
+            raise PhotodragError('presets move face landmarks, and this face has none (or the generator draws '
+                                 'objects, not faces)')
         use = presets_mod.uses([presets_mod.label(name, strength)])[0]
         drags, region, labels = presets_mod.face_drags([use], fs.target.landmarks, self.photo.size)
         for (h, t), what in zip(drags, labels):
@@ -976,6 +982,8 @@ def _with_drags(aligned, pairs):
 
 def _face_info(f) -> Dict[str, Any]:
     from photodrag.expressions import readout as expression
+    if isinstance(f, tuple):            # an object recipe's box: the whole photo
+        return {'index': 0, 'box': [float(v) for v in f], 'score': 1.0, 'object': True}
     info = {'index': int(f.index), 'box': [float(v) for v in f.box], 'score': round(float(f.score), 3)}
     if f.landmarks is not None:
         r = expression.read(f.landmarks)

@@ -146,7 +146,9 @@ async function showPhoto(data) {
   $('downloads').hidden = true;
   $('compare-row').hidden = true;
   const n = data.faces.length;
-  $('faces-hint').textContent = n === 1 ? 'One face found: click it to edit it.'
+  const object = n === 1 && data.faces[0].object;    // a generator of objects: the whole photo is the subject
+  $('faces-hint').textContent = object ? 'This generator draws objects, not faces: the whole photo is the subject.'
+    : n === 1 ? 'One face found: click it to edit it.'
     : `${n} faces found, numbered left to right: click the one to edit.`;
   say(`${data.photo.name}: ${data.photo.width}×${data.photo.height}`);
   drawPhoto();
