@@ -8,7 +8,7 @@ from typing import Any, Dict, Mapping
 import torch
 
 from photodrag.errors import BadCheckpointError
-from photodrag.stylegan.networks import MAPPING_DEFAULTS, SYNTHESIS_DEFAULTS, Generator
+from photodrag.stylegan.networks import MAPPING_DEFAULTS, OPTIONAL_SYNTHESIS, SYNTHESIS_DEFAULTS, Generator
 
 from photodrag.restricted import PersistentObject, finite_or_raise, module_tensors, short
 
@@ -111,7 +111,8 @@ def generator_kwargs(G: PersistentObject) -> Dict[str, Any]:
                 mapping['lr_multiplier'] = float(fc0.state['bias_gain'])
             if 'activation' not in mapping and 'activation' in fc0.state:
                 mapping['activation'] = fc0.state['activation']
-    unknown = sorted(map(str, set(synthesis) - set(SYNTHESIS_DEFAULTS) - {'fused_modconv_default'}))
+    unknown = sorted(map(str, set(synthesis) - set(SYNTHESIS_DEFAULTS) - set(OPTIONAL_SYNTHESIS)
+                         - {'fused_modconv_default'}))
     unknown += sorted(map(str, set(mapping) - set(MAPPING_DEFAULTS) - {'freeze_layers', 'freeze_embed'}))
     if unknown:
         raise BadCheckpointError('the pickled Generator uses options photodrag does not implement: '

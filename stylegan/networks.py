@@ -526,8 +526,11 @@ MAPPING_DEFAULTS: Dict[str, Any] = dict(num_layers=8, embed_features=None, layer
                                         activation='lrelu', lr_multiplier=0.01, w_avg_beta=0.995)
 SYNTHESIS_DEFAULTS: Dict[str, Any] = dict(channel_base=32768, channel_max=512, num_fp16_res=0, conv_clamp=None,
                                           architecture='skip', resample_filter=[1, 3, 3, 1], use_noise=True,
-                                          activation='lrelu', kernel_size=3, fp16_channels_last=False,
-                                          square=True)
+                                          activation='lrelu', kernel_size=3, fp16_channels_last=False)
+# Keywords recorded only when they differ from the default, so the configs (and the hashes of
+# inversions, caches and encoders made from them) of generators that never used them stay
+# what they were: square=False is StyleGAN-Human's layout.
+OPTIONAL_SYNTHESIS: Dict[str, Any] = dict(square=True)
 # Keywords of NVIDIA's code that only matter for training; accepted and dropped.
 _TRAINING_ONLY = {'mapping': {'freeze_layers', 'freeze_embed'},
                   'synthesis': {'fused_modconv_default'}}
@@ -623,11 +626,13 @@ def check_config(z_dim, c_dim, w_dim, img_resolution, img_channels, mapping: Map
 def _resolve_kwargs(kind: str, given: Mapping[str, Any], defaults: Mapping[str, Any]) -> Dict[str, Any]:
     if not isinstance(given, Mapping):
         raise ValueError(f'{kind} keywords must be a mapping, not {type(given).__name__}')
-    unknown = sorted(str(k)[:40] for k in set(given) - set(defaults) - _TRAINING_ONLY[kind])
+    optional = OPTIONAL_SYNTHESIS if kind == 'synthesis' else {}
+    unknown = sorted(str(k)[:40] for k in set(given) - set(defaults) - set(optional) - _TRAINING_ONLY[kind])
     if unknown:
-        raise ValueError(f'unsupported {kind} keyword(s) {unknown[:8]}; supported: {sorted(defaults)}')
+        raise ValueError(f'unsupported {kind} keyword(s) {unknown[:8]}; supported: {sorted({**defaults, **optional})}')
     out = dict(defaults)
     out.update({k: v for k, v in given.items() if k in defaults})
+    out.update({k: v for k, v in given.items() if k in optional and v != optional[k]})
     if out.get('resample_filter') is not None:
         out['resample_filter'] = [float(v) for v in torch.as_tensor(out['resample_filter']).flatten().tolist()]
     return out

@@ -12,7 +12,10 @@ SPREAD = 10.0                # the blob centre is 15.5 + SPREAD * p for p in [-1
 
 
 class BlobWorld:
-    def __init__(self, seed: int = 0, steps: int = 400):
+    """make: builds the (untrained) generator to fit, any family with w_dim 512 and 32 px
+    (default: a small StyleGAN2)."""
+
+    def __init__(self, seed: int = 0, steps: int = 400, make=None, lr: float = 0.01):
         g = torch.Generator().manual_seed(seed)
         u, v = torch.randn(512, generator=g), torch.randn(512, generator=g)
         self.u, self.v = u / u.norm() * 4, v / v.norm() * 4
@@ -20,9 +23,9 @@ class BlobWorld:
         self.xx, self.yy = xx, yy
         with torch.random.fork_rng():
             torch.manual_seed(seed)
-            self.G = stylegan.Generator(img_resolution=R, channel_base=512, channel_max=64,
-                                        mapping_kwargs=dict(num_layers=2))
-            self._fit(steps)
+            self.G = make() if make is not None else stylegan.Generator(
+                img_resolution=R, channel_base=512, channel_max=64, mapping_kwargs=dict(num_layers=2))
+            self._fit(steps, lr)
         self.G.eval().requires_grad_(False)
 
     def latent(self, p: torch.Tensor, noise: float = 0.0) -> torch.Tensor:
@@ -38,9 +41,9 @@ class BlobWorld:
         blob = torch.exp(-d2 / (2 * sigma ** 2))
         return torch.stack([blob, blob * 0.5, 1 - blob], 1) * 2 - 1
 
-    def _fit(self, steps: int) -> None:
+    def _fit(self, steps: int, lr: float) -> None:
         # Off-manifold noise in w teaches the network to ignore the other directions.
-        opt = torch.optim.Adam(self.G.synthesis.parameters(), lr=0.01, betas=(0.5, 0.99))
+        opt = torch.optim.Adam(self.G.synthesis.parameters(), lr=lr, betas=(0.5, 0.99))
         for _ in range(steps):
             p = torch.rand(16, 2) * 2 - 1
             out = self.G.synthesis(self.latent(p, noise=0.15), noise_mode='const')

@@ -842,6 +842,9 @@ class Editor:
         if fs.drag is None:
             raise Conflict('nothing to apply: start a drag first')
         self._take_tuned(fs)
+        if fs.inv is None and fs.tuning_error is not None:
+            raise PhotodragError(f'this face could not be inverted ({fs.tuning_error}), so its drag cannot be pasted; '
+                                 'open it again')
         if fs.inv is None:
             raise Conflict('the generator is still learning this face (see the progress bar); the drag goes on on '
                            'it when it has, then Apply')
