@@ -31,8 +31,10 @@ def cache(tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def client(cache):
+    # Start waits for the inversion here (these tests hold the editor's drag to `pipeline.edit`'s);
+    # the drag begun before tuning ends has its own tests below (`gated`)
     app = create_app(ServerSettings(allowed_hosts=TEST_HOSTS, inversion=INVERSION, max_steps=25, cache=cache, max_sessions=3,
-                                    max_upload_bytes=2_000_000))
+                                    max_upload_bytes=2_000_000, drag_while_tuning=False))
     with TestClient(app, headers={'X-Photodrag': '1'}) as c:
         yield c
 
