@@ -75,12 +75,7 @@ def generator_kwargs(G: PersistentObject) -> Dict[str, Any]:
         if key in SYNTHESIS_DEFAULTS or key == 'fused_modconv_default':
             synthesis[key] = kwargs.pop(key)
     kwargs.pop('epochs', None)  # a training counter some forks add
-    for key in ('z_dim', 'c_dim', 'w_dim', 'img_resolution', 'img_channels'):
-        if key not in kwargs and key in G.state:
-            kwargs[key] = G.state[key]
-    missing = [k for k in ('z_dim', 'c_dim', 'w_dim', 'img_resolution', 'img_channels') if k not in kwargs]
-    if missing:
-        raise BadCheckpointError(f'the pickled Generator does not record {missing}')
+    _dimensions(G, kwargs)
 
     net = G.children['synthesis']
     if 'conv_clamp' not in synthesis:
@@ -148,13 +143,18 @@ def stylegan3_kwargs(G: PersistentObject) -> Dict[str, Any]:
     if not isinstance(mapping, Mapping):
         raise BadCheckpointError(f'the pickled Generator\'s mapping_kwargs is {type(mapping).__name__}, not a mapping')
     kwargs['mapping_kwargs'] = dict(mapping)
-    for key in ('z_dim', 'c_dim', 'w_dim', 'img_resolution', 'img_channels'):
+    _dimensions(G, kwargs)
+    return kwargs
+
+
+def _dimensions(G: PersistentObject, kwargs: Dict[str, Any]) -> None:
+    """Fill the generator's dimensions its constructor keywords lack from its pickled attributes."""
+    for key in _GENERATOR_ARGS[:5]:
         if key not in kwargs and key in G.state:
             kwargs[key] = G.state[key]
-    missing = [k for k in ('z_dim', 'c_dim', 'w_dim', 'img_resolution', 'img_channels') if k not in kwargs]
+    missing = [k for k in _GENERATOR_ARGS[:5] if k not in kwargs]
     if missing:
         raise BadCheckpointError(f'the pickled Generator does not record {missing}')
-    return kwargs
 
 
 def build_stylegan3(G: PersistentObject, source: str):
