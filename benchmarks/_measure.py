@@ -75,3 +75,11 @@ def median_seconds(fn, repeat: int = 3, warmup: int = 1) -> float:
 
 def mib(n: int) -> str:
     return f'{n / 2**20:8.0f} MiB'
+
+
+def measure(fn, repeat: int = 3):
+    """(median seconds of `repeat` calls of fn, the peak memory of one more call, bytes)."""
+    seconds = median_seconds(fn, repeat=repeat)
+    with PeakRSS() as m:
+        fn()
+    return seconds, m.peak

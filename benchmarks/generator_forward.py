@@ -15,14 +15,7 @@ import torch
 
 from photodrag import checkpoints
 import stylegan_reference as reference
-from _measure import PeakRSS, median_seconds, mib
-
-
-def measure(fn, repeat):
-    seconds = median_seconds(fn, repeat=repeat)
-    with PeakRSS() as m:
-        fn()
-    return seconds, m.peak
+from _measure import measure, mib
 
 
 def main():

@@ -18,18 +18,11 @@ import _measure  # noqa: F401  (sets sys.path and malloc behaviour first)
 import torch
 
 import stylegan3_reference as reference
-from _measure import PeakRSS, median_seconds, mib
+from _measure import measure, mib
 from photodrag.stylegan.alias_free import AliasFreeGenerator
 
 CONFIGS = {'T': dict(channel_base=32768, channel_max=512),
            'R': dict(channel_base=65536, channel_max=1024, conv_kernel=1, use_radial_filters=True)}
-
-
-def measure(fn, repeat):
-    seconds = median_seconds(fn, repeat=repeat)
-    with PeakRSS() as m:
-        fn()
-    return seconds, m.peak
 
 
 def nvidia_copy(G, path):

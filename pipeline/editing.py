@@ -296,9 +296,9 @@ def _edit_face(run: _Run, k: int, job: FaceEdit, target) -> Tuple[FaceResult, Fa
             from photodrag.inversion import preview
             start = preview(run.G, face.crop.image, run.inputs.inversion, device=run.config.device,
                             encoder=run.encoder)
-            session, _ = start_drag(run.G, start, face, mask_crop, run.inputs.drag, device=run.config.device)
+            session = start_drag(run.G, start, face, mask_crop, run.inputs.drag, device=run.config.device)
         else:
-            session, _ = start_drag(G_tuned, inv.ws, face, mask_crop, run.inputs.drag, device=run.config.device)
+            session = start_drag(G_tuned, inv.ws, face, mask_crop, run.inputs.drag, device=run.config.device)
         scripted = _drag(run, k, face, job, session, tuned=lambda: (G_tuned, inv.ws))
         reconstruction = drag_start_image(session)
         if scripted is not None and scripted.mask_png is not None:
@@ -478,12 +478,11 @@ def invert_face(k: int, G, crop, inv_config, *, device, cache, emit: Callback, e
 
 
 def start_drag(G, ws, face: AlignedFace, mask_crop, drag_config, *, device):
-    """(the DragSession on `G` from latent `ws` (the inversion's, on its tuned generator) and the
-    face's crop drags, the image before the drag as uint8: the paste's reference)."""
+    """The DragSession on `G` from latent `ws` (the inversion's, on its tuned generator) with the
+    face's crop drags; `drag_start_image` gives the paste's reference."""
     from photodrag.drag import DragSession
-    session = DragSession(G, ws.to(device), [tuple(p) for p in face.handles_crop.tolist()],
-                          [tuple(p) for p in face.targets_crop.tolist()], mask=mask_crop, config=drag_config)
-    return session, drag_start_image(session)
+    return DragSession(G, ws.to(device), [tuple(p) for p in face.handles_crop.tolist()],
+                       [tuple(p) for p in face.targets_crop.tolist()], mask=mask_crop, config=drag_config)
 
 
 def drag_start_image(session) -> np.ndarray:

@@ -32,10 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from photodrag.errors import is_number
-
 from .networks import (NOISE_MODES, FullyConnectedLayer, MappingNetwork, SynthesisFeatures, _autocast_context,
-                       _quote)
+                       _quote, _real, _whole)
 
 # NVIDIA's defaults for the stylegan3 repository's Generator (config T; R changes conv_kernel,
 # use_radial_filters and the channel counts, which its pickles record).
@@ -458,48 +456,34 @@ def check_config3(z_dim, c_dim, w_dim, img_resolution, img_channels, mapping: Ma
     """Raise ValueError unless these keywords describe a StyleGAN3 generator of sane size
     (types, ranges, and the parameter count from the layer plan, before any weight exists)."""
     L = LIMITS3
-
-    def whole(v, name, lo, hi):
-        if not is_number(v, whole=True) or isinstance(v, bool):
-            raise ValueError(f'{name} must be a whole number, not {type(v).__name__} {_quote(v)}')
-        if not lo <= v <= hi:
-            raise ValueError(f'{name} = {_quote(v)} is outside {lo}..{hi}')
-        return int(v)
-
-    def real(v, name, lo, hi):
-        if not is_number(v) or isinstance(v, bool) or not lo <= float(v) <= hi:
-            raise ValueError(f'{name} must be a number in {lo}..{hi}, not {_quote(v)}')
-        return float(v)
-
-    whole(z_dim, 'z_dim', 1, L['dim'])
-    whole(c_dim, 'c_dim', 0, L['c_dim'])
-    w = whole(w_dim, 'w_dim', 1, L['dim'])
-    res = whole(img_resolution, 'img_resolution', 8, L['resolution'])
+    _whole(z_dim, 'z_dim', 1, L['dim'])
+    _whole(c_dim, 'c_dim', 0, L['c_dim'])
+    w = _whole(w_dim, 'w_dim', 1, L['dim'])
+    res = _whole(img_resolution, 'img_resolution', 8, L['resolution'])
     if res & (res - 1):
         raise ValueError(f'img_resolution = {res} is not a power of two')
-    ch = whole(img_channels, 'img_channels', 1, L['channels'])
-    whole(mapping['num_layers'], 'mapping num_layers', 1, L['mapping_layers'])
-    real(mapping['lr_multiplier'], 'mapping lr_multiplier', 1e-6, 1e3)
-    real(mapping['w_avg_beta'], 'mapping w_avg_beta', 0.0, 1.0)
+    ch = _whole(img_channels, 'img_channels', 1, L['channels'])
+    _whole(mapping['num_layers'], 'mapping num_layers', 1, L['mapping_layers'])
+    _real(mapping['lr_multiplier'], 'mapping lr_multiplier', 1e-6, 1e3)
+    _real(mapping['w_avg_beta'], 'mapping w_avg_beta', 0.0, 1.0)
     s = synthesis
-    base = whole(s['channel_base'], 'channel_base', 1, L['channel_base'])
-    cmax = whole(s['channel_max'], 'channel_max', 1, L['channel_max'])
-    n = whole(s['num_layers'], 'num_layers', 2, L['layers'])
-    whole(s['num_critical'], 'num_critical', 0, n - 1)
-    real(s['first_cutoff'], 'first_cutoff', 0.5, res / 2)
-    real(s['first_stopband'], 'first_stopband', 0.5, res)
-    real(s['last_stopband_rel'], 'last_stopband_rel', 1.0, 4.0)
-    whole(s['margin_size'], 'margin_size', 0, L['margin'])
-    real(s['output_scale'], 'output_scale', 1e-6, 1e6)
-    whole(s['num_fp16_res'], 'num_fp16_res', 0, 16)
-    whole(s['conv_kernel'], 'conv_kernel', 1, L['conv_kernel'])
-    whole(s['filter_size'], 'filter_size', 1, L['filter_size'])
-    whole(s['lrelu_upsampling'], 'lrelu_upsampling', 1, L['lrelu_upsampling'])
+    base = _whole(s['channel_base'], 'channel_base', 1, L['channel_base'])
+    cmax = _whole(s['channel_max'], 'channel_max', 1, L['channel_max'])
+    n = _whole(s['num_layers'], 'num_layers', 2, L['layers'])
+    _whole(s['num_critical'], 'num_critical', 0, n - 1)
+    _real(s['first_cutoff'], 'first_cutoff', 0.5, res / 2)
+    _real(s['first_stopband'], 'first_stopband', 0.5, res)
+    _real(s['last_stopband_rel'], 'last_stopband_rel', 1.0, 4.0)
+    _whole(s['margin_size'], 'margin_size', 0, L['margin'])
+    _real(s['output_scale'], 'output_scale', 1e-6, 1e6)
+    _whole(s['num_fp16_res'], 'num_fp16_res', 0, 16)
+    _whole(s['conv_kernel'], 'conv_kernel', 1, L['conv_kernel'])
+    _whole(s['filter_size'], 'filter_size', 1, L['filter_size'])
+    _whole(s['lrelu_upsampling'], 'lrelu_upsampling', 1, L['lrelu_upsampling'])
     if not isinstance(s['use_radial_filters'], (bool, np.bool_)):
         raise ValueError(f'use_radial_filters must be true or false, not {_quote(s["use_radial_filters"])}')
-    if s['conv_clamp'] is not None:
-        real(s['conv_clamp'], 'conv_clamp', 1e-6, 1e9)
-    real(s['magnitude_ema_beta'], 'magnitude_ema_beta', 0.0, 1.0)
+    _real(s['conv_clamp'], 'conv_clamp', 1e-6, 1e9, optional=True)
+    _real(s['magnitude_ema_beta'], 'magnitude_ema_beta', 0.0, 1.0)
     # parameters and the largest activation map, from the plan (cheap: numbers only)
     plan = plan_synthesis(res, ch, **{**s, 'channel_base': base, 'channel_max': cmax})
     params = plan.input_channels ** 2 + (w + 1) * 4

@@ -651,10 +651,9 @@ class Editor:
             t = time.perf_counter()
             # while the face is still being tuned: on the untuned generator from the inversion's start
             G, ws = (fs.G_tuned, fs.inv.ws) if fs.inv is not None else (self.server.G, fs.start_ws)
-            session, recon = editing.start_drag(G, ws, face, None, self.drag_config(fs),
-                                                device=self.server.config.device)
+            session = editing.start_drag(G, ws, face, None, self.drag_config(fs), device=self.server.config.device)
             fs.drag = ScriptedDrag(session, face.crop.transform)
-            fs.drag_reconstruction = recon
+            fs.drag_reconstruction = editing.drag_start_image(session)
             fs.timings['drag'] = time.perf_counter() - t
             if fs.lr is not None:
                 fs.drag.set_lr(fs.lr)
