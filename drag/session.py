@@ -135,6 +135,7 @@ class DragSession:
         self._best: Optional[_Progress] = None
         self._kept = None               # (ws, features, image so far) of the last step(preview=True)
         self._generator = 0             # generators switched to so far (`switch_generator`)
+        self._cap_from = 0              # the step the `max_steps` budget counts from (the last switch)
         self._history: List[_Snapshot] = [self._snapshot()]
 
     # ------------------------------------------------------------------ state
@@ -263,7 +264,8 @@ class DragSession:
         drag compares with is read again on `G` at `w`, as if it had started there: each handle's
         feature, motion disc, template and image patch at its origin, and the keep-still term's
         start features. A drag that had ended is open again: the content has to be at the
-        targets on `G`. Earlier steps can still be undone, on `G`. The whole switch is one
+        targets on `G`, and `max_steps` counts afresh from here. Earlier steps can still be
+        undone, on `G`. The whole switch is one
         deterministic call, so a script that records it (`pipeline.script`) replays bit for bit.
         Raises InvalidSettingsError for a generator of another layout or device."""
         if (int(G.img_resolution) != self.resolution or G.num_ws != self.G.num_ws or G.w_dim != self.G.w_dim
@@ -277,6 +279,7 @@ class DragSession:
         self.G = G
         self.w0 = self._check_latent(w)
         self._generator += 1
+        self._cap_from = self._step         # the drag gets its whole step budget on `G`
         self._reanchor()                    # steps undone to later are read again on `G` too (`_restore`)
         self._undone()
         self._last = self._result(None)
@@ -338,7 +341,7 @@ class DragSession:
             stalled = self._note_progress(distances, image)
             if arrived:
                 self._done, self._reason = True, 'converged'
-            elif self._step >= config.max_steps or stalled:
+            elif self._step - self._cap_from >= config.max_steps or stalled:
                 self._end_at_best('stalled' if stalled else 'max_steps')
             else:
                 r1 = config.motion_radius(self.resolution)

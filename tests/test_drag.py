@@ -361,6 +361,8 @@ def test_a_drag_that_arrived_goes_on_after_a_switch(G, w):
     last = s.run()
     assert last.done
     assert not s.switch_generator(G, w).done
+    # the step cap counts from the switch: a drag that used its budget on the rough copy gets it again
+    assert s.run().step == 6 and s.state().reason == 'max_steps'
 
 
 def test_a_drag_on_a_non_square_generator_moves_its_handle():
