@@ -43,10 +43,13 @@ def pytest_xdist_auto_num_workers(config):
     return max(1, min(4, os.cpu_count() or 1))
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     """Parallel workers take each file whole (`--dist loadgroup`: its module fixtures, such as a
     fitted generator or an inversion, are built once), except tests marked `spread`: long ones
-    that share nothing, which go to whichever worker is free."""
+    that share nothing, which go to whichever worker is free. First of the hooks: xdist's
+    worker reads the groups in its own, and a group added after it is ignored (the files'
+    tests were then spread over the workers and each built the module fixtures again)."""
     for item in items:
         if item.get_closest_marker('spread') is None:
             item.add_marker(pytest.mark.xdist_group(item.nodeid.split('::')[0]))

@@ -11,8 +11,10 @@ from photodrag import checkpoints, stylegan
 
 @pytest.mark.slow
 @pytest.mark.spread
+# a close-up, a high-resolution photo and a 225 px one (benchmarks/demo_faces.py measures the
+# FFHQ-aligned portrait as well: alike the high-resolution one, and a minute of the suite's time)
 @pytest.mark.parametrize('name', ['portrait_facexlib_test2.jpg', 'portrait_deepface_img1.jpg',
-                                  'portrait_lowres_codeformer_04.jpg', 'portrait_aligned1024_e4e_input.jpg'])
+                                  'portrait_lowres_codeformer_04.jpg'])
 def test_demo_inverts_the_shared_portraits(name, monkeypatch, tmp_path):
     """The real portraits beside the checkout (skipped where they are absent), fast preset from
     the shipped encoder's start, as every demo-faces edit inverts (test_demo_faces.py's astronaut

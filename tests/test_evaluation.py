@@ -155,8 +155,9 @@ def test_eval_content_reports_the_content_and_the_tracker(tmp_path, monkeypatch)
 @pytest.mark.slow
 @pytest.mark.spread
 def test_eval_landmarks_on_two_real_faces(tmp_path, monkeypatch):
-    """Protocol 1 on the shared group photo with the demo generator, a few steps: the report has
-    its keys, the no-edit distance is the faces' own difference, and the MD is finite."""
+    """Protocol 1 on the shared group photo with the demo generator, a few steps (inversion
+    included: the report's mechanics are tested here, not its figures): the report has its
+    keys, the no-edit distance is the faces' own difference, and the MD is finite."""
     import shutil
     from conftest import lpips_or_skip, shared_photo
     from photodrag.evaluation.protocols import eval_landmarks, write_report
@@ -166,7 +167,9 @@ def test_eval_landmarks_on_two_real_faces(tmp_path, monkeypatch):
     folder.mkdir()
     shutil.copy(shared_photo('group2_codeformer_06.png'), folder)
     monkeypatch.setenv('PHOTODRAG_CACHE', str(tmp_path / 'cache'))
-    report = eval_landmarks(folder, points=5, pairs=1, checkpoint='demo-faces', quality='fast', max_steps=20)
+    from photodrag.inversion import InversionConfig
+    report = eval_landmarks(folder, points=5, pairs=1, checkpoint='demo-faces', max_steps=20,
+                            inversion=InversionConfig.preset('fast', projection_steps=5, tuning_steps=5))
     assert report['pairs'] == 1 and report['failed'] == 0, report['samples']
     s = report['samples'][0]
     assert s['a'] == 'group2_codeformer_06.png#0' and s['b'] == 'group2_codeformer_06.png#1'
