@@ -3,6 +3,7 @@
     from photodrag import alignment
     photo = alignment.read_photo('group.jpg')
     faces = alignment.detect_faces(photo)                       # left to right
+    people = alignment.detect_people(photo, faces)              # their whole bodies (full-body recipe)
     crop = alignment.align(photo, faces[0], size=512)           # FFHQ recipe
     ...                                                         # invert + drag crop.image
     result = alignment.paste_back(photo, [(crop, edited)])
@@ -14,6 +15,7 @@ from .faces import (DEFAULT_DETECTOR, MIN_EYE_CONTRAST, WEAK_SCORE, DlibDetector
                     eye_contrast, is_weak, no_face_error, select_face,
                     sort_faces)
 from .retinaface import RetinaFaceDetector
+from .people import detect_people, select_person
 from .paste import BlendMask, Edit, PasteConfig, PasteResult, paste_back
 from .photo import DEFAULT_MAX_PIXELS, Photo, as_rgb, estimate_jpeg_quality, read_photo, write_photo
 from .recipes import (RECIPES, AlignedCrop, CropRecipe, align, box_quad, ffhq_quad, recipe_for, recipe_for_checkpoint,
@@ -28,5 +30,6 @@ __all__ = [
     'CropTransform', 'homography',
     'AlignedCrop', 'CropRecipe', 'RECIPES', 'align', 'ffhq_quad', 'box_quad', 'recipe_for', 'recipe_for_checkpoint',
     'recipe_from_metadata', 'warp_quad',
+    'detect_people', 'select_person',
     'PasteConfig', 'Edit', 'BlendMask', 'PasteResult', 'paste_back',
 ]

@@ -263,13 +263,20 @@ def _find_faces(run: _Run, detector) -> Tuple[List[FaceEdit], List, int]:
         if not found:
             raise alignment.no_face_error(0, str(photo.path or 'the photo'), run.config.upsample)
         run.emit('detect', 1, 1, {'faces': len(found)})
+    people: List = []
+    if rec.name == 'body' and inputs.box is None and any(job.box is None for job in jobs):
+        # full-body people: each found from their face (none found: the whole photo, as before)
+        run.emit('detect', 0, 1, {})
+        people = alignment.detect_people(photo, alignment.detect_faces(photo, detector=detector,
+                                                                       upsample=run.config.upsample))
+        run.emit('detect', 1, 1, {'people': len(people)})
     if not rec.face and (inputs.presets or any(job.presets for job in jobs)):
         raise PhotodragError(f'presets move face landmarks; the {rec.name!r} crop recipe has none (use a face '
                              'checkpoint or recipe, or give drags)')
-    targets = _assign(jobs, found, rec, inputs.box, photo, detector, inputs.size)
+    targets = _assign(jobs, found, rec, inputs.box, photo, detector, inputs.size, people)
     if inputs.presets:
         _add_presets(jobs, targets, inputs.presets, inputs.face, found)
-    return jobs, targets, len(found)
+    return jobs, targets, len(found) or len(people)
 
 
 def _edit_face(run: _Run, k: int, job: FaceEdit, target) -> Tuple[FaceResult, FaceRecord]:
@@ -696,18 +703,35 @@ def masked_edit(r: FaceResult) -> np.ndarray:
     return np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
 
 
-def _assign(jobs: List[FaceEdit], found, rec, box, photo, detector, size) -> List:
+def _assign(jobs: List[FaceEdit], found, rec, box, photo, detector, size, people=()) -> List:
     """Each job's `Face` (index -1: located by a box) or, for object recipes, its box; splits
-    jobs that pick their faces by the handles into one job per face (`jobs` is updated)."""
+    jobs that pick their faces (or, full-body, their people) by the handles into one job per
+    face or person (`jobs` is updated)."""
     from photodrag import alignment
     if not rec.face:
         for job in jobs:
             if job.face is not None:
                 raise PhotodragError(f'the {rec.name!r} crop recipe works on a box, not on faces; give a box '
                                      '(or none for the whole photo) instead of a face')
-        if len(jobs) > 1 and any(job.box is None for job in jobs) and box is None:
+        if len(jobs) > 1 and any(job.box is None for job in jobs) and box is None and not people:
             raise PhotodragError('several edits of one photo with an object recipe need a box each')
-        return [job.box or box or (0.0, 0.0, float(size[0]), float(size[1])) for job in jobs]
+        out: List = []
+        split: List[FaceEdit] = []
+        for job in jobs:
+            if job.box is not None or box is not None or not people:
+                split.append(job)
+                out.append(job.box or box or (0.0, 0.0, float(size[0]), float(size[1])))
+                continue
+            groups: Dict[Box, List[Drag]] = {}          # the person whose box holds each handle
+            for d in job.drags:
+                groups.setdefault(alignment.select_person(people, d[0]), []).append(d)
+            for person, drags in (groups or {alignment.select_person(people): []}).items():
+                split.append(dataclasses.replace(job, drags=drags))
+                out.append(person)
+        if people and len(set(out)) < len(out):
+            raise PhotodragError('one person is edited twice; put all of their drags in one edit')
+        jobs[:] = split
+        return out
 
     out: List = []
     split: List[FaceEdit] = []

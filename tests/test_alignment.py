@@ -405,6 +405,28 @@ def test_the_default_detector_finds_faces_cut_by_the_frame_and_in_the_dark():
     assert np.hypot(*(found.centre - whole.centre)) < 0.1 * whole.width
 
 
+def test_people_are_found_head_to_foot_from_their_faces():
+    """The full-body recipe's people: each from their face, head to feet, in the faces' order;
+    none where there is no face."""
+    _needs_dlib()
+    photo = _photo('fullbody_stylegan_human_test.jpg')
+    (person,) = alignment.detect_people(photo)
+    hand = (390, 210, 1010, 1815)       # drawn by hand (docs/models.md); her right shoe sticks out alone
+    assert abs(person[0] - hand[0]) < 60 and abs(person[1] - hand[1]) < 40 and person[3] > 1760
+    assert 840 <= person[2] <= hand[2] + 20
+    family = _photo('group3_family_gfpgan_10045.png')
+    faces = alignment.detect_faces(family)
+    people = alignment.detect_people(family, faces)
+    assert len(people) == 3
+    for f, p in zip(faces, people):
+        assert p[0] <= f.box[0] and p[1] <= f.box[1] and p[2] >= f.box[2] and p[3] > f.box[3] + 4 * (f.box[3] - f.box[1])
+    father, girl, _ = people
+    assert father[3] > 950 and girl[3] > 950 and girl[1] > 350          # to their shoes; she is short
+    assert alignment.select_person(people, point=(400, 700)) == girl    # the smaller box holding the point
+    assert alignment.select_person(people) in (father, people[2])       # the largest
+    assert alignment.detect_people(_photo('horse_e4e.jpg')) == []
+
+
 def test_a_replaced_detector_model_is_refused_by_name(tmp_path, monkeypatch):
     from photodrag.alignment import retinaface
     bad = tmp_path / 'retinaface-mobilenet0.25.onnx'

@@ -171,9 +171,12 @@ class Editor:
         found = alignment.detect_faces(photo, upsample=cfg.upsample) if self.server.recipe.face else []
         if self.server.recipe.face and not found:
             raise alignment.no_face_error(0, name, cfg.upsample)
-        if not self.server.recipe.face:
-            # a generator of objects (cars, animals, full-body people): the whole photo is the one
-            # subject, cut by the checkpoint's box recipe (the record keeps the box, as `edit --box` does)
+        if self.server.recipe.name == 'body':
+            # full-body people: each person found from their face is a subject (boxes, as `edit --box` gives)
+            found = alignment.detect_people(photo, alignment.detect_faces(photo, upsample=cfg.upsample))
+        if not self.server.recipe.face and not found:
+            # a generator of objects (cars, animals; people when none is found): the whole photo is
+            # the one subject, cut by the checkpoint's box recipe (the record keeps the box)
             found = [(0, 0, photo.size[0], photo.size[1])]
         for fs in self.face_states.values():
             fs.stop.set()
@@ -186,7 +189,7 @@ class Editor:
         view = self._write_view(photo.pixels, 'view.jpg')
         self.publish({'type': 'progress', 'stage': 'detect', 'step': 1, 'total': 1})
         return {'photo': {'name': name, 'width': photo.size[0], 'height': photo.size[1],
-                          'view_scale': view}, 'faces': [_face_info(f) for f in found]}
+                          'view_scale': view}, 'faces': [_face_info(f, i, photo.size) for i, f in enumerate(found)]}
 
     def _read_upload(self, data: Optional[bytes], name: str, stem: str, sample: Optional[Path] = None):
         """An uploaded photo (recognised by content, kept in the session's folder as STEM.ext) or
@@ -282,7 +285,7 @@ class Editor:
         shot_name = self.shots[t.reference][0]
         message = (f'face {k}: {part} {verb} from {shot_name} ({what})' if ok else
                    f'face {k}: {part} taken from {shot_name}, yet they do not read as fixed ({what}); check them')
-        return {'face': k, 'fixed': ok, 'message': message, 'faces': [_face_info(f) for f in self.faces]}
+        return {'face': k, 'fixed': ok, 'message': message, 'faces': [_face_info(f, i, self.photo.size) for i, f in enumerate(self.faces)]}
 
     def _fix_record(self, edit_record: Optional[Dict[str, Any]], pixels: np.ndarray) -> Dict[str, Any]:
         """The session's fix record: the transfers from other shots, then the drags' edit record."""
@@ -982,10 +985,11 @@ def _with_drags(aligned, pairs):
                                targets_crop=to_crop(targets))
 
 
-def _face_info(f) -> Dict[str, Any]:
+def _face_info(f, i: int, size) -> Dict[str, Any]:
     from photodrag.expressions import readout as expression
-    if isinstance(f, tuple):            # an object recipe's box: the whole photo
-        return {'index': 0, 'box': [float(v) for v in f], 'score': 1.0, 'object': True}
+    if isinstance(f, tuple):            # an object recipe's box: a person found, or the whole photo
+        return {'index': i, 'box': [float(v) for v in f], 'score': 1.0, 'object': True,
+                'whole': tuple(f) == (0, 0, size[0], size[1])}
     info = {'index': int(f.index), 'box': [float(v) for v in f.box], 'score': round(float(f.score), 3)}
     if f.landmarks is not None:
         r = expression.read(f.landmarks)

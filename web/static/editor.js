@@ -146,8 +146,11 @@ async function showPhoto(data) {
   $('downloads').hidden = true;
   $('compare-row').hidden = true;
   const n = data.faces.length;
-  const object = n === 1 && data.faces[0].object;    // a generator of objects: the whole photo is the subject
-  $('faces-hint').textContent = object ? 'This generator draws objects, not faces: the whole photo is the subject.'
+  const whole = n === 1 && data.faces[0].whole;       // a generator of objects: the whole photo is the subject
+  const people = n > 0 && data.faces[0].object && !whole;   // full-body people, each found from their face
+  $('faces-hint').textContent = whole ? 'This generator draws objects, not faces: the whole photo is the subject.'
+    : people ? (n === 1 ? 'One person found: click them to edit.'
+                        : `${n} people found, numbered left to right: click the one to edit.`)
     : n === 1 ? 'One face found: click it to edit it.'
     : `${n} faces found, numbered left to right: click the one to edit.`;
   say(`${data.photo.name}: ${data.photo.width}×${data.photo.height}`);
