@@ -398,11 +398,13 @@ def test_cli_demo_without_its_weights(tmp_path, monkeypatch):
     assert result.output.startswith('error:') and result.output.count('\n') == 1
 
 
-def test_a_full_body_photo_is_edited_on_a_non_square_generator_through_the_cli(tmp_path):
-    """StyleGAN-Human's layout end to end: `photodrag edit` with the full-body recipe finds the
-    person (from her face), cuts her into the middle band of a square crop with white sides
-    (what the generator draws there), inverts and drags on it, pastes back only within the
-    person's band: every pixel outside is the input's, bit for bit, and the record replays."""
+@pytest.mark.parametrize('given', [True, False], ids=['box', 'found'])
+def test_a_full_body_photo_is_edited_on_a_non_square_generator_through_the_cli(tmp_path, given):
+    """StyleGAN-Human's layout end to end: `photodrag edit` with the full-body recipe takes the
+    person's `--box` or finds her (from her face), cuts her into the middle band of a square
+    crop with white sides (what the generator draws there), inverts and drags on it, pastes
+    back only within the person's band: every pixel outside is the input's, bit for bit, and
+    the record replays."""
     import copy
     import torch
     path = shared_photo('fullbody_stylegan_human_test.jpg')
@@ -414,16 +416,21 @@ def test_a_full_body_photo_is_edited_on_a_non_square_generator_through_the_cli(t
     G = stylegan.Generator(**kwargs).eval()
     ckpt = checkpoints.save_generator(G, tmp_path / 'human64.safetensors')
     out, record = tmp_path / 'edited.png', tmp_path / 'edited.json'
+    hand = (390, 210, 1010, 1815)           # drawn by hand
     result = CliRunner().invoke(main, [
         'edit', path, '--drag', '640,420:668,400', '--recipe', 'body',
+        *(['--box', ','.join(map(str, hand))] if given else []),
         '--checkpoint', str(ckpt), '--steps', '5', '--quality', 'fast', '--projection-steps', '3', '--tuning-steps', '3',
         '--out', str(out), '--record', str(record), '--no-cache'], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     rec = pipeline.EditRecord.load(record)
     face = rec.faces[0]
     assert face.drag['steps'] <= 5 and rec.config['recipe'] == 'body'
-    box = tuple(face.box)           # found: head to shoes (the hand-drawn box is 390,210,1010,1815)
-    assert 380 <= box[0] <= 460 and 200 <= box[1] <= 260 and 840 <= box[2] <= 1020 and box[3] >= 1760
+    box = tuple(face.box)
+    if given:
+        assert box == hand
+    else:                           # found: head to shoes
+        assert 380 <= box[0] <= 460 and 200 <= box[1] <= 260 and 840 <= box[2] <= 1020 and box[3] >= 1760
     photo = alignment.read_photo(path)
     crop = alignment.align(photo, box, size=64, recipe='body')
     assert crop.content_box == (16, 0, 48, 64)
