@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from photodrag.errors import BadCheckpointError, InvalidImageError, InvalidSettingsError
+from photodrag.io import one_at_a_time
 
 from .config import InversionConfig
 from .lpips import load_lpips
@@ -77,10 +78,11 @@ def prepare_target(image, resolution: int, device='cpu') -> torch.Tensor:
 
 
 def _clean_stale_temps(folder: Path) -> None:
-    """Remove the temporary files (`io.temp_sibling` names) that killed runs left in the
-    inversion cache; a live process's may be another run writing, and stay."""
-    from photodrag.io import remove_debris
+    """Remove the temporary files (`io.temp_sibling` names) and lock files that killed runs left
+    in the inversion cache; a live process's may be another run writing, and stay."""
+    from photodrag.io import remove_debris, remove_stale_locks
     remove_debris(folder)
+    remove_stale_locks(folder)
 
 
 def invert(G, image, config: Optional[InversionConfig] = None, callback: Optional[Callback] = None,
@@ -89,17 +91,31 @@ def invert(G, image, config: Optional[InversionConfig] = None, callback: Optiona
 
     `device` defaults to G's. `cache=True` keeps results under $PHOTODRAG_CACHE/inversions
     (a path: under that folder), keyed by image, generator content and settings, so the same
-    crop is never inverted twice. G is not modified.
+    crop is never inverted twice: a second process or thread asking for a crop being inverted
+    waits for it (`callback` hears step 0 of the projection meanwhile and may raise to stop
+    waiting) and reads the result. G is not modified.
     """
     config, device, target, img_hash, base_hash, start_key = _resolve(G, image, config, device, encoder)
-    path = None
-    if cache:
-        path = cached_path(None if cache is True else Path(cache),
-                           cache_key(img_hash, base_hash + start_key, config))
+    if not cache:
+        return _invert(G, config, device, target, img_hash, base_hash, start_key, callback, encoder)
+    path = cached_path(None if cache is True else Path(cache), cache_key(img_hash, base_hash + start_key, config))
+    inv = _from_cache(path, img_hash, base_hash, encoder, start_key)
+    if inv is not None:
+        return inv
+    # the same crop being inverted elsewhere (another tab of the editor, another worker of a
+    # batch, a second run): wait for it and read its result rather than do the work twice
+    waiting = (lambda: callback('projection', 0, config.projection_steps, {})) if callback else None
+    with one_at_a_time(path, waiting):
         inv = _from_cache(path, img_hash, base_hash, encoder, start_key)
-        if inv is not None:
-            return inv
+        if inv is None:
+            inv = _invert(G, config, device, target, img_hash, base_hash, start_key, callback, encoder)
+            inv.save(path)
+    return inv
 
+
+def _invert(G, config: InversionConfig, device, target: torch.Tensor, img_hash: str, base_hash: str, start_key: str,
+            callback: Optional[Callback], encoder) -> Inversion:
+    """`invert`'s work: projection from the start `config` names, then pivotal tuning."""
     G_work = copy.deepcopy(G).to(device).eval().requires_grad_(False)
     gen = torch.Generator().manual_seed(config.seed)    # CPU draws: the same on every device
     autocast = _AUTOCAST[config.precision]
@@ -133,8 +149,6 @@ def invert(G, image, config: Optional[InversionConfig] = None, callback: Optiona
                     noise=noise, base_hash=base_hash, config=config, image_hash=img_hash,
                     metrics={'projection': proj_metrics, 'tuning': tune_metrics}, packed=packed,
                     encoder=_encoder_info(encoder, start_key))
-    if path is not None:
-        inv.save(path)
     return inv
 
 

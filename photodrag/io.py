@@ -143,6 +143,82 @@ def temp_sibling(path, tag: str = 'tmp') -> Path:
     return Path(tmp)
 
 
+LOCK_SUFFIX = '.lock'
+
+
+@contextlib.contextmanager
+def one_at_a_time(path, waiting=None, poll_s: float = 0.1) -> Iterator[None]:
+    """Held while one process (or thread) makes the file `path`: another that asks for the same
+    path waits until the first is done (then typically finds the file made), calling
+    `waiting()` every `poll_s` seconds meanwhile (it may raise to give up). An flock on
+    `path` + LOCK_SUFFIX, which the holder removes when done; the OS releases it if the holder
+    dies, and `remove_stale_locks` clears what such holders leave. No lock where the OS has
+    no flock (the work may then be done twice)."""
+    try:
+        import fcntl
+    except ImportError:                     # not POSIX
+        yield
+        return
+    lock = Path(str(path) + LOCK_SUFFIX)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, _MODE)
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if waiting is not None:
+                        waiting()
+                    time.sleep(poll_s)
+            if _same_file(lock, fd):        # not a lock file its last holder had already removed
+                break
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            lock.unlink()                   # removed while held: a waiter on it takes a new one
+        os.close(fd)
+
+
+def _same_file(path: Path, fd: int) -> bool:
+    try:
+        return os.stat(path).st_ino == os.fstat(fd).st_ino
+    except OSError:
+        return False
+
+
+def remove_stale_locks(folder) -> int:
+    """Remove the lock files of `one_at_a_time` in `folder` that no live holder holds (one
+    killed while it held it left the file). Returns how many."""
+    try:
+        import fcntl
+        entries = [p for p in Path(folder).iterdir() if p.name.endswith(LOCK_SUFFIX)]
+    except (ImportError, OSError):
+        return 0
+    removed = 0
+    for p in entries:
+        try:
+            fd = os.open(p, os.O_RDWR)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if _same_file(p, fd):
+                p.unlink()
+                removed += 1
+        except OSError:                     # held: its holder is alive
+            pass
+        finally:
+            os.close(fd)
+    return removed
+
+
 def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)

@@ -332,6 +332,50 @@ def test_a_damaged_cache_entry_is_made_again_and_stale_temps_go(G, tmp_path):
     assert invert(G, _pattern(), config, cache=tmp_path).from_cache
 
 
+def test_the_same_crop_inverted_twice_at_once_is_worked_out_once(G, tmp_path):
+    """Two inversions of one crop at the same time (two tabs of the editor, two workers of a
+    batch): one does the work, the other waits and reads its result from the cache; a waiter
+    may give up; no lock file stays, nor one a killed holder left."""
+    import threading
+    from photodrag.io import one_at_a_time
+    config = QUICK.replace(projection_steps=2, tuning_steps=2)
+    stale = tmp_path / 'abandoned.safetensors.lock'
+    stale.write_bytes(b'')                  # its holder was killed: nobody holds it
+    tuned, results = [], {}
+
+    def run(name):
+        def step(stage, i, total, info):
+            if stage == 'tuning':
+                tuned.append(name)
+        results[name] = invert(G, _pattern(), config, cache=tmp_path, callback=step)
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in 'ab']
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(tuned)) == 1 and len(tuned) == 2              # one of them tuned
+    waited = 'b' if tuned[0] == 'a' else 'a'
+    assert results[waited].from_cache and not results[tuned[0]].from_cache
+    assert torch.equal(results['a'].w_pivot, results['b'].w_pivot)
+    assert not list(tmp_path.glob('*.lock'))
+
+    class GaveUp(Exception):
+        pass
+
+    def impatient(stage, i, total, info):
+        raise GaveUp()
+
+    other = config.replace(seed=5)              # not cached yet
+    from photodrag.inversion.saved import cache_key, cached_path, generator_hash, image_hash
+    from photodrag.inversion.optimize import prepare_target
+    key = cache_key(image_hash(prepare_target(_pattern(), G.img_resolution)), generator_hash(G), other)
+    with one_at_a_time(cached_path(tmp_path, key)):          # being inverted elsewhere
+        with pytest.raises(GaveUp):
+            invert(G, _pattern(), other, cache=tmp_path, callback=impatient)
+    assert not list(tmp_path.glob('*.lock'))
+
+
 @pytest.mark.parametrize('image, message', [
     (np.zeros((16, 16, 3), np.uint8), '16x16.*32x32'),
     (np.zeros((32, 32, 4), np.uint8), '4 channel'),
