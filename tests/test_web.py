@@ -146,6 +146,41 @@ def test_interactive_drag_replays_from_its_record(client, cache, tmp_path):
     client.delete(f'/api/sessions/{sid}')
 
 
+def test_a_face_the_detector_missed_is_boxed_by_hand_and_its_record_keeps_the_box(client, cache):
+    """A box drawn around a face adds it as the next subject, with landmarks fitted in the box;
+    edited and applied, its record keeps the box and replays. Bad boxes are one line of 4xx."""
+    sid = new(client)
+    assert client.post(f'/api/sessions/{sid}/subjects', json={'box': [10, 10, 90, 90]}).status_code == 409
+    faces = client.post(f'/api/sessions/{sid}/sample', json={'name': 'astronaut'}).json()['faces']
+    for box, words in ((['a', 'b', 'c', 'd'], 'x1 > x0'), ([1, 2, 3], 'x1 > x0'), ([50, 50, 40, 90], 'x1 > x0'),
+                       ([600, 10, 700, 100], 'at least 16x16'), ([10, 10, 20, 20], 'at least 16x16'), (None, 'x1 > x0')):
+        r = client.post(f'/api/sessions/{sid}/subjects', json={'box': box})
+        assert r.status_code == 400 and words in r.json()['error'] and '\n' not in r.json()['error'], (box, r.text)
+    x0, y0, x1, y1 = faces[0]['box']
+    box = [round(v, 1) for v in (x0 - 6, y0 - 6, x1 + 6, y1 + 6)]      # her face again, boxed a little wider
+    r = client.post(f'/api/sessions/{sid}/subjects', json={'box': box})
+    assert r.status_code == 200, r.text
+    added = r.json()
+    assert added['index'] == 1 and added['faces'][1]['boxed'] and added['faces'][1]['box'] == box
+    assert 'expression' in added['faces'][1] and not added['faces'][0]['boxed']     # landmarks were fitted
+    base = f'/api/sessions/{sid}/faces/1'
+    assert client.post(f'{base}/open').status_code == 200
+    client.post(f'{base}/points', json={'handle': [50, 80], 'target': [44, 74]})
+    with client.websocket_connect(f'/api/sessions/{sid}/events') as ws:
+        assert client.post(f'{base}/start').status_code == 200
+        while not ((m := json.loads(ws.receive_text()))['type'] == 'frame' and m['final']):
+            if m['type'] == 'frame':
+                ws.send_text(json.dumps({'type': 'ack'}))
+    assert client.post(f'{base}/apply').status_code == 200
+    rec = pipeline.EditRecord.from_dict(client.get(f'/api/sessions/{sid}/files/record').json())
+    photo = client.get(f'/api/sessions/{sid}/files/photo').content
+    assert rec.faces[0].index is None and rec.faces[0].box == box
+    again = pipeline.edit_from_record(rec, photo=DEMO_PHOTO, cache=cache)
+    from PIL import Image
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(photo)).convert('RGB')), again.pixels)
+    client.delete(f'/api/sessions/{sid}')
+
+
 def test_undo_gives_back_the_exact_image(client):
     sid = opened(client)
     base = f'/api/sessions/{sid}/faces/0'

@@ -232,6 +232,47 @@ def test_a_blink_is_fixed_from_another_shot_in_the_page(server, browser, shots, 
     assert errors == []
 
 
+def test_faces_are_picked_on_the_photo_and_a_missed_one_is_boxed_by_hand(server, browser, shots, tmp_path):
+    """A click on a face's box in the photo opens it, and so does a click on another face after
+    it; a box dragged where the detector found nothing adds a subject, numbered next, and opens
+    it with landmarks fitted in the box."""
+    from conftest import shared_photo
+    page = browser.new_page(viewport={'width': 1400, 'height': 900})
+    errors = []
+    page.on('pageerror', lambda e: errors.append(str(e)))
+    page.goto(server)
+    page.wait_for_selector('body[data-ready="1"]')
+    page.set_input_files('#file', shared_photo('group2_codeformer_06.png'))
+    page.wait_for_selector('body[data-faces="2"]')
+    assert 'Drag a box around any face it missed' in page.inner_text('#faces-hint')
+    def at(x, y):                           # photo px -> page px (where the canvas is now)
+        canvas = page.locator('#photo').bounding_box()
+        scale = page.evaluate('state.photoScale') * canvas['width'] / page.evaluate('document.getElementById("photo").width')
+        return canvas['x'] + x * scale, canvas['y'] + y * scale
+
+    for k in (1, 0):
+        x0, y0, x1, y1 = page.evaluate(f'state.faces[{k}].box')
+        page.mouse.click(*at((x0 + x1) / 2, (y0 + y1) / 2))
+        page.wait_for_selector(f'body[data-face="{k}"]', timeout=60_000)
+    w, h = page.evaluate('[state.photo.width, state.photo.height]')
+    free = [f for f in page.evaluate('state.faces.map((f) => f.box)')]
+    left = min(b[0] for b in free)          # a box in the margin left of every face
+    box = (left * 0.1, h * 0.3, left * 0.9, h * 0.3 + left * 0.8)
+    page.mouse.move(*at(box[0], box[1]))
+    page.mouse.down()
+    page.mouse.move(*at((box[0] + box[2]) / 2, (box[1] + box[3]) / 2), steps=4)
+    page.mouse.move(*at(box[2], box[3]), steps=4)
+    page.mouse.up()
+    page.wait_for_selector('body[data-face="2"]', timeout=60_000)
+    assert page.get_attribute('body', 'data-faces') == '3'
+    added = page.evaluate('state.faces[2]')
+    assert added['boxed'] and added['index'] == 2
+    assert all(abs(a - b) <= 3 for a, b in zip(added['box'], box)), (added['box'], box)
+    page.screenshot(path=str(shots / 'boxed.png'), full_page=True)
+    assert errors == [] and 'error' not in (page.get_attribute('#message', 'class') or '')
+    page.close()
+
+
 def test_a_page_from_another_origin_cannot_create_a_session(server, browser, tmp_path):
     """A foreign site open in the same browser (here: another port, another origin) tries a
     simple cross-site POST, a form and a preflighted fetch: the editor's sessions stay as they were."""

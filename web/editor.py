@@ -34,6 +34,8 @@ FRAME_TIMEOUT_S = 1.0       # send the next frame even without the page's acknow
 PROGRESS_EVERY_S = 0.1
 VIEW_MAX_PX = 1600          # the photo as the page shows it
 MAX_SHOTS = 8               # other shots of a burst a session holds
+MAX_SUBJECTS = 64           # faces (or objects) a photo can have, those boxed by hand included
+MIN_BOX_PX = 16             # the smallest box drawn around a subject (photo pixels, each side)
 
 
 class NotFound(PhotodragError):
@@ -225,6 +227,32 @@ class Editor:
         if sample is not None:                      # a bundled photo: counted once decoded (small)
             self.server.reserve_photo(self.sid, 4 * photo.pixels.nbytes)
         return photo
+
+    def add_subject(self, box) -> Dict[str, Any]:
+        """A subject boxed by hand in the photo: a face the detector missed (its landmarks fitted
+        in the box, as `photodrag edit --box` fits them; its record keeps the box) or, with a
+        generator of objects, the object (or person) to edit. It is numbered after the others."""
+        from photodrag import alignment
+        from photodrag.io import check_box
+        if self.photo is None:
+            raise Conflict('open a photo first')
+        if len(self.faces) >= MAX_SUBJECTS:
+            raise Conflict(f'the photo has {MAX_SUBJECTS} subjects already')
+        w, h = self.photo.size
+        x0, y0, x1, y1 = check_box(box, 'the box')
+        x0, y0, x1, y1 = max(0.0, x0), max(0.0, y0), min(float(w), x1), min(float(h), y1)
+        if x1 - x0 < MIN_BOX_PX or y1 - y0 < MIN_BOX_PX:
+            raise PhotodragError(f'the box must cover at least {MIN_BOX_PX}x{MIN_BOX_PX} pixels of the '
+                                 f'{w}x{h} photo, got {x1 - x0:.0f}x{y1 - y0:.0f} inside it')
+        box = (round(x0, 1), round(y0, 1), round(x1, 1), round(y1, 1))
+        if self.server.recipe.face:
+            landmarks = alignment.default_detector().landmarks(self.photo.pixels, box)
+            subject: Any = alignment.Face(box=box, landmarks=landmarks, score=0.0, index=-1)
+        else:
+            subject = box
+        self.faces.append(subject)
+        return {'index': len(self.faces) - 1,
+                'faces': [_face_info(f, i, self.photo.size) for i, f in enumerate(self.faces)]}
 
     # ---------------------------------------------------------------- other shots of the burst
 
@@ -990,7 +1018,9 @@ def _face_info(f, i: int, size) -> Dict[str, Any]:
     if isinstance(f, tuple):            # an object recipe's box: a person found, or the whole photo
         return {'index': i, 'box': [float(v) for v in f], 'score': 1.0, 'object': True,
                 'whole': tuple(f) == (0, 0, size[0], size[1])}
-    info = {'index': int(f.index), 'box': [float(v) for v in f.box], 'score': round(float(f.score), 3)}
+    # a face: found by the detector, or boxed by hand (index -1: its record keeps the box)
+    info = {'index': i, 'box': [float(v) for v in f.box], 'score': round(float(f.score), 3),
+            'boxed': f.index < 0}
     if f.landmarks is not None:
         r = expression.read(f.landmarks)
         info['expression'] = {**r.states(), 'text': r.describe()}

@@ -84,6 +84,15 @@ async def add_shot(sid: str, request: Request, server: ServerDep):
     return await on_worker(editor, editor.add_shot, data, unquote(request.headers.get('x-filename') or 'shot'))
 
 
+@router.post('/sessions/{sid}/subjects')
+async def add_subject(sid: str, request: Request, server: ServerDep):
+    """`{"box": [x0, y0, x1, y1]}` (photo pixels): a face the detector missed, or the object to
+    edit with a generator of objects: `{index, faces}`."""
+    editor = server.get(sid)
+    box = (await read_json(request)).get('box')
+    return await on_worker(editor, editor.add_subject, box)
+
+
 @router.post('/sessions/{sid}/sample')
 async def sample(sid: str, request: Request, server: ServerDep):
     editor = server.get(sid)

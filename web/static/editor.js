@@ -9,7 +9,8 @@ const state = {
   dragging: null,       // {index, which: 'handle'|'target', at: [x, y]} while a marker is moved
   frame: null,          // the Image drawn under the points
   trails: [], showBefore: false, running: false, painting: false, view: 'photo',
-  photoImg: null, resultImg: null, view: null, quad: null,
+  photoImg: null, resultImg: null, photoScale: 1, quad: null,
+  boxing: null,         // {from: [x, y], to: [x, y]} photo px while a box is drawn on the photo
 };
 const mask = document.createElement('canvas');     // the painted area, crop-sized, white = may change
 let maskUsed = false;
@@ -148,11 +149,13 @@ async function showPhoto(data) {
   const n = data.faces.length;
   const whole = n === 1 && data.faces[0].whole;       // a generator of objects: the whole photo is the subject
   const people = n > 0 && data.faces[0].object && !whole;   // full-body people, each found from their face
-  $('faces-hint').textContent = whole ? 'This generator draws objects, not faces: the whole photo is the subject.'
+  $('faces-hint').textContent = (whole ? 'This generator draws objects, not faces: the whole photo is the subject, '
+      + 'or drag a box around the one to edit.'
     : people ? (n === 1 ? 'One person found: click them to edit.'
                         : `${n} people found, numbered left to right: click the one to edit.`)
     : n === 1 ? 'One face found: click it to edit it.'
-    : `${n} faces found, numbered left to right: click the one to edit.`;
+    : `${n} faces found, numbered left to right: click the one to edit.`)
+    + (whole ? '' : ` Drag a box around ${people ? 'anyone' : 'any face'} it missed.`);
   say(`${data.photo.name}: ${data.photo.width}×${data.photo.height}`);
   drawPhoto();
   document.body.dataset.faces = String(n);
@@ -173,7 +176,7 @@ function drawPhoto() {
     g.strokeStyle = '#fff'; g.lineWidth = 2; g.beginPath(); g.moveTo(x, 0); g.lineTo(x, c.height); g.stroke();
   }
   const s = c.width / state.photo.width;    // photo px -> canvas px
-  state.view = s;
+  state.photoScale = s;
   g.lineWidth = 2; g.font = 'bold 14px system-ui';
   for (const f of state.faces) {
     const [x0, y0, x1, y1] = f.box;
@@ -184,6 +187,12 @@ function drawPhoto() {
     g.fillRect(x0 * s, y0 * s - 18, 20, 18);
     g.fillStyle = '#000'; g.fillText(String(f.index), x0 * s + 5, y0 * s - 4);
   }
+  if (state.boxing && state.boxing.moved) {       // the box being drawn
+    const [a, b] = [state.boxing.from, state.boxing.to];
+    g.strokeStyle = '#ffd400'; g.setLineDash([4, 3]);
+    g.strokeRect(Math.min(a[0], b[0]) * s, Math.min(a[1], b[1]) * s, Math.abs(b[0] - a[0]) * s, Math.abs(b[1] - a[1]) * s);
+    g.setLineDash([]);
+  }
   if (state.quad) {                   // where the aligned crop sits in the photo
     g.strokeStyle = 'rgba(255,212,0,.7)'; g.setLineDash([6, 4]); g.beginPath();
     state.quad.forEach(([x, y], i) => (i ? g.lineTo(x * s, y * s) : g.moveTo(x * s, y * s)));
@@ -191,11 +200,48 @@ function drawPhoto() {
   }
 }
 
-function faceAt(ev) {
+function toPhoto(ev) {
   const c = $('photo'), r = c.getBoundingClientRect();
-  const x = (ev.clientX - r.left) * c.width / r.width / state.view;
-  const y = (ev.clientY - r.top) * c.height / r.height / state.view;
-  return state.faces.find((f) => x >= f.box[0] && x <= f.box[2] && y >= f.box[1] && y <= f.box[3]);
+  return [(ev.clientX - r.left) * c.width / r.width / state.photoScale,
+          (ev.clientY - r.top) * c.height / r.height / state.photoScale];
+}
+
+function faceAt(ev) {             // the smallest box holding the point (a boxed object inside the whole photo)
+  const [x, y] = toPhoto(ev);
+  const area = (f) => (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]);
+  return state.faces.filter((f) => x >= f.box[0] && x <= f.box[2] && y >= f.box[1] && y <= f.box[3])
+    .sort((a, b) => area(a) - area(b))[0];
+}
+
+// a box dragged on the photo: a face the detector missed, or the object to edit
+function onPhotoDown(ev) {
+  if (!state.photo || ev.button !== 0) return;
+  state.boxing = { from: toPhoto(ev), to: toPhoto(ev), moved: false };
+}
+
+function onPhotoMove(ev) {
+  const b = state.boxing;
+  if (!b) return;
+  b.to = toPhoto(ev);
+  b.moved = b.moved || Math.hypot((b.to[0] - b.from[0]) * state.photoScale, (b.to[1] - b.from[1]) * state.photoScale) > 6;
+  if (b.moved) drawPhoto();
+}
+
+async function onPhotoUp(ev) {
+  const b = state.boxing;
+  if (!b) return;
+  state.boxing = null;
+  if (!b.moved) { const f = faceAt(ev); if (f) openFace(f.index); return; }
+  drawPhoto();
+  const box = [Math.min(b.from[0], b.to[0]), Math.min(b.from[1], b.to[1]),
+               Math.max(b.from[0], b.to[0]), Math.max(b.from[1], b.to[1])];
+  await guarded(async () => {
+    const data = await api('POST', '/subjects', { box });
+    state.faces = data.faces;
+    document.body.dataset.faces = String(data.faces.length);
+    drawPhoto();
+    await openFace(data.index);
+  });
 }
 
 // ------------------------------------------------------------------ a face
@@ -556,7 +602,9 @@ window.addEventListener('DOMContentLoaded', () => {
     ev.preventDefault(); drop.classList.remove('over');
     openUpload(ev.dataTransfer.files[0]);
   });
-  $('photo').addEventListener('click', (ev) => { const f = faceAt(ev); if (f) openFace(f.index); });
+  $('photo').addEventListener('pointerdown', onPhotoDown);
+  $('photo').addEventListener('pointermove', onPhotoMove);
+  window.addEventListener('pointerup', onPhotoUp);
   $('compare').addEventListener('input', drawPhoto);
   const crop = $('crop');
   crop.addEventListener('pointerdown', onCropDown);
