@@ -191,7 +191,7 @@ class Editor:
         view = self._write_view(photo.pixels, 'view.jpg')
         self.publish({'type': 'progress', 'stage': 'detect', 'step': 1, 'total': 1})
         return {'photo': {'name': name, 'width': photo.size[0], 'height': photo.size[1],
-                          'view_scale': view}, 'faces': [_face_info(f, i, photo.size) for i, f in enumerate(found)]}
+                          'view_scale': view}, 'faces': self._faces_info()}
 
     def _read_upload(self, data: Optional[bytes], name: str, stem: str, sample: Optional[Path] = None):
         """An uploaded photo (recognised by content, kept in the session's folder as STEM.ext) or
@@ -251,8 +251,10 @@ class Editor:
         else:
             subject = box
         self.faces.append(subject)
-        return {'index': len(self.faces) - 1,
-                'faces': [_face_info(f, i, self.photo.size) for i, f in enumerate(self.faces)]}
+        return {'index': len(self.faces) - 1, 'faces': self._faces_info()}
+
+    def _faces_info(self) -> List[Dict[str, Any]]:
+        return [_face_info(f, i, self.photo.size) for i, f in enumerate(self.faces)]
 
     # ---------------------------------------------------------------- other shots of the burst
 
@@ -313,7 +315,7 @@ class Editor:
         shot_name = self.shots[t.reference][0]
         message = (f'face {k}: {part} {verb} from {shot_name} ({what})' if ok else
                    f'face {k}: {part} taken from {shot_name}, yet they do not read as fixed ({what}); check them')
-        return {'face': k, 'fixed': ok, 'message': message, 'faces': [_face_info(f, i, self.photo.size) for i, f in enumerate(self.faces)]}
+        return {'face': k, 'fixed': ok, 'message': message, 'faces': self._faces_info()}
 
     def _fix_record(self, edit_record: Optional[Dict[str, Any]], pixels: np.ndarray) -> Dict[str, Any]:
         """The session's fix record: the transfers from other shots, then the drags' edit record."""
