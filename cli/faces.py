@@ -17,7 +17,10 @@ _NAMED_POINTS = (('left eye centre', range(36, 42)), ('right eye centre', range(
               help='Also print points to drag: eye centres, mouth corners, nose tip and chin (photo pixels).')
 @click.option('--upsample', type=click.IntRange(0, 4), default=None,
               help='Search the photo enlarged 2^N times, for tiny faces (0-4).')
-def faces_command(photo, preview, landmarks, upsample):
+@click.option('--people', is_flag=True,
+              help="Also print each face's whole person, head to feet: the box `edit --recipe body` crops "
+                   '(full-body generators), or a starting point for --box.')
+def faces_command(photo, preview, landmarks, upsample, people):
     """List the faces found in PHOTO, numbered from 0 left to right, as --face takes them.
 
     Each face's expression is read from its landmarks: eye aspect ratio per eye (closed below
@@ -51,5 +54,8 @@ def faces_command(photo, preview, landmarks, upsample):
             points = ', '.join(f'{name} {lm[list(idx)].mean(axis=0)[0]:.0f},{lm[list(idx)].mean(axis=0)[1]:.0f}'
                                for name, idx in _NAMED_POINTS)
             click.echo(f'face {f.index}: {points}')
+    if people:
+        for f, box in zip(faces, alignment.detect_people(image, faces)):
+            click.echo(f'person {f.index}: box {",".join(f"{v:.0f}" for v in box)}')
     if preview:
         click.echo(f'preview: {report.save_image(preview, report.draw_faces(image.pixels, faces))}')

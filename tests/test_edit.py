@@ -426,11 +426,14 @@ def test_a_full_body_photo_is_edited_on_a_non_square_generator_through_the_cli(t
     rec = pipeline.EditRecord.load(record)
     face = rec.faces[0]
     assert face.drag['steps'] <= 5 and rec.config['recipe'] == 'body'
+    listed = CliRunner().invoke(main, ['faces', path, '--people'])
+    assert listed.exit_code == 0 and listed.output.splitlines()[-1].startswith('person 0: box ')
     box = tuple(face.box)
     if given:
         assert box == hand
-    else:                           # found: head to shoes
+    else:                           # found: head to shoes, the box `faces --people` lists
         assert 380 <= box[0] <= 460 and 200 <= box[1] <= 260 and 840 <= box[2] <= 1020 and box[3] >= 1760
+        assert listed.output.splitlines()[-1] == f'person 0: box {",".join(f"{v:.0f}" for v in box)}'
     photo = alignment.read_photo(path)
     crop = alignment.align(photo, box, size=64, recipe='body')
     assert crop.content_box == (16, 0, 48, 64)
