@@ -149,17 +149,14 @@ def main():
         best = max((k for k in table if k != 'RGB'), key=lambda k: float(np.median(np.concatenate(table[k])[:, 1])))
         for k in [k for k in table if k != 'RGB'] + ['RGB']:
             e, clear = np.concatenate(table[k]).T
+            mark = ''
             if k == 'RGB':
                 label = 'image (RGB)'
             else:
                 layer = plan.layers[k - 1]
                 label = f"{k:>2} (L{k - 1}): {layer.out_rate:>4} px, {layer.out_channels:>4} ch"
-                if k in cost:
-                    mark = f'  step {cost[k]:.1f} s ({cost[k] / cost[6]:.2f}x L5)' if 6 in cost else ''
-                else:
-                    mark = ''
-            if k == 'RGB':
-                mark = ''
+                if k in cost and 6 in cost:
+                    mark = f'  step {cost[k]:.1f} s ({cost[k] / cost[6]:.2f}x L5)'
             mark += '  <- clearest' if k == best else ('  <- default (DragGAN: L5)' if k == 6 else '')
             print(f'  {label:<30} {e.mean():6.2f} px  {100 * (e <= 1).mean():5.1f} %  {np.median(clear):6.2f}  '
                   f'{100 * (clear < 1).mean():5.1f} %{mark}')

@@ -98,7 +98,7 @@ def invert(G, image, config: Optional[InversionConfig] = None, callback: Optiona
     config, device, target, img_hash, base_hash, start_key = _resolve(G, image, config, device, encoder)
     if not cache:
         return _invert(G, config, device, target, img_hash, base_hash, start_key, callback, encoder)
-    path = cached_path(None if cache is True else Path(cache), cache_key(img_hash, base_hash + start_key, config))
+    path = _cache_entry(cache, img_hash, base_hash, start_key, config)
     inv = _from_cache(path, img_hash, base_hash, encoder, start_key)
     if inv is not None:
         return inv
@@ -106,7 +106,7 @@ def invert(G, image, config: Optional[InversionConfig] = None, callback: Optiona
     # batch, a second run): wait for it and read its result rather than do the work twice
     waiting = (lambda: callback('projection', 0, config.projection_steps, {})) if callback else None
     with one_at_a_time(path, waiting):
-        inv = _from_cache(path, img_hash, base_hash, encoder, start_key)
+        inv = _from_cache(path, img_hash, base_hash, encoder, start_key, sweep=False)
         if inv is None:
             inv = _invert(G, config, device, target, img_hash, base_hash, start_key, callback, encoder)
             inv.save(path)
@@ -177,9 +177,18 @@ def _resolve(G, image, config: Optional[InversionConfig], device, encoder):
     return config, device, target, img_hash, base_hash, start_key
 
 
-def _from_cache(path: Path, img_hash: str, base_hash: str, encoder, start_key: str) -> Optional[Inversion]:
-    """The cached inversion at `path`, or None (a damaged or foreign file there is removed)."""
-    _clean_stale_temps(path.parent)
+def _cache_entry(cache: Union[bool, str, Path], img_hash: str, base_hash: str, start_key: str,
+                 config: InversionConfig) -> Path:
+    """Where the cache (`invert`'s `cache`: True or a folder) keeps this inversion."""
+    return cached_path(None if cache is True else Path(cache), cache_key(img_hash, base_hash + start_key, config))
+
+
+def _from_cache(path: Path, img_hash: str, base_hash: str, encoder, start_key: str,
+                sweep: bool = True) -> Optional[Inversion]:
+    """The cached inversion at `path`, or None (a damaged or foreign file there is removed);
+    `sweep` first clears what killed runs left in the folder."""
+    if sweep:
+        _clean_stale_temps(path.parent)
     if path.is_file():
         try:
             inv = Inversion.load(path)
@@ -200,9 +209,8 @@ def cached(G, image, config: Optional[InversionConfig] = None, device=None, cach
     if not cache:
         return None
     config, device, target, img_hash, base_hash, start_key = _resolve(G, image, config, device, encoder)
-    return _from_cache(cached_path(None if cache is True else Path(cache),
-                                   cache_key(img_hash, base_hash + start_key, config)),
-                       img_hash, base_hash, encoder, start_key)
+    return _from_cache(_cache_entry(cache, img_hash, base_hash, start_key, config), img_hash, base_hash, encoder,
+                       start_key)
 
 
 def preview(G, image, config: Optional[InversionConfig] = None, device=None, encoder=None) -> torch.Tensor:
