@@ -14,8 +14,9 @@ the photo; faces go in one after another. Beyond that:
   carried over as motion, not as pixels. Optical flow (OpenCV DIS) between the edited crop
   and the reconstruction says where each edited pixel came from; the PHOTO is resampled
   along that flow at its own resolution, and only what the motion does not explain
-  (edited minus the moved reconstruction: new shading, teeth that appear) is added from the
-  generator. A blurry or low-resolution generator then moves the photo's own pixels
+  (edited minus the moved reconstruction: teeth that appear) is added from the generator,
+  where the motion uncovered something and less the colour drift the generator shows around
+  it. A blurry or low-resolution generator then moves the photo's own pixels
   instead of pasting its blurry rendering over them.
 
 Outside the returned blend mask (mask == 0) the output is bit-identical to the input.
@@ -231,6 +232,7 @@ def _paste_one(out: np.ndarray, edit: Edit, cfg: PasteConfig) -> BlendMask:
 RESIDUAL_THRESHOLD = 6.0     # grey levels of |edited - moved reconstruction| ignored by flow transfer
 FLOW_UPSCALE = 2             # the flow is estimated on crops enlarged this much (a 128 px render is too coarse for DIS)
 OCCLUSION_PX = 1.0           # forward-backward disagreement (crop px) that marks a pixel the motion uncovered
+DRIFT_SIGMA = 1 / 32         # the generator's colour drift is measured this wide (x the crop's width: 4 px at 128)
 
 
 def crop_flow(edited: np.ndarray, reference: np.ndarray, motions: Sequence = ()) -> np.ndarray:
@@ -296,15 +298,22 @@ def _flow_transfer(photo: np.ndarray, t, edited: np.ndarray, reference: np.ndarr
     moved_ref = cv2.remap(reference.astype(np.float32), gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_REFLECT)
     residual = edited.astype(np.float32) - moved_ref
+    uncovered = _uncovered(edited, reference, flow) if residual_mode == 'disoccluded' else None
+    if uncovered is not None:
+        # the generator's colour drift (a face that turns grey as it is dragged) is not part of
+        # what the motion uncovered: measured in the pixels the motion explains, spread over the
+        # uncovered ones and taken out, so new content keeps only what differs from its
+        # surroundings (teeth stay white, a cheek does not turn into a grey blotch)
+        residual -= _spread(residual, 1.0 - uncovered, cw * DRIFT_SIGMA)
     # keep what the edit adds (teeth that appear, new shading: large differences); drop the
     # generator's small drift in colour and texture around them (soft threshold, in levels)
     residual = np.sign(residual) * np.maximum(np.abs(residual) - RESIDUAL_THRESHOLD, 0.0)
     if residual_mode == 'none':
         residual[:] = 0
-    elif residual_mode == 'disoccluded':
+    elif uncovered is not None:
         # only what the motion uncovered: elsewhere the photo's own pixels, moved, are the
         # whole edit, and the generator's prior (a moustache, a shadow) never paints over them
-        residual *= _uncovered(edited, reference, flow)[..., None]
+        residual *= uncovered[..., None]
     # photo space: each window pixel p -> crop q -> source q + flow(q) -> photo p'
     x0, y0, x1, y1 = box
     px, py = np.meshgrid(np.arange(x0, x1, dtype=np.float64), np.arange(y0, y1, dtype=np.float64))
@@ -326,22 +335,27 @@ def _flow_transfer(photo: np.ndarray, t, edited: np.ndarray, reference: np.ndarr
 def _colour_correction(original: np.ndarray, recon: np.ndarray, mask: np.ndarray, side: float) -> np.ndarray:
     """A smooth field (photo - reconstruction) interpolated from the feather band by
     normalised convolution; far from the band it tends to the band's mean difference."""
-    import cv2
     band = (4.0 * mask * (1.0 - mask)).astype(np.float32)
-    total = float(band.sum())
+    return _spread(original - recon, band, max(2.0, side / 8))
+
+
+def _spread(values: np.ndarray, weights: np.ndarray, sigma: float) -> np.ndarray:
+    """Normalised convolution: `values` [h, w, c], known where `weights` [h, w] is high, spread
+    smoothly (Gaussian `sigma`) over the whole image; where no weight reaches, their weighted
+    mean. Zeros when the weights sum to less than one pixel."""
+    import cv2
+    total = float(weights.sum())
     if total < 1.0:
-        return np.zeros_like(recon)
-    diff = original - recon
-    mean = (diff * band[..., None]).reshape(-1, 3).sum(axis=0) / total
-    sigma = max(2.0, side / 8)
+        return np.zeros_like(values, dtype=np.float32)
+    mean = (values * weights[..., None]).reshape(-1, values.shape[2]).sum(axis=0) / total
     # blur at reduced resolution: the field is low-frequency anyway, and big sigmas are slow
     f = max(1, int(sigma // 4))
     small = lambda a: cv2.resize(a, (max(1, a.shape[1] // f), max(1, a.shape[0] // f)), interpolation=cv2.INTER_AREA)  # noqa: E731
-    num = cv2.GaussianBlur(small(diff * band[..., None]), (0, 0), sigma / f)
-    den = cv2.GaussianBlur(small(band), (0, 0), sigma / f)[..., None]
+    num = cv2.GaussianBlur(small(values * weights[..., None]), (0, 0), sigma / f)
+    den = cv2.GaussianBlur(small(weights), (0, 0), sigma / f)[..., None]
     eps = 1e-3 * float(den.max())
     field_small = (num + eps * mean) / (den + eps)
-    return cv2.resize(field_small, (recon.shape[1], recon.shape[0]), interpolation=cv2.INTER_LINEAR).astype(np.float32)
+    return cv2.resize(field_small, (values.shape[1], values.shape[0]), interpolation=cv2.INTER_LINEAR).astype(np.float32)
 
 
 def _poisson(original: np.ndarray, recon: np.ndarray, mask: np.ndarray) -> np.ndarray:

