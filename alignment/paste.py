@@ -232,7 +232,8 @@ def _paste_one(out: np.ndarray, edit: Edit, cfg: PasteConfig) -> BlendMask:
 RESIDUAL_THRESHOLD = 6.0     # grey levels of |edited - moved reconstruction| ignored by flow transfer
 FLOW_UPSCALE = 2             # the flow is estimated on crops enlarged this much (a 128 px render is too coarse for DIS)
 OCCLUSION_PX = 1.0           # forward-backward disagreement (crop px) that marks a pixel the motion uncovered
-DRIFT_SIGMA = 1 / 32         # the generator's colour drift is measured this wide (x the crop's width: 4 px at 128)
+DRIFT_SIGMA = 1 / 8          # the generator's brightness drift is measured this wide (x the crop's width: 16 px at 128)
+DRIFT_COLOUR_SIGMA = 1 / 32  # its colour drift this wide (4 px at 128)
 
 
 def crop_flow(edited: np.ndarray, reference: np.ndarray, motions: Sequence = ()) -> np.ndarray:
@@ -304,7 +305,7 @@ def _flow_transfer(photo: np.ndarray, t, edited: np.ndarray, reference: np.ndarr
         # what the motion uncovered: measured in the pixels the motion explains, spread over the
         # uncovered ones and taken out, so new content keeps only what differs from its
         # surroundings (teeth stay white, a cheek does not turn into a grey blotch)
-        residual -= _spread(residual, 1.0 - uncovered, cw * DRIFT_SIGMA)
+        residual -= _drift(residual, (1.0 - uncovered).astype(np.float32), cw)
     # keep what the edit adds (teeth that appear, new shading: large differences); drop the
     # generator's small drift in colour and texture around them (soft threshold, in levels)
     residual = np.sign(residual) * np.maximum(np.abs(residual) - RESIDUAL_THRESHOLD, 0.0)
@@ -330,6 +331,18 @@ def _flow_transfer(photo: np.ndarray, t, edited: np.ndarray, reference: np.ndarr
     moved = cv2.remap(photo.astype(np.float32), map_x, map_y, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
     extra = cv2.remap(residual, qx, qy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     return moved + extra
+
+
+def _drift(residual: np.ndarray, explained: np.ndarray, width: int) -> np.ndarray:
+    """The generator's drift in `residual` (edited minus the moved reconstruction, [h, w, 3]) at
+    every pixel, as the pixels the motion explains (`explained`, weights [h, w]) show it around
+    there: its brightness (the channels' mean) over DRIFT_SIGMA x `width`, its colour over
+    DRIFT_COLOUR_SIGMA x `width`. Brightness is measured wider because a darker spot next to an
+    uncovered one can be the edit's own content (a mouth corner the flow carried less far than
+    the generator drew it); a change of colour at that scale is the generator's cast."""
+    broad = _spread(residual, explained, width * DRIFT_SIGMA)
+    colour = _spread(residual, explained, width * DRIFT_COLOUR_SIGMA) - broad
+    return broad + colour - colour.mean(axis=2, keepdims=True)
 
 
 def _colour_correction(original: np.ndarray, recon: np.ndarray, mask: np.ndarray, side: float) -> np.ndarray:
